@@ -1,0 +1,504 @@
+/**
+ * zod schemas for every message that crosses the bus. Every publisher and every receiver
+ * parses with these; inside a process, the inferred types are trusted.
+ */
+import { z } from "zod";
+import { ErrorCode } from "./errors.js";
+import { nameProblem, type NameKind } from "./names.js";
+import { MERGE_GROUPS, RUN_KINDS, STEP_IDS, type StepId } from "./phases.js";
+
+/** A string that must be a safe subject token; the issue names the kind and the value. */
+export function nameSchema(kind: NameKind) {
+  return z.string().superRefine((value, ctx) => {
+    const problem = nameProblem(value);
+    if (problem !== undefined) ctx.addIssue({ code: "custom", message: `${kind} name ${JSON.stringify(value)} ${problem}` });
+  });
+}
+
+export const LabName = nameSchema("lab");
+export const HostName = nameSchema("host");
+export const PluginName = nameSchema("plugin");
+export const RunId = nameSchema("run");
+
+const Millis = z.number().int().nonnegative();
+const Timestamp = z.number().int().nonnegative();
+export const RunKindSchema = z.enum(RUN_KINDS);
+export const StepIdSchema = z.enum(STEP_IDS as [StepId, ...StepId[]]);
+export const MergeGroupSchema = z.enum(MERGE_GROUPS);
+
+// ---------------------------------------------------------------------------
+// Errors and replies
+
+export const WireErrorSchema = z.object({
+  code: z.enum(Object.values(ErrorCode) as [ErrorCode, ...ErrorCode[]]),
+  message: z.string(),
+  data: z.record(z.string(), z.unknown()).optional(),
+});
+
+/** Every request is answered with `{ ok: true, value }` or `{ ok: false, error }`. */
+export function replySchema<T extends z.ZodType>(value: T) {
+  return z.discriminatedUnion("ok", [
+    z.object({ ok: z.literal(true), value }),
+    z.object({ ok: z.literal(false), error: WireErrorSchema }),
+  ]);
+}
+
+/** A problem found in a user's file: the file, the line or field path, and what is wrong. */
+export const DiagnosticSchema = z.object({
+  severity: z.enum(["error", "warning"]),
+  file: z.string(),
+  line: z.number().int().positive().optional(),
+  path: z.string().optional(),
+  message: z.string(),
+});
+export type Diagnostic = z.infer<typeof DiagnosticSchema>;
+
+// ---------------------------------------------------------------------------
+// Lab definition (config service)
+
+export const FailurePolicySchema = z.enum(["abort", "continue"]);
+export const MaxFailSchema = z.union([
+  z.object({ count: z.number().int().nonnegative() }),
+  z.object({ percent: z.number().min(0).max(100) }),
+]);
+export type MaxFail = z.infer<typeof MaxFailSchema>;
+
+/** Run defaults a lab sets; a run request may override each. */
+export const RunDefaultsSchema = z.object({
+  failurePolicy: FailurePolicySchema,
+  maxFail: MaxFailSchema.nullable(),
+  phaseTimeoutMs: Millis,
+  ackTimeoutMs: Millis,
+  heartbeatTimeoutMs: Millis,
+});
+export type RunDefaults = z.infer<typeof RunDefaultsSchema>;
+
+export const MirrorSchema = z.object({ prefix: z.string().min(1), replace: z.string().min(1) });
+export const CredentialSchema = z.object({
+  prefix: z.string().min(1),
+  username: z.string(),
+  password: z.string(),
+});
+
+/** How a lab's plugins are fetched and ordered. Credentials stay inside the fetcher. */
+export const PluginSettingsSchema = z.object({
+  order: z.enum(["registration", "requires"]),
+  reclone: z.boolean(),
+  offline: z.boolean(),
+  mirrors: z.array(MirrorSchema),
+  allowSchemes: z.array(z.enum(["https", "http", "file", "path"])),
+});
+export type PluginSettings = z.infer<typeof PluginSettingsSchema>;
+
+export const LocalConfSourceSchema = z.object({ file: z.string(), text: z.string() });
+export type LocalConfSource = z.infer<typeof LocalConfSourceSchema>;
+
+export const PluginDeclSchema = z.object({
+  name: z.string(),
+  url: z.string(),
+  ref: z.string(),
+  file: z.string(),
+  line: z.number().int().positive(),
+});
+export type PluginDecl = z.infer<typeof PluginDeclSchema>;
+
+export const MetaBlockSchema = z.object({
+  group: z.string(),
+  spec: z.string(),
+  file: z.string(),
+  line: z.number().int().positive(),
+  lines: z.array(z.object({ text: z.string(), line: z.number().int().positive() })),
+});
+export type MetaBlockWire = z.infer<typeof MetaBlockSchema>;
+
+/** What the config service answers for one host: everything the agent needs to run it. */
+export const HostConfigSchema = z.object({
+  lab: LabName,
+  host: HostName,
+  revision: z.number().int().positive(),
+  wave: z.number().int(),
+  labels: z.record(z.string(), z.string()),
+  /** The local.conf sources in the order they apply: the lab's common file, then the host's. */
+  localConf: z.array(LocalConfSourceSchema),
+  /** All `[[local|localrc]]` content, in order, verbatim. */
+  localrc: z.string(),
+  blocks: z.array(MetaBlockSchema),
+  plugins: z.array(PluginDeclSchema),
+  diagnostics: z.array(DiagnosticSchema),
+  pluginSettings: PluginSettingsSchema,
+});
+export type HostConfig = z.infer<typeof HostConfigSchema>;
+
+export const ConfigApplyRequestSchema = z.object({
+  /** The manifest's file name, as the user gave it (used in messages). */
+  file: z.string(),
+  text: z.string(),
+  /** Contents of the local.conf files the manifest references, by the path written in it. */
+  files: z.record(z.string(), z.string()),
+});
+export type ConfigApplyRequest = z.infer<typeof ConfigApplyRequestSchema>;
+
+export const ConfigApplyReplySchema = z.object({
+  lab: LabName,
+  revision: z.number().int().positive(),
+  unchanged: z.boolean(),
+  hosts: z.array(HostName),
+  warnings: z.array(DiagnosticSchema),
+});
+export type ConfigApplyReply = z.infer<typeof ConfigApplyReplySchema>;
+
+export const ConfigGetRequestSchema = z.object({ revision: z.number().int().positive().optional() });
+export const LabShowRequestSchema = z.object({ revision: z.number().int().positive().optional() });
+
+export const LabHostSummarySchema = z.object({
+  name: HostName,
+  wave: z.number().int(),
+  labels: z.record(z.string(), z.string()),
+  local: z.boolean(),
+  topDir: z.string().optional(),
+  dest: z.string().optional(),
+  plugins: z.array(PluginDeclSchema),
+  warnings: z.number().int().nonnegative(),
+});
+export const LabShowSchema = z.object({
+  lab: LabName,
+  revision: z.number().int().positive(),
+  appliedAt: Timestamp,
+  file: z.string(),
+  defaults: RunDefaultsSchema,
+  pluginSettings: PluginSettingsSchema,
+  hosts: z.array(LabHostSummarySchema),
+});
+export type LabShow = z.infer<typeof LabShowSchema>;
+
+export const ConfigRevisionEventSchema = z.object({
+  lab: LabName,
+  revision: z.number().int().positive(),
+  appliedAt: Timestamp,
+  hosts: z.array(HostName),
+});
+
+// ---------------------------------------------------------------------------
+// Plugins (fetcher)
+
+export const PluginResolveRequestSchema = z.object({
+  name: PluginName,
+  url: z.string().min(1),
+  ref: z.string().min(1),
+  /** Requests of one run resolve a moving ref once, so every host gets the same commit. */
+  runId: RunId.optional(),
+});
+export type PluginResolveRequest = z.infer<typeof PluginResolveRequestSchema>;
+
+export const PluginResolveReplySchema = z.object({
+  name: PluginName,
+  url: z.string(),
+  ref: z.string(),
+  commit: z.string().regex(/^[0-9a-f]{40}$/),
+  /** Object-store name of the archive. */
+  object: z.string(),
+  size: z.number().int().nonnegative(),
+  /** `sha256-<hex>` of the archive bytes. */
+  digest: z.string(),
+  /** The name the plugin defines for itself (`define_plugin`), if any. */
+  defines: z.string().nullable(),
+  /** Plugins this one requires (`plugin_requires <self> <other>`), in file order. */
+  requires: z.array(z.string()),
+  warnings: z.array(z.string()),
+});
+export type PluginResolveReply = z.infer<typeof PluginResolveReplySchema>;
+
+// ---------------------------------------------------------------------------
+// Agents
+
+export const AgentInfoSchema = z.object({
+  lab: LabName,
+  host: HostName,
+  instance: z.string().min(1),
+  pid: z.number().int().positive(),
+  hostname: z.string(),
+  version: z.string(),
+  startedAt: Timestamp,
+});
+export type AgentInfo = z.infer<typeof AgentInfoSchema>;
+
+export const StepRefSchema = z.object({ runId: RunId, attempt: z.number().int().positive(), step: StepIdSchema });
+export type StepRef = z.infer<typeof StepRefSchema>;
+
+export const HeartbeatSchema = z.object({
+  lab: LabName,
+  host: HostName,
+  instance: z.string(),
+  at: Timestamp,
+  busy: StepRefSchema.nullable(),
+  /** The hook running now, when busy. */
+  hook: z.string().nullable(),
+});
+export type Heartbeat = z.infer<typeof HeartbeatSchema>;
+
+export const PingRequestSchema = z.object({});
+export const PingReplySchema = AgentInfoSchema;
+
+/** Values hosts exported with `stackbus_export`, by host then variable. */
+export const FactsSchema = z.record(z.string(), z.record(z.string(), z.string()));
+export type Facts = z.infer<typeof FactsSchema>;
+
+/** Coordinator -> agent: run one step of a run on this host. */
+export const PhaseCommandSchema = z.object({
+  lab: LabName,
+  runId: RunId,
+  kind: RunKindSchema,
+  attempt: z.number().int().positive(),
+  step: StepIdSchema,
+  /** The lab revision the run was created from; the prepare step fetches this config. */
+  configRevision: z.number().int().positive(),
+  timeoutMs: Millis,
+  facts: FactsSchema,
+});
+export type PhaseCommand = z.infer<typeof PhaseCommandSchema>;
+
+export const HookStatusSchema = z.enum(["ok", "failed", "timeout", "canceled", "skipped"]);
+
+/** One hook's run, mirroring execa's result. */
+export const HookResultSchema = z.object({
+  hook: z.string(),
+  command: z.string(),
+  status: HookStatusSchema,
+  durationMs: Millis,
+  exitCode: z.number().int().nullable(),
+  signal: z.string().nullable(),
+});
+export type HookResult = z.infer<typeof HookResultSchema>;
+
+export const FailureReasonSchema = z.enum(["hook", "timeout", "canceled", "lost", "session", "internal"]);
+export type FailureReason = z.infer<typeof FailureReasonSchema>;
+
+/** Why a host failed a step: host, step, hook, exit status, and the output tail. */
+export const FailureSchema = z.object({
+  host: HostName,
+  step: StepIdSchema,
+  reason: FailureReasonSchema,
+  hook: z.string().nullable(),
+  exitCode: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  message: z.string(),
+  outputTail: z.array(z.string()),
+});
+export type Failure = z.infer<typeof FailureSchema>;
+
+export const StepStatusSchema = z.enum(["ok", "failed", "timeout", "canceled", "lost"]);
+export type StepStatus = z.infer<typeof StepStatusSchema>;
+
+/** Agent -> stream: the outcome of one step on one host. */
+export const StepResultSchema = z.object({
+  lab: LabName,
+  runId: RunId,
+  host: HostName,
+  attempt: z.number().int().positive(),
+  step: StepIdSchema,
+  status: StepStatusSchema,
+  startedAt: Timestamp,
+  finishedAt: Timestamp,
+  durationMs: Millis,
+  hooks: z.array(HookResultSchema),
+  /** Failures of this step on this host (several when errexit is off). */
+  failures: z.array(FailureSchema),
+  facts: z.record(z.string(), z.string()),
+  warnings: z.array(z.string()),
+});
+export type StepResult = z.infer<typeof StepResultSchema>;
+
+/** Agent's reply to a PhaseCommand. `done` carries the stored result of a step already finished. */
+export const CommandAckSchema = z.object({
+  host: HostName,
+  instance: z.string(),
+  state: z.enum(["started", "running", "done"]),
+  result: StepResultSchema.optional(),
+});
+export type CommandAck = z.infer<typeof CommandAckSchema>;
+
+export const CancelRequestSchema = z.object({ runId: RunId, reason: z.string() });
+export const CancelReplySchema = z.object({ host: HostName, canceled: z.boolean() });
+
+/** One batch of output lines from the hooks of one step on one host. */
+export const LogBatchSchema = z.object({
+  lab: LabName,
+  runId: RunId,
+  host: HostName,
+  attempt: z.number().int().positive(),
+  step: StepIdSchema,
+  seq: z.number().int().nonnegative(),
+  lines: z.array(
+    z.object({
+      at: Timestamp,
+      hook: z.string(),
+      stream: z.enum(["stdout", "stderr", "agent"]),
+      text: z.string(),
+    }),
+  ),
+});
+export type LogBatch = z.infer<typeof LogBatchSchema>;
+
+/** Live, unstored: the hook a host has just started. */
+export const ProgressSchema = z.object({
+  runId: RunId,
+  host: HostName,
+  attempt: z.number().int().positive(),
+  step: StepIdSchema,
+  hook: z.string(),
+  at: Timestamp,
+  /** Work counters for long actions, e.g. plugin download bytes. */
+  done: z.number().nonnegative().optional(),
+  total: z.number().nonnegative().optional(),
+});
+export type Progress = z.infer<typeof ProgressSchema>;
+
+// ---------------------------------------------------------------------------
+// Runs (coordinator)
+
+export const RunPolicySchema = z.object({
+  failurePolicy: FailurePolicySchema,
+  maxFail: MaxFailSchema.nullable(),
+  phaseTimeoutMs: Millis,
+  ackTimeoutMs: Millis,
+  heartbeatTimeoutMs: Millis,
+});
+export type RunPolicy = z.infer<typeof RunPolicySchema>;
+
+export const RunHostSchema = z.object({ name: HostName, wave: z.number().int() });
+
+export const RunSpecSchema = z.object({
+  lab: LabName,
+  runId: RunId,
+  kind: RunKindSchema,
+  hosts: z.array(RunHostSchema).min(1),
+  configRevision: z.number().int().positive(),
+  policy: RunPolicySchema,
+  createdAt: Timestamp,
+});
+export type RunSpec = z.infer<typeof RunSpecSchema>;
+
+export const RunStartRequestSchema = z.object({
+  kind: RunKindSchema,
+  hosts: z.array(HostName).optional(),
+  failurePolicy: FailurePolicySchema.optional(),
+  maxFail: MaxFailSchema.nullable().optional(),
+  phaseTimeoutMs: Millis.optional(),
+  ackTimeoutMs: Millis.optional(),
+  heartbeatTimeoutMs: Millis.optional(),
+  /** Continue this failed run instead of starting a new one. */
+  resume: RunId.optional(),
+  /** With resume: the step to start from (default: the first step not finished everywhere). */
+  from: StepIdSchema.optional(),
+});
+export type RunStartRequest = z.infer<typeof RunStartRequestSchema>;
+
+export const RunStartReplySchema = z.object({
+  runId: RunId,
+  attempt: z.number().int().positive(),
+  steps: z.array(StepIdSchema),
+  hosts: z.array(RunHostSchema),
+});
+export type RunStartReply = z.infer<typeof RunStartReplySchema>;
+
+export const RunCancelRequestSchema = z.object({ runId: RunId, reason: z.string().optional() });
+export const RunCancelReplySchema = z.object({ runId: RunId, canceled: z.boolean(), status: z.string() });
+
+export const RunStatusSchema = z.enum(["running", "succeeded", "failed", "canceled"]);
+export type RunStatus = z.infer<typeof RunStatusSchema>;
+
+const EventBase = { lab: LabName, runId: RunId, at: Timestamp };
+
+/** Coordinator -> stream: what happened to a run. A late watcher replays these. */
+export const RunEventSchema = z.discriminatedUnion("type", [
+  z.object({ ...EventBase, type: z.literal("run.created"), spec: RunSpecSchema }),
+  z.object({
+    ...EventBase,
+    type: z.literal("run.attempt"),
+    attempt: z.number().int().positive(),
+    steps: z.array(StepIdSchema),
+    reason: z.enum(["start", "resume"]),
+    from: StepIdSchema,
+  }),
+  z.object({
+    ...EventBase,
+    type: z.literal("step.started"),
+    attempt: z.number().int().positive(),
+    step: StepIdSchema,
+    wave: z.number().int(),
+    hosts: z.array(HostName),
+  }),
+  z.object({
+    ...EventBase,
+    type: z.literal("host.acked"),
+    attempt: z.number().int().positive(),
+    step: StepIdSchema,
+    host: HostName,
+  }),
+  z.object({
+    ...EventBase,
+    type: z.literal("host.finished"),
+    attempt: z.number().int().positive(),
+    step: StepIdSchema,
+    host: HostName,
+    status: StepStatusSchema,
+    durationMs: Millis,
+    failures: z.array(FailureSchema),
+    /** True when the coordinator decided the outcome (lost, timeout) rather than the agent. */
+    decided: z.boolean(),
+  }),
+  z.object({
+    ...EventBase,
+    type: z.literal("step.finished"),
+    attempt: z.number().int().positive(),
+    step: StepIdSchema,
+    status: z.enum(["ok", "failed"]),
+    failedHosts: z.array(HostName),
+    durationMs: Millis,
+  }),
+  z.object({
+    ...EventBase,
+    type: z.literal("run.cancel-requested"),
+    reason: z.string(),
+  }),
+  z.object({
+    ...EventBase,
+    type: z.literal("run.finished"),
+    attempt: z.number().int().positive(),
+    status: RunStatusSchema.exclude(["running"]),
+    failures: z.array(FailureSchema),
+    durationMs: Millis,
+  }),
+]);
+export type RunEvent = z.infer<typeof RunEventSchema>;
+export type RunEventType = RunEvent["type"];
+
+/** Per host, per step: the latest known state. */
+export const HostStepStateSchema = z.object({
+  status: z.enum(["pending", "running", "ok", "failed", "timeout", "canceled", "lost"]),
+  attempt: z.number().int().nonnegative(),
+  startedAt: Timestamp.nullable(),
+  finishedAt: Timestamp.nullable(),
+  durationMs: Millis.nullable(),
+  failures: z.array(FailureSchema),
+});
+export type HostStepState = z.infer<typeof HostStepStateSchema>;
+
+/** The run record kept in KV: a snapshot of the run, rebuilt from events after a restart. */
+export const RunRecordSchema = z.object({
+  spec: RunSpecSchema,
+  status: RunStatusSchema,
+  attempt: z.number().int().positive(),
+  steps: z.array(StepIdSchema),
+  currentStep: StepIdSchema.nullable(),
+  hosts: z.record(z.string(), z.record(z.string(), HostStepStateSchema)),
+  facts: FactsSchema,
+  failures: z.array(FailureSchema),
+  startedAt: Timestamp,
+  finishedAt: Timestamp.nullable(),
+  /** Stream sequence of the run.created event: where a replay of this run starts. */
+  firstSeq: z.number().int().nonnegative(),
+});
+export type RunRecord = z.infer<typeof RunRecordSchema>;
+
+export const RunListRequestSchema = z.object({ limit: z.number().int().positive().max(1000).optional() });

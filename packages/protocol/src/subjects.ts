@@ -1,0 +1,125 @@
+/**
+ * The one place NATS subjects, stream names and bucket names are made. Every token that
+ * comes from a name (lab, host, run) is validated first, so `a.b`, `*` or `>` can never
+ * widen a subject.
+ */
+import { validateName } from "./names.js";
+
+export const SUBJECT_ROOT = "sb";
+
+/** JetStream streams, KV buckets and the object store stackbus owns. */
+export const STREAMS = {
+  /** Run events (coordinator) and step results (agents): `sb.<lab>.run.>`. */
+  runs: "SB_RUNS",
+  /** Hook output: `sb.<lab>.log.>`. */
+  logs: "SB_LOGS",
+} as const;
+
+export const BUCKETS = {
+  /** Lab definitions, one revision per apply: key `<lab>`. */
+  labs: "sb_labs",
+  /** Run records: key `<lab>.<runId>`. */
+  runs: "sb_runs",
+  /** Agent registrations: key `<lab>.<host>`. */
+  agents: "sb_agents",
+  /** Fetcher's resolved refs, for offline serving: key `<hash>`. */
+  pluginIndex: "sb_plugin_index",
+} as const;
+
+export const OBJECT_STORES = {
+  /** Plugin archives, named `<plugin>/<commit>`. */
+  plugins: "sb_plugins",
+} as const;
+
+const lab = (value: string) => validateName("lab", value);
+const host = (value: string) => validateName("host", value);
+const run = (value: string) => validateName("run", value);
+
+/** Queue group names, so several instances of a service share the work. */
+export const QUEUES = {
+  config: "sb-config",
+  fetcher: "sb-fetcher",
+  coordinator: "sb-coordinator",
+} as const;
+
+export const subjects = {
+  // config service
+  configApply: (l: string) => `${SUBJECT_ROOT}.${lab(l)}.config.apply`,
+  configGet: (l: string, h: string) => `${SUBJECT_ROOT}.${lab(l)}.config.get.${host(h)}`,
+  configShow: (l: string) => `${SUBJECT_ROOT}.${lab(l)}.config.show`,
+  configRevision: (l: string) => `${SUBJECT_ROOT}.${lab(l)}.config.revision`,
+  /** Fetcher -> config: the lab's plugin settings with credentials. */
+  configPluginSettings: (l: string) => `${SUBJECT_ROOT}.${lab(l)}.config.plugins`,
+
+  // fetcher
+  pluginsResolve: (l: string) => `${SUBJECT_ROOT}.${lab(l)}.plugins.resolve`,
+
+  // agents
+  hostCommand: (l: string, h: string) => `${SUBJECT_ROOT}.${lab(l)}.host.${host(h)}.cmd`,
+  hostCancel: (l: string, h: string) => `${SUBJECT_ROOT}.${lab(l)}.host.${host(h)}.cancel`,
+  hostPing: (l: string, h: string) => `${SUBJECT_ROOT}.${lab(l)}.host.${host(h)}.ping`,
+  hostHeartbeat: (l: string, h: string) => `${SUBJECT_ROOT}.${lab(l)}.host.${host(h)}.hb`,
+
+  // coordinator
+  runStart: (l: string) => `${SUBJECT_ROOT}.${lab(l)}.coord.start`,
+  runCancel: (l: string) => `${SUBJECT_ROOT}.${lab(l)}.coord.cancel`,
+
+  // run stream
+  runEvent: (l: string, r: string) => `${SUBJECT_ROOT}.${lab(l)}.run.${run(r)}.event`,
+  runResult: (l: string, r: string, h: string) => `${SUBJECT_ROOT}.${lab(l)}.run.${run(r)}.result.${host(h)}`,
+  /** Everything stored about one run (events and results). */
+  runAll: (l: string, r: string) => `${SUBJECT_ROOT}.${lab(l)}.run.${run(r)}.>`,
+
+  // logs and live progress
+  runLog: (l: string, r: string, h: string) => `${SUBJECT_ROOT}.${lab(l)}.log.${run(r)}.${host(h)}`,
+  runLogAll: (l: string, r: string) => `${SUBJECT_ROOT}.${lab(l)}.log.${run(r)}.*`,
+  runProgress: (l: string, r: string, h: string) => `${SUBJECT_ROOT}.${lab(l)}.progress.${run(r)}.${host(h)}`,
+  runProgressAll: (l: string, r: string) => `${SUBJECT_ROOT}.${lab(l)}.progress.${run(r)}.*`,
+} as const;
+
+/** Subjects a service subscribes to for every lab at once. Built from constants only. */
+export const wildcards = {
+  configApply: `${SUBJECT_ROOT}.*.config.apply`,
+  configGet: `${SUBJECT_ROOT}.*.config.get.*`,
+  configShow: `${SUBJECT_ROOT}.*.config.show`,
+  configPluginSettings: `${SUBJECT_ROOT}.*.config.plugins`,
+  pluginsResolve: `${SUBJECT_ROOT}.*.plugins.resolve`,
+  runStart: `${SUBJECT_ROOT}.*.coord.start`,
+  runCancel: `${SUBJECT_ROOT}.*.coord.cancel`,
+  heartbeats: `${SUBJECT_ROOT}.*.host.*.hb`,
+  runResults: `${SUBJECT_ROOT}.*.run.*.result.*`,
+  runStream: `${SUBJECT_ROOT}.*.run.>`,
+  logStream: `${SUBJECT_ROOT}.*.log.>`,
+} as const;
+
+/**
+ * Reads the lab (and the next tokens) back out of a concrete subject received on a
+ * wildcard subscription. Returns undefined if the subject is not one of ours.
+ */
+export function parseSubject(subject: string): { lab: string; tokens: string[] } | undefined {
+  const tokens = subject.split(".");
+  if (tokens.length < 3 || tokens[0] !== SUBJECT_ROOT) return undefined;
+  const [, labToken, ...rest] = tokens;
+  return { lab: labToken as string, tokens: rest };
+}
+
+/** KV keys, built from validated tokens. */
+export const keys = {
+  lab: (l: string) => lab(l),
+  run: (l: string, r: string) => `${lab(l)}.${run(r)}`,
+  agent: (l: string, h: string) => `${lab(l)}.${host(h)}`,
+} as const;
+
+/** Object-store name of a plugin archive. */
+export function pluginObjectName(plugin: string, commit: string): string {
+  validateName("plugin", plugin);
+  if (!/^[0-9a-f]{40}$/.test(commit)) throw new Error(`commit ${JSON.stringify(commit)} is not a 40-hex sha`);
+  return `${plugin}/${commit}.tar.gz`;
+}
+
+/** A new run id: sortable by time, safe as a token, e.g. `r20261125T061234-8f3a`. */
+export function newRunId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "");
+  const random = Math.floor(Math.random() * 0x10000).toString(16).padStart(4, "0");
+  return `r${stamp}-${random}`;
+}

@@ -1,0 +1,12 @@
+export {
+  startNats,
+  startNatsCluster,
+  freePort,
+  natsServerBin,
+  type NatsServer,
+  type NatsCluster,
+  type NatsServerOptions,
+} from "./nats.js";
+export { startGitServer, type GitServer, type GitRequest, type CommitOptions, type FixtureFile } from "./git.js";
+export { tempDir, waitFor } from "./util.js";
+export { track, trackGroup, untrack } from "./cleanup.js";

@@ -90,6 +90,12 @@ export const PluginSettingsSchema = z.object({
 });
 export type PluginSettings = z.infer<typeof PluginSettingsSchema>;
 
+/** What the fetcher learns about a lab: its plugin settings plus source credentials. Only the fetcher asks. */
+export const LabPluginAccessSchema = PluginSettingsSchema.extend({
+  credentials: z.array(CredentialSchema),
+});
+export type LabPluginAccess = z.infer<typeof LabPluginAccessSchema>;
+
 export const LocalConfSourceSchema = z.object({ file: z.string(), text: z.string() });
 export type LocalConfSource = z.infer<typeof LocalConfSourceSchema>;
 

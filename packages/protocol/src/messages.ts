@@ -177,6 +177,12 @@ export const LabShowSchema = z.object({
 });
 export type LabShow = z.infer<typeof LabShowSchema>;
 
+export const LabListRequestSchema = z.object({});
+export const LabListSchema = z.object({
+  labs: z.array(z.object({ lab: LabName, revision: z.number().int().positive(), hosts: z.array(HostName) })),
+});
+export type LabList = z.infer<typeof LabListSchema>;
+
 export const ConfigRevisionEventSchema = z.object({
   lab: LabName,
   revision: z.number().int().positive(),
@@ -276,7 +282,7 @@ export const HookResultSchema = z.object({
 });
 export type HookResult = z.infer<typeof HookResultSchema>;
 
-export const FailureReasonSchema = z.enum(["hook", "timeout", "canceled", "lost", "session", "internal"]);
+export const FailureReasonSchema = z.enum(["hook", "prepare", "merge", "timeout", "canceled", "lost", "session", "busy", "internal"]);
 export type FailureReason = z.infer<typeof FailureReasonSchema>;
 
 /** Why a host failed a step: host, step, hook, exit status, and the output tail. */
@@ -425,6 +431,8 @@ export const RunEventSchema = z.discriminatedUnion("type", [
     steps: z.array(StepIdSchema),
     reason: z.enum(["start", "resume"]),
     from: StepIdSchema,
+    /** Per step, hosts that already finished it in an earlier attempt and do not run it again. */
+    carried: z.record(z.string(), z.array(HostName)),
   }),
   z.object({
     ...EventBase,
@@ -481,7 +489,7 @@ export type RunEventType = RunEvent["type"];
 
 /** Per host, per step: the latest known state. */
 export const HostStepStateSchema = z.object({
-  status: z.enum(["pending", "running", "ok", "failed", "timeout", "canceled", "lost"]),
+  status: z.enum(["pending", "running", "ok", "failed", "timeout", "canceled", "lost", "skipped"]),
   attempt: z.number().int().nonnegative(),
   startedAt: Timestamp.nullable(),
   finishedAt: Timestamp.nullable(),

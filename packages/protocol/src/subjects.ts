@@ -44,6 +44,8 @@ export const QUEUES = {
 
 export const subjects = {
   // config service
+  /** Which labs the config service holds (used when a command is given no --lab). */
+  labList: () => `${SUBJECT_ROOT}.labs.list`,
   configApply: (l: string) => `${SUBJECT_ROOT}.${lab(l)}.config.apply`,
   configGet: (l: string, h: string) => `${SUBJECT_ROOT}.${lab(l)}.config.get.${host(h)}`,
   configShow: (l: string) => `${SUBJECT_ROOT}.${lab(l)}.config.show`,

@@ -1,0 +1,482 @@
+import {
+  findStep,
+  SESSION_STEPS,
+  stepsOf,
+  type CommandAck,
+  type Facts,
+  type Failure,
+  type Heartbeat,
+  type HostStepState,
+  type PhaseCommand,
+  type RunEvent,
+  type RunRecord,
+  type RunSpec,
+  type RunStatus,
+  type StepId,
+  type StepResult,
+  type StepStatus,
+} from "@stackbus/protocol";
+
+/** An event the machine wants published, without the fields the publisher stamps. */
+export type EventDraft = DistributiveOmit<RunEvent, "lab" | "runId" | "at">;
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** What the coordinator should do next for a run. */
+export type Decision =
+  /** Publish (durably) and then apply this event. */
+  | { kind: "event"; event: EventDraft }
+  /** Send this step to a host (a request; the reply is an ack). */
+  | { kind: "send"; host: string; command: PhaseCommand }
+  /** Ask a host to kill the step it is running. */
+  | { kind: "cancel"; host: string }
+  /** Call decide again at this time, if nothing else happens first. */
+  | { kind: "wake"; at: number };
+
+/** How long after the phase timeout the coordinator decides `timeout` itself when the agent said nothing. */
+export const TIMEOUT_GRACE_MS = 15_000;
+/** How often an unacknowledged command is sent again. */
+export const RESEND_MS = 1_000;
+/** How long a canceled step may take to report before it is marked canceled by the coordinator. */
+export const CANCEL_GRACE_MS = 10_000;
+
+type Cell = HostStepState;
+
+interface Volatile {
+  firstSentAt: number;
+  lastSentAt: number;
+  ackedAt: number | null;
+  lastHeartbeat: number;
+}
+
+/**
+ * The state of one run, rebuilt by applying its stored events and results in order, plus
+ * what only the live coordinator knows (which commands it sent, heartbeats). `decide`
+ * returns what to do next; it never performs I/O, so the barrier, the waves, the failure
+ * policy and the timeouts can be driven step by step.
+ */
+export class RunMachine {
+  readonly spec: RunSpec;
+  status: RunStatus = "running";
+  attempt = 0;
+  steps: StepId[] = [];
+  from: StepId = "prepare";
+  startedAt: number;
+  finishedAt: number | null = null;
+  firstSeq = 0;
+  facts: Facts = {};
+  failures: Failure[] = [];
+  cancelReason: string | null = null;
+  cancelAt: number | null = null;
+  readonly cells = new Map<string, Map<StepId, Cell>>();
+  #carried = new Map<StepId, Set<string>>();
+  #excluded = new Set<string>();
+  #startedWaves = new Set<string>();
+  #stepStartedAt = new Map<string, number>();
+  #finishedSteps = new Set<StepId>();
+  #attemptFailedHosts = new Set<string>();
+  #volatile = new Map<string, Volatile>();
+  #cancelsSent = new Set<string>();
+  #lastEventAt = 0;
+
+  constructor(spec: RunSpec) {
+    this.spec = spec;
+    this.startedAt = spec.createdAt;
+    for (const h of spec.hosts) this.cells.set(h.name, new Map());
+  }
+
+  get waves(): number[] {
+    return [...new Set(this.spec.hosts.map((h) => h.wave))].sort((a, b) => a - b);
+  }
+
+  get finished(): boolean {
+    return this.status !== "running";
+  }
+
+  cell(host: string, step: StepId): Cell {
+    let byStep = this.cells.get(host);
+    if (!byStep) this.cells.set(host, (byStep = new Map()));
+    let cell = byStep.get(step);
+    if (!cell) byStep.set(step, (cell = { status: "pending", attempt: 0, startedAt: null, finishedAt: null, durationMs: null, failures: [] }));
+    return cell;
+  }
+
+  // ---------------------------------------------------------------- applying stored records
+
+  /** Applies a stored coordinator event. Idempotent for replays. */
+  applyEvent(event: RunEvent): void {
+    this.#lastEventAt = Math.max(this.#lastEventAt, event.at);
+    switch (event.type) {
+      case "run.created":
+        return;
+      case "run.attempt": {
+        if (event.attempt <= this.attempt) return;
+        this.attempt = event.attempt;
+        this.steps = event.steps;
+        this.from = event.from;
+        this.status = "running";
+        this.finishedAt = null;
+        this.cancelReason = null;
+        this.cancelAt = null;
+        this.#carried = new Map(Object.entries(event.carried).map(([step, hosts]) => [step as StepId, new Set(hosts)]));
+        this.#excluded.clear();
+        this.#startedWaves.clear();
+        this.#stepStartedAt.clear();
+        this.#finishedSteps.clear();
+        this.#attemptFailedHosts.clear();
+        this.#volatile.clear();
+        this.#cancelsSent.clear();
+        for (const step of this.steps) {
+          for (const h of this.spec.hosts) {
+            const carried = this.#carried.get(step)?.has(h.name);
+            if (!carried) Object.assign(this.cell(h.name, step), { status: "pending", attempt: event.attempt, startedAt: null, finishedAt: null, durationMs: null, failures: [] });
+          }
+        }
+        return;
+      }
+      case "step.started":
+        if (event.attempt !== this.attempt) return;
+        this.#startedWaves.add(`${event.step}:${event.wave}`);
+        if (!this.#stepStartedAt.has(event.step)) this.#stepStartedAt.set(event.step, event.at);
+        this.#stepStartedAt.set(`${event.step}:${event.wave}`, event.at);
+        this.#volatile.clear();
+        return;
+      case "host.acked": {
+        if (event.attempt !== this.attempt) return;
+        const cell = this.cell(event.host, event.step);
+        if (cell.status === "pending") Object.assign(cell, { status: "running", startedAt: event.at });
+        return;
+      }
+      case "host.finished":
+        if (event.attempt !== this.attempt || !event.decided) return;
+        this.#finishHost(event.host, event.step, event.status, event.at - event.durationMs, event.at, event.durationMs, event.failures);
+        return;
+      case "step.finished":
+        if (event.attempt !== this.attempt) return;
+        this.#finishedSteps.add(event.step);
+        return;
+      case "run.cancel-requested":
+        if (this.finished) return;
+        this.cancelReason = event.reason;
+        this.cancelAt = event.at;
+        return;
+      case "run.finished":
+        if (event.attempt !== this.attempt) return;
+        this.status = event.status;
+        this.finishedAt = event.at;
+        return;
+    }
+  }
+
+  /** Applies a step result an agent published (or returned in an ack). Duplicates are ignored. */
+  applyResult(result: StepResult): boolean {
+    if (result.attempt !== this.attempt || !this.steps.includes(result.step)) return false;
+    if (!this.cells.has(result.host)) return false;
+    return this.#finishHost(result.host, result.step, result.status, result.startedAt, result.finishedAt, result.durationMs, result.failures, result.facts);
+  }
+
+  #finishHost(
+    host: string,
+    step: StepId,
+    status: StepStatus,
+    startedAt: number,
+    finishedAt: number,
+    durationMs: number,
+    failures: Failure[],
+    facts: Record<string, string> = {},
+  ): boolean {
+    const cell = this.cell(host, step);
+    if (cell.attempt === this.attempt && isFinal(cell.status)) return false;
+    Object.assign(cell, { status, attempt: this.attempt, startedAt, finishedAt, durationMs, failures });
+    if (Object.keys(facts).length > 0) this.facts[host] = { ...this.facts[host], ...facts };
+    if (status !== "ok") {
+      this.failures.push(...failures);
+      if (failures.length === 0) {
+        this.failures.push({ host, step, reason: status === "lost" ? "lost" : status === "timeout" ? "timeout" : "hook", hook: null, exitCode: null, signal: null, message: `${host} ${status} at ${step}`, outputTail: [] });
+      }
+      this.#attemptFailedHosts.add(host);
+      if (findStep(this.spec.kind, step)?.errexit !== false) this.#excluded.add(host);
+    }
+    this.#volatile.delete(host);
+    return true;
+  }
+
+  // ---------------------------------------------------------------- live knowledge
+
+  noteSent(host: string, now: number): void {
+    const v = this.#volatile.get(host);
+    if (v) v.lastSentAt = now;
+    else this.#volatile.set(host, { firstSentAt: now, lastSentAt: now, ackedAt: null, lastHeartbeat: now });
+  }
+
+  /** Records an agent's reply. Returns the result when the agent answered with one. */
+  noteAck(host: string, ack: CommandAck, now: number): StepResult | undefined {
+    const v = this.#volatile.get(host);
+    if (v && v.ackedAt === null) {
+      v.ackedAt = now;
+      v.lastHeartbeat = now;
+    }
+    return ack.state === "done" ? ack.result : undefined;
+  }
+
+  noteHeartbeat(hb: Heartbeat, now: number): void {
+    const v = this.#volatile.get(hb.host);
+    if (v) v.lastHeartbeat = now;
+  }
+
+  /** True when the host has acknowledged the current step (used to publish host.acked once). */
+  isAcked(host: string): boolean {
+    return (this.#volatile.get(host)?.ackedAt ?? null) !== null;
+  }
+
+  // ---------------------------------------------------------------- deciding
+
+  /** The step and wave the run is at, and the hosts that must answer it. */
+  position(): { step: StepId; wave: number; hosts: string[] } | undefined {
+    for (const step of this.steps) {
+      if (this.#finishedSteps.has(step)) continue;
+      for (const wave of this.waves) {
+        const hosts = this.#waveHosts(step, wave);
+        if (hosts.length === 0) continue;
+        if (hosts.every((h) => this.#isDone(h, step))) continue;
+        return { step, wave, hosts };
+      }
+      return { step, wave: Number.NaN, hosts: [] };
+    }
+    return undefined;
+  }
+
+  #waveHosts(step: StepId, wave: number): string[] {
+    return this.spec.hosts
+      .filter((h) => h.wave === wave && !this.#excluded.has(h.name) && !this.#carried.get(step)?.has(h.name))
+      .map((h) => h.name)
+      .concat(
+        // a host that failed this very step stays part of its wave until the wave is over
+        this.spec.hosts.filter((h) => h.wave === wave && this.#excluded.has(h.name) && this.#failedAt(h.name, step)).map((h) => h.name),
+      );
+  }
+
+  #failedAt(host: string, step: StepId): boolean {
+    const cell = this.cells.get(host)?.get(step);
+    return cell !== undefined && cell.attempt === this.attempt && isFinal(cell.status) && cell.status !== "ok";
+  }
+
+  #isDone(host: string, step: StepId): boolean {
+    const cell = this.cells.get(host)?.get(step);
+    return cell !== undefined && cell.attempt === this.attempt && isFinal(cell.status);
+  }
+
+  #abortNeeded(): boolean {
+    const failed = this.#attemptFailedHosts.size;
+    if (failed === 0) return false;
+    const { failurePolicy, maxFail } = this.spec.policy;
+    if (maxFail) {
+      const limit = "count" in maxFail ? maxFail.count : (maxFail.percent / 100) * this.spec.hosts.length;
+      return failed > limit;
+    }
+    return failurePolicy === "abort";
+  }
+
+  decide(now: number): Decision[] {
+    if (this.finished || this.attempt === 0) return [];
+    if (this.cancelReason !== null) return this.#decideCancel(now);
+
+    const pos = this.position();
+    if (!pos) {
+      return [this.#finishRun(this.#attemptFailedHosts.size > 0 || this.#excludedAll() ? "failed" : "succeeded", now)];
+    }
+    const { step, wave, hosts } = pos;
+    if (hosts.length === 0) {
+      // every wave of this step is done: close the step, then apply the policy
+      return this.#closeStep(step, now);
+    }
+    const decisions: Decision[] = [];
+    const waveKey = `${step}:${wave}`;
+    if (!this.#startedWaves.has(waveKey)) {
+      // Before starting a later wave, a failure in an earlier wave of this step may stop the run.
+      const stepHasFailures = this.spec.hosts.some((h) => this.#failedAt(h.name, step));
+      if (stepHasFailures && findStep(this.spec.kind, step)?.errexit !== false && this.#abortNeeded()) {
+        return this.#closeStep(step, now);
+      }
+      decisions.push({ kind: "event", event: { type: "step.started", attempt: this.attempt, step, wave, hosts } });
+      return decisions;
+    }
+    const { ackTimeoutMs, heartbeatTimeoutMs, phaseTimeoutMs } = this.spec.policy;
+    let wake = Number.POSITIVE_INFINITY;
+    for (const host of hosts) {
+      if (this.#isDone(host, step)) continue;
+      const v = this.#volatile.get(host);
+      if (!v) {
+        decisions.push({ kind: "send", host, command: this.command(step) });
+        wake = Math.min(wake, now + RESEND_MS);
+        continue;
+      }
+      if (v.ackedAt === null) {
+        if (now - v.firstSentAt >= ackTimeoutMs) {
+          decisions.push(this.#decideHost(host, step, "lost", now, v.firstSentAt, `${host} did not acknowledge ${step} within ${ms(ackTimeoutMs)} (is its agent running?)`));
+          continue;
+        }
+        if (now - v.lastSentAt >= RESEND_MS) decisions.push({ kind: "send", host, command: this.command(step) });
+        wake = Math.min(wake, v.firstSentAt + ackTimeoutMs, Math.max(now, v.lastSentAt) + RESEND_MS);
+        continue;
+      }
+      if (now - v.lastHeartbeat >= heartbeatTimeoutMs) {
+        decisions.push(this.#decideHost(host, step, "lost", now, v.ackedAt, `${host} stopped sending heartbeats during ${step} (no heartbeat for ${ms(now - v.lastHeartbeat)})`));
+        continue;
+      }
+      if (now - v.ackedAt >= phaseTimeoutMs + TIMEOUT_GRACE_MS) {
+        decisions.push(this.#decideHost(host, step, "timeout", now, v.ackedAt, `${step} ran past its timeout of ${ms(phaseTimeoutMs)} on ${host} and the agent did not report`));
+        continue;
+      }
+      wake = Math.min(wake, v.lastHeartbeat + heartbeatTimeoutMs, v.ackedAt + phaseTimeoutMs + TIMEOUT_GRACE_MS);
+    }
+    if (Number.isFinite(wake)) decisions.push({ kind: "wake", at: wake });
+    return decisions;
+  }
+
+  #closeStep(step: StepId, now: number): Decision[] {
+    const stepStarted = this.#stepStartedAt.get(step) ?? now;
+    const failedHosts = this.spec.hosts.filter((h) => this.#failedAt(h.name, step)).map((h) => h.name);
+    const decisions: Decision[] = [];
+    if (!this.#finishedSteps.has(step)) {
+      decisions.push({
+        kind: "event",
+        event: { type: "step.finished", attempt: this.attempt, step, status: failedHosts.length > 0 ? "failed" : "ok", failedHosts, durationMs: Math.max(0, now - stepStarted) },
+      });
+    }
+    const errexit = findStep(this.spec.kind, step)?.errexit !== false;
+    if ((errexit && failedHosts.length > 0 && this.#abortNeeded()) || this.#excludedAll()) {
+      decisions.push(this.#finishRun("failed", now));
+    }
+    return decisions;
+  }
+
+  #excludedAll(): boolean {
+    return this.spec.hosts.every((h) => this.#excluded.has(h.name));
+  }
+
+  #decideHost(host: string, step: StepId, status: "lost" | "timeout" | "canceled", now: number, since: number, message: string): Decision {
+    const reason = status;
+    return {
+      kind: "event",
+      event: {
+        type: "host.finished",
+        attempt: this.attempt,
+        step,
+        host,
+        status,
+        durationMs: Math.max(0, now - since),
+        failures: [{ host, step, reason, hook: null, exitCode: null, signal: null, message, outputTail: [] }],
+        decided: true,
+      },
+    };
+  }
+
+  #decideCancel(now: number): Decision[] {
+    const pos = this.position();
+    const decisions: Decision[] = [];
+    const inflight = pos ? pos.hosts.filter((h) => !this.#isDone(h, pos.step) && this.#volatile.has(h)) : [];
+    for (const host of inflight) {
+      if (!this.#cancelsSent.has(host)) {
+        this.#cancelsSent.add(host);
+        decisions.push({ kind: "cancel", host });
+      }
+    }
+    const cancelAt = this.cancelAt ?? now;
+    if (inflight.length > 0 && now - cancelAt < CANCEL_GRACE_MS) {
+      decisions.push({ kind: "wake", at: cancelAt + CANCEL_GRACE_MS });
+      return decisions;
+    }
+    for (const host of inflight) {
+      if (pos) decisions.push(this.#decideHost(host, pos.step, "canceled", now, this.#volatile.get(host)?.firstSentAt ?? now, `${pos.step} on ${host} was canceled: ${this.cancelReason}`));
+    }
+    decisions.push(this.#finishRun("canceled", now));
+    return decisions;
+  }
+
+  #finishRun(status: "succeeded" | "failed" | "canceled", now: number): Decision {
+    return {
+      kind: "event",
+      event: { type: "run.finished", attempt: this.attempt, status, failures: this.#attemptFailures(), durationMs: Math.max(0, now - this.startedAt) },
+    };
+  }
+
+  #attemptFailures(): Failure[] {
+    const out: Failure[] = [];
+    for (const [, byStep] of this.cells) {
+      for (const [, cell] of byStep) if (cell.attempt === this.attempt && cell.status !== "ok") out.push(...cell.failures);
+    }
+    return out;
+  }
+
+  /** The command for a step of the current attempt. */
+  command(step: StepId): PhaseCommand {
+    return {
+      lab: this.spec.lab,
+      runId: this.spec.runId,
+      kind: this.spec.kind,
+      attempt: this.attempt,
+      step,
+      configRevision: this.spec.configRevision,
+      timeoutMs: this.spec.policy.phaseTimeoutMs,
+      facts: this.facts,
+    };
+  }
+
+  /** The KV snapshot of the run. */
+  record(): RunRecord {
+    const hosts: RunRecord["hosts"] = {};
+    for (const [host, byStep] of this.cells) hosts[host] = Object.fromEntries(byStep);
+    return {
+      spec: this.spec,
+      status: this.status,
+      attempt: Math.max(1, this.attempt),
+      steps: this.steps,
+      currentStep: this.position()?.step ?? null,
+      hosts,
+      facts: this.facts,
+      failures: this.failures,
+      startedAt: this.startedAt,
+      finishedAt: this.finishedAt,
+      firstSeq: this.firstSeq,
+    };
+  }
+}
+
+function isFinal(status: Cell["status"]): boolean {
+  return status !== "pending" && status !== "running";
+}
+
+function ms(value: number): string {
+  return value >= 1000 ? `${(value / 1000).toFixed(value % 1000 === 0 ? 0 : 1)}s` : `${value}ms`;
+}
+
+/**
+ * The steps of a new attempt and the hosts that skip each. A first attempt runs every
+ * step of the kind. A resume replays prepare, override_defaults and source on every host
+ * (a new session, as a new stack.sh would), then runs from `from`: by default the first
+ * step not finished on every host; hosts that already finished a step are carried over,
+ * unless `forced` (`--from`), which runs it again everywhere.
+ */
+export function planAttempt(
+  machine: RunMachine | undefined,
+  kind: RunSpec["kind"],
+  options: { from?: StepId | undefined } = {},
+): { steps: StepId[]; from: StepId; carried: Record<string, string[]> } {
+  const all = stepsOf(kind).map((s) => s.id);
+  if (!machine) return { steps: all, from: all[0] as StepId, carried: {} };
+  const hosts = machine.spec.hosts.map((h) => h.name);
+  const okOn = (step: StepId) => hosts.filter((h) => machine.cells.get(h)?.get(step)?.status === "ok");
+  const work = all.filter((s) => !SESSION_STEPS.includes(s));
+  const from = options.from ?? work.find((s) => okOn(s).length < hosts.length) ?? work[work.length - 1] ?? "prepare";
+  const fromIndex = all.indexOf(from);
+  const steps = all.filter((s, i) => SESSION_STEPS.includes(s) || i >= fromIndex);
+  const carried: Record<string, string[]> = {};
+  if (!options.from) {
+    for (const step of steps) {
+      if (SESSION_STEPS.includes(step)) continue;
+      const done = okOn(step);
+      if (done.length > 0) carried[step] = done;
+    }
+  }
+  return { steps, from, carried };
+}

@@ -1,0 +1,450 @@
+import {
+  BUCKETS,
+  CancelReplySchema,
+  CancelRequestSchema,
+  CommandAckSchema,
+  ErrorCode,
+  HeartbeatSchema,
+  keys,
+  LabShowRequestSchema,
+  LabShowSchema,
+  newRunId,
+  parseSubject,
+  PhaseCommandSchema,
+  QUEUES,
+  RunCancelReplySchema,
+  RunCancelRequestSchema,
+  RunEventSchema,
+  RunRecordSchema,
+  RunStartReplySchema,
+  RunStartRequestSchema,
+  StackbusError,
+  StepResultSchema,
+  STREAMS,
+  subjects,
+  toStackbusError,
+  wildcards,
+  type LabShow,
+  type PhaseCommand,
+  type RunEvent,
+  type RunRecord,
+  type RunSpec,
+  type RunStartReply,
+  type RunStartRequest,
+  type StepResult,
+} from "@stackbus/protocol";
+import { decode, type Bus, type KV, type Logger, type Subscription } from "@stackbus/bus";
+import { planAttempt, RunMachine, type Decision, type EventDraft } from "@stackbus/engine";
+
+export interface CoordinatorOptions {
+  bus: Bus;
+  logger: Logger;
+}
+
+export interface CoordinatorHandle {
+  stop(): Promise<void>;
+  /** Runs this coordinator is driving now, by id. */
+  activeRuns(): string[];
+}
+
+/** The coordinator: creates runs, drives each through the engine, keeps its state on the bus. */
+export async function startCoordinator(options: CoordinatorOptions): Promise<CoordinatorHandle> {
+  const { bus } = options;
+  const log = options.logger;
+  await bus.ensureStackbusStreams();
+  const runsKv = await bus.kv(BUCKETS.runs);
+  const drivers = new Map<string, RunDriver>();
+  const subs: Subscription[] = [];
+
+  const startDriver = (machine: RunMachine): RunDriver => {
+    const driver = new RunDriver(bus, runsKv, machine, log.child({ lab: machine.spec.lab, runId: machine.spec.runId }), () => {
+      drivers.delete(machine.spec.runId);
+    });
+    drivers.set(machine.spec.runId, driver);
+    return driver;
+  };
+
+  // Results and heartbeats first, so nothing that arrives during recovery is missed.
+  subs.push(
+    bus.subscribe(wildcards.runResults, StepResultSchema, (result) => {
+      drivers.get(result.runId)?.onResult(result);
+    }),
+  );
+  subs.push(
+    bus.subscribe(wildcards.heartbeats, HeartbeatSchema, (hb) => {
+      for (const d of drivers.values()) if (d.machine.spec.lab === hb.lab) d.onHeartbeat(hb);
+    }),
+  );
+
+  // Continue the runs that were running when the coordinator stopped.
+  for (const record of await listRecords(runsKv)) {
+    if (record.status !== "running") continue;
+    try {
+      const machine = await rebuild(bus, record);
+      log.info({ runId: record.spec.runId, lab: record.spec.lab, step: machine.position()?.step }, "continuing a run after restart");
+      startDriver(machine).pump();
+    } catch (err) {
+      log.error({ err, runId: record.spec.runId }, "could not continue a run");
+    }
+  }
+
+  subs.push(
+    bus.serve(
+      wildcards.runStart,
+      RunStartRequestSchema,
+      RunStartReplySchema,
+      async (req, subject): Promise<RunStartReply> => {
+        const lab = labOf(subject);
+        if (req.resume) return resume(lab, req);
+        const busy = [...drivers.values()].find((d) => d.machine.spec.lab === lab && !d.machine.finished);
+        if (busy) {
+          throw new StackbusError(ErrorCode.Conflict, `run ${busy.machine.spec.runId} (${busy.machine.spec.kind}) is still running in lab ${lab}: wait for it or cancel it with "stackbus cancel ${busy.machine.spec.runId}"`, { runId: busy.machine.spec.runId });
+        }
+        const show = await bus.request(subjects.configShow(lab), LabShowRequestSchema, {}, LabShowSchema, { timeoutMs: 10_000 }).catch((err: unknown) => {
+          const e = toStackbusError(err);
+          if (e.code === ErrorCode.Unavailable) throw new StackbusError(ErrorCode.Unavailable, `the config service does not answer for lab ${lab}: is it running?`);
+          throw e;
+        });
+        const spec = newSpec(lab, req, show);
+        const machine = new RunMachine(spec);
+        const driver = startDriver(machine);
+        const created = await driver.publish({ type: "run.created", spec } as EventDraft);
+        machine.firstSeq = created;
+        const plan = planAttempt(undefined, spec.kind);
+        await driver.publish({ type: "run.attempt", attempt: 1, steps: plan.steps, reason: "start", from: plan.from, carried: {} });
+        await driver.save();
+        log.info({ runId: spec.runId, lab, kind: spec.kind, hosts: spec.hosts.length }, "run started");
+        driver.pump();
+        return { runId: spec.runId, attempt: 1, steps: plan.steps, hosts: spec.hosts };
+      },
+      { queue: QUEUES.coordinator },
+    ),
+  );
+
+  async function resume(lab: string, req: RunStartRequest): Promise<RunStartReply> {
+    const runId = req.resume as string;
+    if (drivers.has(runId)) throw new StackbusError(ErrorCode.Conflict, `run ${runId} is still running; there is nothing to resume yet`);
+    const entry = await runsKv.get(keys.run(lab, runId));
+    if (!entry || entry.operation !== "PUT") throw new StackbusError(ErrorCode.NotFound, `no run ${runId} in lab ${lab}`, { runId });
+    const record = RunRecordSchema.parse(entry.json());
+    if (record.status === "succeeded") throw new StackbusError(ErrorCode.Conflict, `run ${runId} succeeded; there is nothing to resume`);
+    if (record.spec.kind !== req.kind) throw new StackbusError(ErrorCode.InvalidArgument, `run ${runId} is a ${record.spec.kind} run, not ${req.kind}`);
+    const busy = [...drivers.values()].find((d) => d.machine.spec.lab === lab && !d.machine.finished);
+    if (busy) throw new StackbusError(ErrorCode.Conflict, `run ${busy.machine.spec.runId} is still running in lab ${lab}`);
+    const machine = await rebuild(bus, record);
+    if (req.from && !machine.spec.hosts.length) throw new StackbusError(ErrorCode.InvalidArgument, "the run has no hosts");
+    const plan = planAttempt(machine, machine.spec.kind, { from: req.from });
+    const driver = startDriver(machine);
+    const attempt = machine.attempt + 1;
+    await driver.publish({ type: "run.attempt", attempt, steps: plan.steps, reason: "resume", from: plan.from, carried: plan.carried });
+    await driver.save();
+    log.info({ runId, attempt, from: plan.from }, "run resumed");
+    driver.pump();
+    return { runId, attempt, steps: plan.steps, hosts: machine.spec.hosts };
+  }
+
+  subs.push(
+    bus.serve(
+      wildcards.runCancel,
+      RunCancelRequestSchema,
+      RunCancelReplySchema,
+      async (req, subject) => {
+        const lab = labOf(subject);
+        const driver = drivers.get(req.runId);
+        if (driver && !driver.machine.finished) {
+          await driver.publish({ type: "run.cancel-requested", reason: req.reason ?? "canceled by an operator" });
+          driver.pump();
+          return { runId: req.runId, canceled: true, status: "canceling" };
+        }
+        const entry = await runsKv.get(keys.run(lab, req.runId));
+        if (!entry || entry.operation !== "PUT") throw new StackbusError(ErrorCode.NotFound, `no run ${req.runId} in lab ${lab}`, { runId: req.runId });
+        const record = RunRecordSchema.parse(entry.json());
+        return { runId: req.runId, canceled: false, status: record.status };
+      },
+      { queue: QUEUES.coordinator },
+    ),
+  );
+
+  await bus.nc.flush();
+  log.info("coordinator ready");
+  return {
+    activeRuns: () => [...drivers.keys()],
+    async stop() {
+      for (const sub of subs) sub.unsubscribe();
+      for (const d of drivers.values()) d.stop();
+      await Promise.allSettled([...drivers.values()].map((d) => d.idle()));
+    },
+  };
+}
+
+function labOf(subject: string): string {
+  const parsed = parseSubject(subject);
+  if (!parsed) throw new StackbusError(ErrorCode.BadMessage, `not a stackbus subject: ${subject}`);
+  return parsed.lab;
+}
+
+function newSpec(lab: string, req: RunStartRequest, show: LabShow): RunSpec {
+  let hosts = show.hosts.map((h) => ({ name: h.name, wave: h.wave }));
+  if (req.hosts && req.hosts.length > 0) {
+    const known = new Set(hosts.map((h) => h.name));
+    const unknown = req.hosts.filter((h) => !known.has(h));
+    if (unknown.length > 0) {
+      throw new StackbusError(ErrorCode.NotFound, `lab ${lab} (revision ${show.revision}) has no host ${unknown.map((h) => JSON.stringify(h)).join(", ")}; its hosts are ${[...known].join(", ")}`, { unknown });
+    }
+    const wanted = new Set(req.hosts);
+    hosts = hosts.filter((h) => wanted.has(h.name));
+  }
+  if (hosts.length === 0) throw new StackbusError(ErrorCode.InvalidArgument, `lab ${lab} has no hosts to run`);
+  const d = show.defaults;
+  return {
+    lab,
+    runId: newRunId(),
+    kind: req.kind,
+    hosts,
+    configRevision: show.revision,
+    policy: {
+      failurePolicy: req.failurePolicy ?? d.failurePolicy,
+      maxFail: req.maxFail !== undefined ? req.maxFail : d.maxFail,
+      phaseTimeoutMs: req.phaseTimeoutMs ?? d.phaseTimeoutMs,
+      ackTimeoutMs: req.ackTimeoutMs ?? d.ackTimeoutMs,
+      heartbeatTimeoutMs: req.heartbeatTimeoutMs ?? d.heartbeatTimeoutMs,
+    },
+    createdAt: Date.now(),
+  };
+}
+
+async function listRecords(kv: KV): Promise<RunRecord[]> {
+  const out: RunRecord[] = [];
+  const keyList: string[] = [];
+  for await (const k of await kv.keys()) keyList.push(k);
+  for (const k of keyList) {
+    const entry = await kv.get(k);
+    if (!entry || entry.operation !== "PUT") continue;
+    const parsed = RunRecordSchema.safeParse(entry.json());
+    if (parsed.success) out.push(parsed.data);
+  }
+  return out;
+}
+
+/** Rebuilds a run's machine from its stored events and results. */
+export async function rebuild(bus: Bus, record: RunRecord): Promise<RunMachine> {
+  const machine = new RunMachine(record.spec);
+  machine.firstSeq = record.firstSeq;
+  const messages = await bus.readStream(STREAMS.runs, subjects.runAll(record.spec.lab, record.spec.runId), record.firstSeq);
+  for (const m of messages) applyStored(machine, m.subject, m.data, bus.log);
+  return machine;
+}
+
+/** Applies one stored message of a run (an event or a result) to a machine. */
+export function applyStored(machine: RunMachine, subject: string, data: Uint8Array, log: Logger): void {
+  try {
+    if (subject.endsWith(".event")) machine.applyEvent(decode(subject, RunEventSchema, data));
+    else if (subject.includes(".result.")) machine.applyResult(decode(subject, StepResultSchema, data));
+  } catch (err) {
+    log.warn({ subject, err: (err as Error).message }, "skipping a stored message that does not parse");
+  }
+}
+
+/** Drives one run: executes the machine's decisions and feeds it what the bus says. */
+class RunDriver {
+  readonly machine: RunMachine;
+  readonly #bus: Bus;
+  readonly #kv: KV;
+  readonly #log: Logger;
+  readonly #onDone: () => void;
+  #timer: NodeJS.Timeout | undefined;
+  #tick: NodeJS.Timeout;
+  #pumping = false;
+  #again = false;
+  #stopped = false;
+  #chain: Promise<unknown> = Promise.resolve();
+  #ackedPublished = new Set<string>();
+
+  constructor(bus: Bus, kv: KV, machine: RunMachine, log: Logger, onDone: () => void) {
+    this.#bus = bus;
+    this.#kv = kv;
+    this.machine = machine;
+    this.#log = log;
+    this.#onDone = onDone;
+    this.#tick = setInterval(() => this.pump(), 1_000);
+  }
+
+  /** Publishes an event durably, then applies it. Returns its stream sequence. */
+  async publish(draft: EventDraft): Promise<number> {
+    const spec = this.machine.spec;
+    const event = { ...draft, lab: spec.lab, runId: spec.runId, at: Date.now() } as RunEvent;
+    const ack = await this.#bus.publishDurable(subjects.runEvent(spec.lab, spec.runId), RunEventSchema, event, { msgID: eventId(event) });
+    this.machine.applyEvent(event);
+    return ack.seq;
+  }
+
+  /** Writes the run record snapshot to KV (in order, not on the hot path of a step). */
+  save(): Promise<void> {
+    const next = this.#chain.then(() => this.#kv.put(keys.run(this.machine.spec.lab, this.machine.spec.runId), JSON.stringify(this.machine.record())));
+    this.#chain = next.catch((err: unknown) => this.#log.error({ err }, "could not save the run record"));
+    return next.then(() => undefined);
+  }
+
+  onResult(result: StepResult): void {
+    if (!this.machine.applyResult(result)) return;
+    void this.#announce(result).finally(() => this.pump());
+  }
+
+  async #announce(result: StepResult): Promise<void> {
+    await this.#publishQuiet({
+      type: "host.finished",
+      attempt: result.attempt,
+      step: result.step,
+      host: result.host,
+      status: result.status,
+      durationMs: result.durationMs,
+      failures: result.failures,
+      decided: false,
+    });
+  }
+
+  async #publishQuiet(draft: EventDraft): Promise<void> {
+    try {
+      await this.publish(draft);
+    } catch (err) {
+      this.#log.error({ err, type: draft.type }, "could not publish a run event");
+    }
+  }
+
+  onHeartbeat(hb: Parameters<RunMachine["noteHeartbeat"]>[0]): void {
+    this.machine.noteHeartbeat(hb, Date.now());
+  }
+
+  /** Runs decisions until the machine waits. Re-entrant calls are folded into one more pass. */
+  pump(): void {
+    if (this.#stopped) return;
+    if (this.#pumping) {
+      this.#again = true;
+      return;
+    }
+    this.#pumping = true;
+    void this.#pumpLoop().finally(() => {
+      this.#pumping = false;
+      if (this.#again) {
+        this.#again = false;
+        this.pump();
+      }
+    });
+  }
+
+  async #pumpLoop(): Promise<void> {
+    for (let guard = 0; guard < 10_000 && !this.#stopped; guard++) {
+      const decisions = this.machine.decide(Date.now());
+      const acting = decisions.filter((d) => d.kind !== "wake");
+      this.#schedule(decisions);
+      if (acting.length === 0) break;
+      for (const d of acting) await this.#execute(d);
+      if (this.machine.finished) break;
+    }
+    if (this.machine.finished) this.#finish();
+  }
+
+  #schedule(decisions: Decision[]): void {
+    const wakes = decisions.filter((d): d is Extract<Decision, { kind: "wake" }> => d.kind === "wake");
+    if (wakes.length === 0) return;
+    const at = Math.min(...wakes.map((w) => w.at));
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => this.pump(), Math.max(0, at - Date.now()) + 5);
+  }
+
+  async #execute(d: Decision): Promise<void> {
+    switch (d.kind) {
+      case "event": {
+        try {
+          await this.publish(d.event);
+        } catch (err) {
+          this.#log.error({ err, type: d.event.type }, "could not publish a run event; will retry");
+          await new Promise((r) => setTimeout(r, 500));
+          return;
+        }
+        if (d.event.type === "step.finished" || d.event.type === "run.finished") void this.save();
+        if (d.event.type === "step.started") this.#ackedPublished.clear();
+        return;
+      }
+      case "send": {
+        const now = Date.now();
+        this.machine.noteSent(d.host, now);
+        void this.#send(d.host, d.command);
+        return;
+      }
+      case "cancel": {
+        const spec = this.machine.spec;
+        void this.#bus
+          .request(subjects.hostCancel(spec.lab, d.host), CancelRequestSchema, { runId: spec.runId, reason: this.machine.cancelReason ?? "canceled" }, CancelReplySchema, { timeoutMs: 5_000 })
+          .catch((err: unknown) => this.#log.warn({ host: d.host, err: (err as Error).message }, "cancel did not reach the host"));
+        return;
+      }
+      case "wake":
+        return;
+    }
+  }
+
+  async #send(host: string, command: PhaseCommand): Promise<void> {
+    const spec = this.machine.spec;
+    try {
+      const ack = await this.#bus.request(subjects.hostCommand(spec.lab, host), PhaseCommandSchema, command, CommandAckSchema, { timeoutMs: 3_000 });
+      if (command.attempt !== this.machine.attempt) return;
+      const result = this.machine.noteAck(host, ack, Date.now());
+      const key = `${command.attempt}:${command.step}:${host}`;
+      if (!this.#ackedPublished.has(key)) {
+        this.#ackedPublished.add(key);
+        await this.#publishQuiet({ type: "host.acked", attempt: command.attempt, step: command.step, host });
+      }
+      if (result) this.onResult(result);
+    } catch (err) {
+      const e = toStackbusError(err);
+      if (e.code === ErrorCode.Unavailable || e.code === ErrorCode.Timeout) return; // resent until the ack timeout
+      this.#log.warn({ host, code: e.code, err: e.message }, "the agent refused a step");
+      if (command.attempt !== this.machine.attempt) return;
+      const failure = { host, step: command.step, reason: e.code === ErrorCode.Conflict ? ("busy" as const) : ("internal" as const), hook: null, exitCode: null, signal: null, message: e.message, outputTail: [] };
+      await this.#publishQuiet({ type: "host.finished", attempt: command.attempt, step: command.step, host, status: "failed", durationMs: 0, failures: [failure], decided: true });
+    } finally {
+      this.pump();
+    }
+  }
+
+  #finish(): void {
+    clearInterval(this.#tick);
+    clearTimeout(this.#timer);
+    void this.save().finally(() => {
+      this.#log.info({ status: this.machine.status }, "run finished");
+      this.#onDone();
+    });
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearInterval(this.#tick);
+    clearTimeout(this.#timer);
+  }
+
+  async idle(): Promise<void> {
+    await this.#chain;
+  }
+}
+
+/** A stable id per event, so a republished decision is stored once (the stream's duplicate window). */
+function eventId(e: RunEvent): string {
+  const base = `${e.runId}.${e.type}`;
+  switch (e.type) {
+    case "run.created":
+      return base;
+    case "run.attempt":
+    case "run.finished":
+      return `${base}.${e.attempt}`;
+    case "step.started":
+      return `${base}.${e.attempt}.${e.step}.${e.wave}`;
+    case "step.finished":
+      return `${base}.${e.attempt}.${e.step}`;
+    case "host.acked":
+    case "host.finished":
+      return `${base}.${e.attempt}.${e.step}.${e.host}`;
+    case "run.cancel-requested":
+      return `${base}.${e.at}`;
+  }
+}

@@ -1,0 +1,1 @@
+export { startCoordinator, rebuild, applyStored, type CoordinatorOptions, type CoordinatorHandle } from "./coordinator.js";

@@ -26,6 +26,8 @@ export interface NatsServerOptions {
   args?: string[];
   port?: number;
   storeDir?: string;
+  /** Address to listen on. @default 127.0.0.1 */
+  host?: string;
 }
 
 /** Path of the nats-server binary: `$NATS_SERVER_BIN`, else `nats-server` on PATH. */
@@ -55,10 +57,10 @@ class ServerProcess implements NatsServer {
   #args: string[];
   #output = "";
 
-  constructor(port: number, storeDir: string, args: string[]) {
+  constructor(port: number, storeDir: string, args: string[], host = "127.0.0.1") {
     this.port = port;
     this.storeDir = storeDir;
-    this.url = `nats://127.0.0.1:${port}`;
+    this.url = `nats://${host}:${port}`;
     this.#args = args;
   }
 
@@ -119,14 +121,15 @@ class ServerProcess implements NatsServer {
 export async function startNats(options: NatsServerOptions = {}): Promise<NatsServer> {
   const port = options.port ?? (await freePort());
   const storeDir = options.storeDir ?? mkdtempSync(join(tmpdir(), "sb-nats-"));
-  const args = ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", storeDir];
+  const host = options.host ?? "127.0.0.1";
+  const args = ["-a", host, "-p", String(port), "-js", "-sd", storeDir];
   if (options.config) {
     const file = join(storeDir, "server.conf");
     writeFileSync(file, options.config);
     args.push("-c", file);
   }
   args.push(...(options.args ?? []));
-  const server = new ServerProcess(port, storeDir, args);
+  const server = new ServerProcess(port, storeDir, args, host);
   await server.start();
   return server;
 }

@@ -285,22 +285,9 @@ class RunDriver {
     return next.then(() => undefined);
   }
 
+  /** A host's result (already stored in the run stream by its agent) moves the barrier. */
   onResult(result: StepResult): void {
-    if (!this.machine.applyResult(result)) return;
-    void this.#announce(result).finally(() => this.pump());
-  }
-
-  async #announce(result: StepResult): Promise<void> {
-    await this.#publishQuiet({
-      type: "host.finished",
-      attempt: result.attempt,
-      step: result.step,
-      host: result.host,
-      status: result.status,
-      durationMs: result.durationMs,
-      failures: result.failures,
-      decided: false,
-    });
+    if (this.machine.applyResult(result)) this.pump();
   }
 
   async #publishQuiet(draft: EventDraft): Promise<void> {

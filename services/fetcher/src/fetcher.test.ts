@@ -190,11 +190,36 @@ describe("fetcher service - plugins.resolve over a real nats-server and git smar
     const url = gitServer.repoUrl("moving");
     const first = await resolve("plain", { name: "moving", url, ref: "master", runId: "run-1" });
     const moved = await gitServer.commit("moving", { "devstack/plugin.sh": "echo 2\n" });
+    const requestsBefore = gitServer.requests.filter((r) => r.repo === "moving.git").length;
     const again = await resolve("plain", { name: "moving", url, ref: "master", runId: "run-1" });
     assert.equal(again.commit, first.commit);
+    assert.equal(gitServer.requests.filter((r) => r.repo === "moving.git").length, requestsBefore, "a pinned ref contacts nobody");
     const next = await resolve("plain", { name: "moving", url, ref: "master", runId: "run-2" });
     assert.equal(next.commit, moved);
     assert.notEqual(next.object, first.object);
+  });
+
+  it("a second fetcher instance in the queue group serves a run the commit the first one pinned", async () => {
+    await gitServer.commit("shared", { "devstack/plugin.sh": "echo 1\n" });
+    const url = gitServer.repoUrl("shared");
+    const pinned = await resolve("plain", { name: "shared", url, ref: "master", runId: "run-shared" });
+    await gitServer.commit("shared", { "devstack/plugin.sh": "echo 2\n" });
+    const secondCache = tempDir("sb-fetcher-cache2-");
+    const secondBus = await Bus.connect({ servers: nats.url, name: "fetcher-2", logger: silentLogger() });
+    const second = await startFetcherService({ bus: secondBus, logger: silentLogger(), cacheDir: secondCache.path });
+    try {
+      const replies = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          new Promise((r) => setTimeout(r, i * 5)).then(() => resolve("plain", { name: "shared", url, ref: "master", runId: "run-shared" })),
+        ),
+      );
+      assert.deepEqual(new Set(replies.map((r) => r.commit)), new Set([pinned.commit]));
+      assert.equal(second.stats().clones, 1, "the second instance answered some of them from its own clone");
+    } finally {
+      await second.stop();
+      await secondBus.drain();
+      secondCache.remove();
+    }
   });
 
   it("a local path and a file:// URL are served by git upload-pack, without HTTP", async () => {

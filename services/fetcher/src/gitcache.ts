@@ -163,7 +163,8 @@ export class GitCache {
   /**
    * Makes sure the cache holds `oid` (and `fullref`, when it is a ref outside branches
    * and tags). Clones when there is no cache yet; otherwise fetches only when the object
-   * is missing. A commit no advertised ref reaches is asked for by its id.
+   * is missing; the source is not contacted when it is not. A commit no advertised ref
+   * reaches is asked for by its id.
    */
   async ensure(
     source: PluginSource,
@@ -176,10 +177,13 @@ export class GitCache {
       const dir = this.#repo(source);
       const cache = this.#cache(source);
       const transport = this.#transport(source);
-      const refs = advertised ?? (await this.listRemote(source, context));
-      const anchor = fullref ?? refs.find((r) => r.ref.startsWith("refs/heads/"))?.ref ?? refs[0]?.ref;
-      const fetchAll = async () =>
-        git.fetch({
+      let refs = advertised;
+      const remoteRefs = async () => (refs ??= await this.listRemote(source, context));
+      const fetchAll = async () => {
+        const listed = await remoteRefs();
+        if (listed.length === 0) return;
+        const anchor = fullref ?? listed.find((r) => r.ref.startsWith("refs/heads/"))?.ref ?? listed[0]?.ref;
+        await git.fetch({
           fs,
           dir,
           cache,
@@ -190,6 +194,7 @@ export class GitCache {
           tags: true,
           ...(anchor ? { remoteRef: anchor } : {}),
         });
+      };
       try {
         if (!(await isRepo(dir))) {
           await rm(dir, { recursive: true, force: true });
@@ -199,7 +204,7 @@ export class GitCache {
           await git.setConfig({ fs, dir, path: "remote.origin.fetch", value: "+refs/heads/*:refs/remotes/origin/*" });
           this.#log.info({ source: source.display, location: source.location }, "cloning plugin source");
           try {
-            if (refs.length > 0) await fetchAll();
+            await fetchAll();
           } catch (err) {
             await rm(dir, { recursive: true, force: true });
             throw err;

@@ -79,10 +79,11 @@ describe("installPlugin - download, verify, unpack beside, rename into DEST/<nam
     tmp.remove();
   });
 
-  it("installs an absent plugin as a git checkout at the commit, executable bits kept, nothing left beside it", async () => {
+  it("installs an absent plugin as a git checkout at the commit, executable bits kept, nothing left beside it (not even an earlier crash's)", async () => {
     const fixture = new Fixture(tmp.path, "alpha");
     const plugin = await fixture.commit(store, { "devstack/plugin.sh": "echo alpha\n", "devstack/settings": "define_plugin alpha\n" });
     const dest = join(tmp.path, "dest1");
+    mkdirSync(join(dest, ".alpha.sb-unpack-crashed", "devstack"), { recursive: true });
     const progress: Array<[number, number]> = [];
     const outcome = await installPlugin({ store, plugin, dest, reclone: false, onProgress: (d, t) => progress.push([d, t]) });
     assert.deepEqual(outcome, { name: "alpha", path: join(dest, "alpha"), commit: plugin.commit, action: "installed" });

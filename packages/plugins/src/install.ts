@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { mkdir, open, rename, rm } from "node:fs/promises";
+import { mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { x as extractTar } from "tar";
 import type { ObjectStore } from "@stackbus/bus";
@@ -69,6 +69,7 @@ export async function installPlugin(options: InstallOptions): Promise<InstallOut
   await mkdir(dest, { recursive: true }).catch((err: unknown) => {
     throw new PluginInstallError(name, dest, reasonOf(err), err);
   });
+  await removeLeftovers(dest, name);
   const tag = randomBytes(6).toString("hex");
   const download = join(dest, `.${name}.sb-download-${tag}.tar.gz`);
   const staging = join(dest, `.${name}.sb-unpack-${tag}`);
@@ -162,6 +163,15 @@ async function downloadVerified(options: InstallOptions, name: string, file: str
       object: plugin.object,
     }, { cause: streamError });
   }
+}
+
+/** Removes what an install of this plugin interrupted by a crash left beside the target. */
+async function removeLeftovers(dest: string, name: string): Promise<void> {
+  const prefix = `.${name}.sb-`;
+  const entries = await readdir(dest).catch(() => [] as string[]);
+  await Promise.all(
+    entries.filter((e) => e.startsWith(prefix)).map((e) => rm(join(dest, e), { recursive: true, force: true }).catch(() => undefined)),
+  );
 }
 
 function reasonOf(err: unknown): string {

@@ -1,3 +1,4 @@
+import { rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import type { Bus, Logger } from "@stackbus/bus";
 import {
@@ -47,6 +48,7 @@ export async function startFetcherService(options: FetcherServiceOptions): Promi
   const { bus } = options;
   const log = options.logger.child({ service: "fetcher" });
   const cacheDir = resolve(options.cacheDir);
+  await rm(join(cacheDir, "tmp"), { recursive: true, force: true });
   const store = await bus.objectStore(OBJECT_STORES.plugins);
   const index = await bus.kv(BUCKETS.pluginIndex);
   const cache = new GitCache({ dir: cacheDir, logger: log });
@@ -65,7 +67,7 @@ export async function startFetcherService(options: FetcherServiceOptions): Promi
     { queue: QUEUES.fetcher },
   );
   await bus.nc.flush();
-  log.info({ cacheDir: join(cacheDir) }, "plugin fetcher ready");
+  log.info({ cacheDir }, "plugin fetcher ready");
 
   let stopped = false;
   return {

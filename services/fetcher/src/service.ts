@@ -46,7 +46,7 @@ export interface FetcherService {
  */
 export async function startFetcherService(options: FetcherServiceOptions): Promise<FetcherService> {
   const { bus } = options;
-  const log = options.logger.child({ service: "fetcher" });
+  const log = options.logger.child({ component: "fetcher" });
   const cacheDir = resolve(options.cacheDir);
   await rm(join(cacheDir, "tmp"), { recursive: true, force: true });
   const store = await bus.objectStore(OBJECT_STORES.plugins);

@@ -1,0 +1,260 @@
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { rm } from "node:fs/promises";
+import { Readable } from "node:stream";
+import { z } from "zod";
+import type { KV, Logger, ObjectStore } from "@stackbus/bus";
+import { parsePluginSettings, requirementsOf } from "@stackbus/plugins";
+import {
+  InvalidNameError,
+  nameProblem,
+  pluginObjectName,
+  PluginResolveReplySchema,
+  type LabPluginAccess,
+  type PluginResolveReply,
+} from "@stackbus/protocol";
+import { PluginOfflineError, type PluginContext } from "./errors.js";
+import type { GitCache } from "./gitcache.js";
+import { InFlight } from "./lock.js";
+import { redact, resolveSource, stripCredentials, type PluginSource } from "./source.js";
+
+const FULL_SHA = /^[0-9a-f]{40}$/;
+
+/** What the index remembers about a resolve, for offline serving. */
+const IndexEntrySchema = PluginResolveReplySchema.extend({ at: z.number().int(), location: z.string() });
+/** The commit a run's moving ref was resolved to, shared by every fetcher instance. */
+const RunPinSchema = z.object({ commit: z.string().regex(FULL_SHA), at: z.number().int() });
+
+export interface ResolveInput {
+  name: string;
+  url: string;
+  ref: string;
+  runId?: string | undefined;
+}
+
+export interface ResolverOptions {
+  cache: GitCache;
+  store: ObjectStore;
+  /** The `BUCKETS.pluginIndex` bucket. */
+  index: KV;
+  logger: Logger;
+  access: (lab: string) => Promise<LabPluginAccess>;
+}
+
+/**
+ * Answers plugins.resolve: a plugin's URL and ref become a commit and an archive in the
+ * object store. Concurrent asks for the same plugin share one resolution; an archive is
+ * built once per name and commit; a run pins each moving ref to the commit its first
+ * ask saw; offline labs are served from the index and the clone cache only.
+ */
+export class PluginResolver {
+  readonly #cache: GitCache;
+  readonly #store: ObjectStore;
+  readonly #index: KV;
+  readonly #log: Logger;
+  readonly #access: (lab: string) => Promise<LabPluginAccess>;
+  readonly #resolving = new InFlight();
+  readonly #publishing = new InFlight();
+
+  constructor(options: ResolverOptions) {
+    this.#cache = options.cache;
+    this.#store = options.store;
+    this.#index = options.index;
+    this.#log = options.logger;
+    this.#access = options.access;
+  }
+
+  async resolve(lab: string, input: ResolveInput): Promise<PluginResolveReply> {
+    const problem = nameProblem(input.name);
+    if (problem !== undefined) {
+      throw new InvalidNameError(
+        "plugin",
+        input.name,
+        `plugin name ${JSON.stringify(input.name)} (${stripCredentials(input.url)}) ${problem}; ` +
+          `enable_plugin names become directories and subject tokens`,
+      );
+    }
+    const access = await this.#access(lab);
+    const source = resolveSource(input.name, input.url, access);
+    const context: PluginContext = { plugin: input.name, url: source.display };
+    const key = [input.name, source.key, input.ref, input.runId ?? "", access.offline ? "offline" : "online"].join("\n");
+    return this.#resolving.run(key, async () => {
+      try {
+        const reply = access.offline
+          ? await this.#offline(source, context, input)
+          : await this.#online(source, context, input);
+        this.#log.info(
+          { lab, plugin: input.name, url: source.display, ref: input.ref, commit: reply.commit, runId: input.runId },
+          "plugin resolved",
+        );
+        return reply;
+      } catch (err) {
+        if (err instanceof Error && source.secrets.length > 0) err.message = redact(err.message, source.secrets);
+        throw err;
+      }
+    });
+  }
+
+  async #online(source: PluginSource, context: PluginContext, input: ResolveInput): Promise<PluginResolveReply> {
+    const commit = await this.#commitFor(source, context, input);
+    const reply = await this.#publish(source, context, input, commit);
+    const entry = { ...reply, at: Date.now(), location: source.location };
+    await this.#index
+      .put(indexKey(input.name, source, input.ref), JSON.stringify(IndexEntrySchema.parse(entry)))
+      .catch((err: unknown) => this.#log.warn({ err: (err as Error).message }, "could not record the resolve in the plugin index"));
+    return reply;
+  }
+
+  async #commitFor(source: PluginSource, context: PluginContext, input: ResolveInput): Promise<string> {
+    const { ref, runId } = input;
+    if (FULL_SHA.test(ref) && (await this.#cache.has(source, ref))) {
+      return this.#cache.peel(source, context, ref, ref);
+    }
+    if (runId === undefined || FULL_SHA.test(ref)) return (await this.#cache.resolve(source, context, ref)).commit;
+
+    const pinKey = runKey(runId, source, ref);
+    const pinned = await this.#readPin(pinKey);
+    if (pinned) {
+      await this.#cache.ensure(source, context, pinned, null);
+      return pinned;
+    }
+    const { commit } = await this.#cache.resolve(source, context, ref);
+    try {
+      await this.#index.create(pinKey, JSON.stringify({ commit, at: Date.now() }));
+      return commit;
+    } catch {
+      const winner = await this.#readPin(pinKey);
+      if (!winner || winner === commit) return commit;
+      await this.#cache.ensure(source, context, winner, null);
+      return winner;
+    }
+  }
+
+  async #readPin(key: string): Promise<string | undefined> {
+    const entry = await this.#index.get(key).catch(() => null);
+    if (!entry || entry.operation !== "PUT") return undefined;
+    const parsed = RunPinSchema.safeParse(safeJson(entry.string()));
+    return parsed.success ? parsed.data.commit : undefined;
+  }
+
+  async #offline(source: PluginSource, context: PluginContext, input: ResolveInput): Promise<PluginResolveReply> {
+    if (input.runId !== undefined && !FULL_SHA.test(input.ref)) {
+      const pinned = await this.#readPin(runKey(input.runId, source, input.ref));
+      if (pinned && (await this.#cache.has(source, pinned))) return this.#publish(source, context, input, pinned);
+    }
+    const indexed = await this.#index.get(indexKey(input.name, source, input.ref)).catch(() => null);
+    if (indexed && indexed.operation === "PUT") {
+      const entry = IndexEntrySchema.safeParse(safeJson(indexed.string()));
+      if (entry.success) {
+        const info = await this.#store.info(entry.data.object).catch(() => null);
+        if (info && !info.deleted && info.size === entry.data.size) {
+          const { at, location: _location, ...reply } = entry.data;
+          const note = `offline: serving commit ${reply.commit} as resolved at ${new Date(at).toISOString()}`;
+          return { ...reply, url: source.display, ref: input.ref, warnings: [...reply.warnings, note] };
+        }
+      }
+    }
+    const local = await this.#cache.resolveLocal(source, context, input.ref);
+    if (local) return this.#publish(source, context, input, local);
+    throw new PluginOfflineError(context, input.ref);
+  }
+
+  /** The reply for name@commit, building and storing the archive unless the object store has it already. */
+  async #publish(source: PluginSource, context: PluginContext, input: ResolveInput, commit: string): Promise<PluginResolveReply> {
+    const object = pluginObjectName(input.name, commit);
+    const stored = await this.#publishing.run(object, async () => {
+      const info = await this.#store.info(object).catch(() => null);
+      if (info && !info.deleted) return { size: info.size, digest: natsDigestToHex(info.digest) };
+      const built = await this.#cache.archive(source, commit);
+      try {
+        const put = await this.#store.put(
+          { name: object, description: `plugin ${input.name} at ${commit}` },
+          Readable.toWeb(createReadStream(built.file)) as ReadableStream<Uint8Array>,
+        );
+        const digest = natsDigestToHex(put.digest);
+        if (digest !== built.digest || put.size !== built.size) {
+          throw new Error(`object store recorded ${digest} (${put.size} bytes) for ${object}, built ${built.digest} (${built.size} bytes)`);
+        }
+        this.#log.info({ object, size: built.size }, "plugin archive stored");
+        return { size: built.size, digest: built.digest };
+      } finally {
+        await rm(built.file, { force: true });
+      }
+    });
+    const { defines, requires, warnings } = await this.#describe(source, context, input.name, commit);
+    return {
+      name: input.name,
+      url: source.display,
+      ref: input.ref,
+      commit,
+      object,
+      size: stored.size,
+      digest: stored.digest,
+      defines,
+      requires,
+      warnings,
+    };
+  }
+
+  /** define_plugin / plugin_requires of the plugin at `commit`, and warnings about its layout. */
+  async #describe(
+    source: PluginSource,
+    context: PluginContext,
+    name: string,
+    commit: string,
+  ): Promise<{ defines: string | null; requires: string[]; warnings: string[] }> {
+    const where = `plugin ${name} (${context.url}) at ${commit.slice(0, 12)}`;
+    const listing = await this.#cache.listDir(source, commit, "devstack");
+    if (listing === null) {
+      const warning = `${where} has no devstack/ directory: DevStack would skip it, and it does nothing on the hosts`;
+      this.#log.warn({ plugin: name, url: context.url, commit }, warning);
+      return { defines: null, requires: [], warnings: [warning] };
+    }
+    const warnings: string[] = [];
+    if (!["plugin.sh", "settings", "override-defaults"].some((f) => listing.includes(f))) {
+      warnings.push(`${where} has neither devstack/plugin.sh, devstack/settings nor devstack/override-defaults: it does nothing on the hosts`);
+    }
+    const text = listing.includes("settings") ? await this.#cache.readFile(source, commit, "devstack/settings") : null;
+    const settings = parsePluginSettings(text ?? "");
+    if (settings.defines !== null && settings.defines !== name) {
+      warnings.push(
+        `${where}: devstack/settings says define_plugin ${settings.defines}, but it is enabled as ${name}; ` +
+          `plugin_requires lines of either name count for it`,
+      );
+    }
+    for (const warning of warnings) this.#log.warn({ plugin: name, url: context.url, commit }, warning);
+    return { defines: settings.defines, requires: requirementsOf(settings, name), warnings };
+  }
+
+  /** Resolves when no resolve is in flight. */
+  async idle(): Promise<void> {
+    await this.#resolving.idle();
+    await this.#publishing.idle();
+  }
+}
+
+function hash(...parts: string[]): string {
+  return createHash("sha256").update(parts.join("\n")).digest("hex");
+}
+
+function indexKey(name: string, source: PluginSource, ref: string): string {
+  return `ref.${hash(name, source.key, ref)}`;
+}
+
+function runKey(runId: string, source: PluginSource, ref: string): string {
+  return `run.${hash(runId, source.key, ref)}`;
+}
+
+/** The object store's `SHA-256=<base64url>` digest as stackbus's `sha256-<hex>`. */
+export function natsDigestToHex(digest: string): string {
+  const b64 = digest.replace(/^SHA-256=/, "").replace(/=+$/, "");
+  return `sha256-${Buffer.from(b64, "base64url").toString("hex")}`;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

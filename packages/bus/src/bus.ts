@@ -160,7 +160,7 @@ export class Bus {
     try {
       nc = await connect(connectionOptions);
     } catch (err) {
-      throw unreachable(servers, identity, err);
+      throw unreachable(servers, identity, err, Boolean(options.tls?.caFile && !options.tls.certFile));
     }
     const bus = new Bus(nc, log, options.replicas ?? 1, identity, inbox);
     bus.#watchStatus();
@@ -606,7 +606,7 @@ function normaliseServers(servers: string | string[]): string[] {
   return list.map((s) => s.trim()).filter((s) => s.length > 0);
 }
 
-function unreachable(servers: string[], identity: string | undefined, err: unknown): StackbusError {
+function unreachable(servers: string[], identity: string | undefined, err: unknown, tlsWithoutCert = false): StackbusError {
   const detail = err instanceof Error ? err.message : String(err);
   const auth = /authoriz|authentic|permission/i.test(`${(err as Error | undefined)?.name ?? ""} ${detail}`);
   if (auth) {
@@ -619,12 +619,34 @@ function unreachable(servers: string[], identity: string | undefined, err: unkno
       { cause: err },
     );
   }
+  if (isTlsFailure(err)) {
+    return new StackbusError(
+      ErrorCode.Unavailable,
+      `TLS with NATS at ${servers.join(", ")} failed (${detail}). Pass the CA that signed the server's certificate with --tls-ca (STACKBUS_TLS_CA), and a client certificate with --tls-cert/--tls-key (STACKBUS_TLS_CERT/KEY) when the server requires one.`,
+      { servers },
+      { cause: err },
+    );
+  }
+  const mtlsHint =
+    tlsWithoutCert && /timeout/i.test(detail)
+      ? " If the server requires client certificates (mutual TLS), pass --tls-cert/--tls-key (STACKBUS_TLS_CERT/KEY)."
+      : "";
   return new StackbusError(
     ErrorCode.Unavailable,
-    `cannot reach NATS at ${servers.join(", ")} (${detail}). Start one with "stackbus up", or pass --nats URL / set NATS_URL.`,
+    `cannot reach NATS at ${servers.join(", ")} (${detail}). Start one with "stackbus up", or pass --nats URL / set NATS_URL.${mtlsHint}`,
     { servers },
     { cause: err },
   );
+}
+
+/** A failed TLS handshake or certificate check, anywhere in the cause chain. */
+function isTlsFailure(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    if (typeof code === "string" && /CERT|SIGNATURE|ISSUER|TLS|SSL|ALTNAME/.test(code)) return true;
+    if (typeof message === "string" && /certificate|\bTLS\b|\bSSL\b|handshake/i.test(message)) return true;
+  }
+  return false;
 }
 
 /** The user name, or the nkey public key of the seed file, or of a creds file's seed. */

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { fromSeed } from "@nats-io/nkeys";
 import { connect } from "@nats-io/transport-node";
 import {
   credsAuthenticator,
@@ -24,7 +25,10 @@ import { Kvm, type KV } from "@nats-io/kv";
 import { Objm, type ObjectStore } from "@nats-io/obj";
 import {
   ErrorCode,
+  INBOX_ROOT,
   StackbusError,
+  inboxPrefix as inboxPrefixOf,
+  isValidName,
   toStackbusError,
   replySchema,
   STREAMS,
@@ -33,6 +37,7 @@ import {
 } from "@stackbus/protocol";
 import type { z } from "zod";
 import { decode, encode } from "./codec.js";
+import { findViolation, PermissionDeniedError, type Violation } from "./errors.js";
 import type { Logger } from "./logger.js";
 
 /** The default bus URL: `$NATS_URL`, else the local server. */
@@ -67,7 +72,11 @@ export interface BusOptions {
   waitForServer?: boolean | undefined;
   /** JetStream replicas for the streams, buckets and object store this client creates. @default 1 */
   replicas?: number | undefined;
-  /** Prefix for reply inboxes, for users restricted to their own inbox. */
+  /**
+   * Prefix for reply inboxes, for users restricted to their own inbox.
+   * @default `_INBOX.<identity>` when the client has a user name or nkey that is a safe token
+   * (see `inboxPrefix` in @stackbus/protocol), else `_INBOX`
+   */
   inboxPrefix?: string | undefined;
 }
 
@@ -93,15 +102,24 @@ export class Bus {
   readonly js: JetStreamClient;
   readonly log: Logger;
   readonly replicas: number;
+  /** Who this client is to the server: its user name or nkey public key, if it has one. */
+  readonly identity: string | undefined;
+  /** The prefix of this client's reply inboxes. */
+  readonly inboxPrefix: string;
   #jsm: JetStreamManager | undefined;
   #kvm: Kvm;
   #objm: Objm;
   #closed = false;
+  #denials: Array<{ seq: number; error: PermissionDeniedError }> = [];
+  #denialSeq = 0;
+  #deniedListeners = new Set<(error: PermissionDeniedError) => void>();
 
-  private constructor(nc: NatsConnection, log: Logger, replicas: number) {
+  private constructor(nc: NatsConnection, log: Logger, replicas: number, identity: string | undefined, inbox: string) {
     this.nc = nc;
     this.log = log;
     this.replicas = replicas;
+    this.identity = identity;
+    this.inboxPrefix = inbox;
     this.js = jetstream(nc, { timeout: 10_000 });
     this.#kvm = new Kvm(this.js);
     this.#objm = new Objm(this.js);
@@ -110,6 +128,8 @@ export class Bus {
   static async connect(options: BusOptions): Promise<Bus> {
     const servers = normaliseServers(options.servers ?? defaultNatsUrl());
     const log = options.logger.child({ component: "bus" });
+    const identity = identityOf(options);
+    const inbox = options.inboxPrefix ?? (identity !== undefined && isValidName(identity) ? inboxPrefixOf(identity) : INBOX_ROOT);
     const connectionOptions: ConnectionOptions = {
       servers,
       name: options.name,
@@ -119,7 +139,7 @@ export class Bus {
       waitOnFirstConnect: options.waitForServer ?? false,
       timeout: 5_000,
       pingInterval: 10_000,
-      ...(options.inboxPrefix ? { inboxPrefix: options.inboxPrefix } : {}),
+      inboxPrefix: inbox,
     };
     if (options.user !== undefined) connectionOptions.user = options.user;
     if (options.pass !== undefined) connectionOptions.pass = options.pass;
@@ -140,9 +160,9 @@ export class Bus {
     try {
       nc = await connect(connectionOptions);
     } catch (err) {
-      throw unreachable(servers, err);
+      throw unreachable(servers, identity, err, Boolean(options.tls?.caFile && !options.tls.certFile));
     }
-    const bus = new Bus(nc, log, options.replicas ?? 1);
+    const bus = new Bus(nc, log, options.replicas ?? 1, identity, inbox);
     bus.#watchStatus();
     log.debug({ servers, server: nc.getServer() }, "connected to NATS");
     return bus;
@@ -158,9 +178,12 @@ export class Bus {
           case "reconnect":
             this.log.info({ server: s.server }, "reconnected to NATS");
             break;
-          case "error":
-            this.log.error({ err: s.error }, "NATS connection error");
+          case "error": {
+            const violation = findViolation(s.error);
+            if (violation) this.#recordDenial(violation, s.error);
+            else this.log.error({ err: s.error }, "NATS connection error");
             break;
+          }
           case "ldm":
             this.log.warn({ server: s.server }, "NATS server is entering lame duck mode");
             break;
@@ -171,9 +194,103 @@ export class Bus {
     })().catch(() => undefined);
   }
 
-  /** Publishes an event (core NATS, fire and forget). */
+  #recordDenial(violation: Violation, cause: unknown): PermissionDeniedError {
+    const error = this.#permissionError(violation, cause);
+    this.#denials.push({ seq: ++this.#denialSeq, error });
+    if (this.#denials.length > 100) this.#denials.shift();
+    this.log.error(
+      { code: error.code, operation: error.operation, subject: error.subject, user: error.user },
+      error.message,
+    );
+    for (const listener of this.#deniedListeners) {
+      try {
+        listener(error);
+      } catch (err) {
+        this.log.error({ err }, "permission-denied listener failed");
+      }
+    }
+    return error;
+  }
+
+  #permissionError(violation: Violation, cause: unknown): PermissionDeniedError {
+    const who = this.identity !== undefined ? `NATS user ${JSON.stringify(this.identity)}` : "this NATS connection (no user)";
+    const isInbox = violation.operation === "subscribe" && (violation.subject === this.inboxPrefix || violation.subject.startsWith(`${this.inboxPrefix}.`));
+    const message = isInbox
+      ? `permission denied: ${who} may not subscribe to its reply inbox ${JSON.stringify(violation.subject)}, so it cannot receive any reply; its permissions must allow subscribing to "${this.inboxPrefix}.>"`
+      : `permission denied: ${who} may not ${violation.operation} to ${JSON.stringify(violation.subject)}${violation.queue ? ` (queue ${violation.queue})` : ""}`;
+    return new PermissionDeniedError(violation.operation, violation.subject, this.identity, message, { queue: violation.queue, cause });
+  }
+
+  /**
+   * Calls `listener` with every operation the server refuses on this connection, including
+   * plain publishes, which the server reports only after the fact. Returns a function that
+   * removes the listener.
+   */
+  onPermissionDenied(listener: (error: PermissionDeniedError) => void): () => void {
+    this.#deniedListeners.add(listener);
+    return () => this.#deniedListeners.delete(listener);
+  }
+
+  /**
+   * Turns anything a NATS or JetStream call threw into a StackbusError: a server permission
+   * violation becomes a PermissionDeniedError naming the subject and this client's user.
+   */
+  toError(err: unknown, fallback: ErrorCode = ErrorCode.Internal): StackbusError {
+    if (err instanceof StackbusError) return err;
+    const violation = findViolation(err);
+    if (violation) return this.#permissionError(violation, err);
+    return toStackbusError(err, fallback);
+  }
+
+  /** Rethrows a permission violation as PermissionDeniedError, anything else unchanged. */
+  async #denialsAsErrors<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      const violation = err instanceof StackbusError ? undefined : findViolation(err);
+      throw violation ? this.#permissionError(violation, err) : err;
+    }
+  }
+
+  /** Publishes an event (core NATS, fire and forget). A refusal is logged and reported to `onPermissionDenied`. */
   publish<S extends z.ZodType>(subject: string, schema: S, value: z.input<S>): void {
     this.nc.publish(subject, encode(subject, schema, value));
+  }
+
+  /**
+   * Publishes an event like `publish`, then waits for the server to have processed it:
+   * rejects with PermissionDeniedError when the server refused it.
+   */
+  async publishConfirmed<S extends z.ZodType>(subject: string, schema: S, value: z.input<S>): Promise<void> {
+    const mark = this.#denialSeq;
+    this.nc.publish(subject, encode(subject, schema, value));
+    await this.#settle();
+    const refused = this.#denials.find((d) => d.seq > mark && d.error.operation === "publish" && d.error.subject === subject);
+    if (refused) throw refused.error;
+  }
+
+  /**
+   * Waits until the server has processed a subscription made with `subscribe` or `serve`;
+   * rejects with PermissionDeniedError when the server refused it. Returns the subscription.
+   */
+  async confirmed(sub: Subscription): Promise<Subscription> {
+    await this.#settle();
+    if (sub.isClosed()) {
+      const reason = await sub.closed;
+      const violation = reason instanceof Error ? findViolation(reason) : undefined;
+      if (violation) throw this.#permissionError(violation, reason);
+    }
+    return sub;
+  }
+
+  /** A server round trip, then one turn of the event loop so its errors have been handled. */
+  async #settle(): Promise<void> {
+    try {
+      await this.nc.flush();
+    } catch (err) {
+      throw new StackbusError(ErrorCode.Unavailable, `lost the NATS connection: ${(err as Error).message}`, {}, { cause: err });
+    }
+    await new Promise((resolve) => setImmediate(resolve));
   }
 
   /**
@@ -194,6 +311,8 @@ export class Bus {
       try {
         return await this.js.publish(subject, payload, options.msgID ? { msgID: options.msgID } : {});
       } catch (err) {
+        const violation = findViolation(err);
+        if (violation) throw this.#permissionError(violation, err);
         if (Date.now() + delay > deadline || this.#closed) {
           throw new StackbusError(
             ErrorCode.Unavailable,
@@ -225,6 +344,8 @@ export class Bus {
     try {
       msg = await this.nc.request(subject, encode(subject, requestSchema, value), { timeout });
     } catch (err) {
+      const violation = findViolation(err);
+      if (violation) throw this.#permissionError(violation, err);
       throw requestFailure(subject, timeout, err);
     }
     const reply = decode(subject, replySchema(replyValueSchema), msg.data) as
@@ -251,7 +372,7 @@ export class Bus {
       ...(options.queue ? { queue: options.queue } : {}),
       callback: (err, msg) => {
         if (err) {
-          this.log.error({ err, subject }, "subscription failed");
+          if (!findViolation(err)) this.log.error({ err, subject }, "subscription failed");
           return;
         }
         void this.#answer(msg, requestSchema, replyShape, handler);
@@ -300,7 +421,7 @@ export class Bus {
       ...(options.queue ? { queue: options.queue } : {}),
       callback: (err, msg) => {
         if (err) {
-          this.log.error({ err, subject }, "subscription failed");
+          if (!findViolation(err)) this.log.error({ err, subject }, "subscription failed");
           return;
         }
         let value: z.output<S>;
@@ -325,7 +446,7 @@ export class Bus {
   }
 
   async jsm(): Promise<JetStreamManager> {
-    this.#jsm ??= await jetstreamManager(this.nc, { timeout: 10_000 });
+    this.#jsm ??= await this.#denialsAsErrors(() => jetstreamManager(this.nc, { timeout: 10_000 }));
     return this.#jsm;
   }
 
@@ -338,7 +459,7 @@ export class Bus {
       num_replicas: this.replicas,
       ...config,
     };
-    await retryTransient(async () => {
+    await this.#denialsAsErrors(() => retryTransient(async () => {
       try {
         const info = await jsm.streams.info(config.name);
         const current = info.config;
@@ -351,7 +472,7 @@ export class Bus {
         if (!isNotFound(err)) throw err;
         await jsm.streams.add(wanted);
       }
-    });
+    }));
   }
 
   /** The stackbus streams (runs, logs), created or updated. */
@@ -374,14 +495,16 @@ export class Bus {
 
   /** Opens a KV bucket, creating it when it does not exist. */
   async kv(bucket: string, options: { history?: number } = {}): Promise<KV> {
-    return retryTransient(() =>
-      this.#kvm.create(bucket, { history: options.history ?? 1, replicas: this.replicas, timeout: 10_000 }),
+    return this.#denialsAsErrors(() =>
+      retryTransient(() => this.#kvm.create(bucket, { history: options.history ?? 1, replicas: this.replicas, timeout: 10_000 })),
     );
   }
 
   /** Opens an object store, creating it when it does not exist. */
   async objectStore(bucket: string): Promise<ObjectStore> {
-    return retryTransient(() => this.#objm.create(bucket, { replicas: this.replicas, storage: StorageType.File }));
+    return this.#denialsAsErrors(() =>
+      retryTransient(() => this.#objm.create(bucket, { replicas: this.replicas, storage: StorageType.File })),
+    );
   }
 
   /**
@@ -389,6 +512,14 @@ export class Bus {
    * start), in order, until caught up with what the stream held when called.
    */
   async readStream(
+    stream: string,
+    filter: string,
+    startSeq?: number,
+  ): Promise<Array<{ subject: string; seq: number; data: Uint8Array; time: number }>> {
+    return this.#denialsAsErrors(() => this.#readStream(stream, filter, startSeq));
+  }
+
+  async #readStream(
     stream: string,
     filter: string,
     startSeq?: number,
@@ -424,15 +555,15 @@ export class Bus {
     filter: string,
     options: { startSeq?: number; onlyNew?: boolean; signal?: AbortSignal } = {},
   ): AsyncGenerator<{ subject: string; seq: number; data: Uint8Array; time: number; pending: number }> {
-    const consumer = await this.js.consumers.get(stream, {
+    const consumer = await this.#denialsAsErrors(() => this.js.consumers.get(stream, {
       filter_subjects: filter,
       ...(options.onlyNew
         ? { deliver_policy: DeliverPolicy.New }
         : options.startSeq && options.startSeq > 0
           ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: options.startSeq }
           : { deliver_policy: DeliverPolicy.All }),
-    });
-    const messages = await consumer.consume({ max_messages: 512 });
+    }));
+    const messages = await this.#denialsAsErrors(() => consumer.consume({ max_messages: 512 }));
     const stop = () => void messages.close().catch(() => undefined);
     options.signal?.addEventListener("abort", stop, { once: true });
     try {
@@ -475,17 +606,72 @@ function normaliseServers(servers: string | string[]): string[] {
   return list.map((s) => s.trim()).filter((s) => s.length > 0);
 }
 
-function unreachable(servers: string[], err: unknown): StackbusError {
+function unreachable(servers: string[], identity: string | undefined, err: unknown, tlsWithoutCert = false): StackbusError {
   const detail = err instanceof Error ? err.message : String(err);
-  const auth = /authoriz|authentic|permission/i.test(detail);
+  const auth = /authoriz|authentic|permission/i.test(`${(err as Error | undefined)?.name ?? ""} ${detail}`);
+  if (auth) {
+    const who = identity !== undefined ? `of NATS user ${JSON.stringify(identity)}` : "(none were given: set --user/--password, --nkey or --creds)";
+    return new PermissionDeniedError(
+      "connect",
+      "",
+      identity,
+      `NATS at ${servers.join(", ")} refused the credentials ${who}: ${detail}`,
+      { cause: err },
+    );
+  }
+  if (isTlsFailure(err)) {
+    return new StackbusError(
+      ErrorCode.Unavailable,
+      `TLS with NATS at ${servers.join(", ")} failed (${detail}). Pass the CA that signed the server's certificate with --tls-ca (STACKBUS_TLS_CA), and a client certificate with --tls-cert/--tls-key (STACKBUS_TLS_CERT/KEY) when the server requires one.`,
+      { servers },
+      { cause: err },
+    );
+  }
+  const mtlsHint =
+    tlsWithoutCert && /timeout/i.test(detail)
+      ? " If the server requires client certificates (mutual TLS), pass --tls-cert/--tls-key (STACKBUS_TLS_CERT/KEY)."
+      : "";
   return new StackbusError(
-    auth ? ErrorCode.PermissionDenied : ErrorCode.Unavailable,
-    auth
-      ? `NATS at ${servers.join(", ")} refused the credentials: ${detail}`
-      : `cannot reach NATS at ${servers.join(", ")} (${detail}). Start one with "stackbus up", or pass --nats URL / set NATS_URL.`,
+    ErrorCode.Unavailable,
+    `cannot reach NATS at ${servers.join(", ")} (${detail}). Start one with "stackbus up", or pass --nats URL / set NATS_URL.${mtlsHint}`,
     { servers },
     { cause: err },
   );
+}
+
+/** A failed TLS handshake or certificate check, anywhere in the cause chain. */
+function isTlsFailure(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    if (typeof code === "string" && /CERT|SIGNATURE|ISSUER|TLS|SSL|ALTNAME/.test(code)) return true;
+    if (typeof message === "string" && /certificate|\bTLS\b|\bSSL\b|handshake/i.test(message)) return true;
+  }
+  return false;
+}
+
+/** The user name, or the nkey public key of the seed file, or of a creds file's seed. */
+function identityOf(options: BusOptions): string | undefined {
+  if (options.user !== undefined) return options.user;
+  const file = options.nkeySeedFile || options.credsFile;
+  if (!file) return undefined;
+  let seedText: string;
+  try {
+    seedText = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new StackbusError(
+      ErrorCode.InvalidArgument,
+      `cannot read the NATS ${options.nkeySeedFile ? "nkey seed" : "credentials"} file ${file}: ${(err as Error).message}`,
+      { file },
+      { cause: err },
+    );
+  }
+  const seed = seedText ? /\bSU[A-Z2-7]{56}\b/.exec(seedText)?.[0] : undefined;
+  if (!seed) return undefined;
+  try {
+    return fromSeed(new TextEncoder().encode(seed)).getPublicKey();
+  } catch {
+    return undefined;
+  }
 }
 
 function requestFailure(subject: string, timeout: number, err: unknown): StackbusError {

@@ -16,5 +16,6 @@ export {
   type NatsConnection,
 } from "./bus.js";
 export { encode, decode } from "./codec.js";
+export { PermissionDeniedError, type DeniedOperation } from "./errors.js";
 export { createLogger, silentLogger, type Logger } from "./logger.js";
 export { onShutdown } from "./signals.js";

@@ -40,6 +40,8 @@ export {
   keys,
   pluginObjectName,
   newRunId,
+  INBOX_ROOT,
+  inboxPrefix,
 } from "./subjects.js";
 export {
   nameSchema,

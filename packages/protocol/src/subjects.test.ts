@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { InvalidNameError } from "./errors.js";
-import { keys, newRunId, pluginObjectName, subjects } from "./subjects.js";
+import { inboxPrefix, keys, newRunId, pluginObjectName, subjects } from "./subjects.js";
 import { isValidName } from "./names.js";
 
 describe("subjects - built only from validated tokens", () => {
@@ -57,5 +57,11 @@ describe("subjects - built only from validated tokens", () => {
     const b = newRunId(new Date("2026-01-01T00:00:01Z"));
     assert.ok(isValidName(a), a);
     assert.ok(a < b);
+  });
+
+  it("gives each identity its own reply-inbox prefix and refuses one that would widen it", () => {
+    assert.equal(inboxPrefix("agent-compute1"), "_INBOX.agent-compute1");
+    assert.equal(inboxPrefix("UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4"), "_INBOX.UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4");
+    for (const bad of ["a.b", ">", "*", ""]) assert.throws(() => inboxPrefix(bad), InvalidNameError);
   });
 });

@@ -105,6 +105,19 @@ export function parseSubject(subject: string): { lab: string; tokens: string[] }
   return { lab: labToken as string, tokens: rest };
 }
 
+/** Root of reply inboxes; a client's own inboxes live under `_INBOX.<identity>`. */
+export const INBOX_ROOT = "_INBOX";
+
+/**
+ * The reply-inbox prefix of one NATS identity (a user name or an nkey public key):
+ * `_INBOX.<identity>`. Giving each identity its own prefix lets the server allow a user to
+ * receive only its own replies, so nobody can read the answers another user asked for
+ * (a host's local.conf, say).
+ */
+export function inboxPrefix(identity: string): string {
+  return `${INBOX_ROOT}.${validateName("token", identity)}`;
+}
+
 /** KV keys, built from validated tokens. */
 export const keys = {
   lab: (l: string) => lab(l),

@@ -20,7 +20,11 @@ export interface NatsServer {
 }
 
 export interface NatsServerOptions {
-  /** Extra server configuration, written to a config file and passed with `-c`. */
+  /**
+   * Extra server configuration, written to a config file and passed with `-c`. A config with
+   * its own `jetstream { store_dir }` block keeps it (`-js -sd` are then not passed): give it
+   * `storeDir` so the store is removed on stop.
+   */
   config?: string;
   /** Extra command-line arguments. */
   args?: string[];
@@ -122,7 +126,8 @@ export async function startNats(options: NatsServerOptions = {}): Promise<NatsSe
   const port = options.port ?? (await freePort());
   const storeDir = options.storeDir ?? mkdtempSync(join(tmpdir(), "sb-nats-"));
   const host = options.host ?? "127.0.0.1";
-  const args = ["-a", host, "-p", String(port), "-js", "-sd", storeDir];
+  const ownJetStream = options.config !== undefined && /^\s*jetstream\s*[{:]/m.test(options.config);
+  const args = ["-a", host, "-p", String(port), ...(ownJetStream ? [] : ["-js", "-sd", storeDir])];
   if (options.config) {
     const file = join(storeDir, "server.conf");
     writeFileSync(file, options.config);

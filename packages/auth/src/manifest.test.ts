@@ -1,0 +1,65 @@
+import assert from "node:assert/strict";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { ErrorCode, StackbusError } from "@stackbus/protocol";
+import { tempDir } from "@stackbus/testkit";
+import { authGenFromManifestFile, InvalidManifestError, readLabHosts } from "./manifest.js";
+
+describe("manifest - lab and host names for auth gen", () => {
+  let dir: { path: string; remove: () => void };
+  const manifest = (name: string, text: string) => {
+    const path = join(dir.path, name);
+    writeFileSync(path, text);
+    return path;
+  };
+  before(() => {
+    dir = tempDir("sb-authm-");
+  });
+  after(() => dir.remove());
+
+  it("reads lab: and hosts[].name and ignores the rest of the manifest", () => {
+    const path = manifest("lab.yaml", "lab: demo\ndefaults: { failurePolicy: abort }\nhosts:\n  - name: controller\n    wave: 1\n  - name: compute1\n    wave: 2\n");
+    assert.deepEqual(readLabHosts(path), { lab: "demo", hosts: ["controller", "compute1"] });
+  });
+
+  const bad: Array<[string, string, RegExp]> = [
+    ["no lab", "hosts:\n  - name: a\n", /bad\.yaml: lab: is required/],
+    ["a lab name with a dot", "lab: my.lab\nhosts:\n  - name: a\n", /bad\.yaml:1: lab: lab name "my\.lab" may not contain "\."/],
+    ["no hosts", "lab: demo\n", /bad\.yaml: hosts: must be a non-empty list/],
+    ["a host name with a wildcard", "lab: demo\nhosts:\n  - name: ok\n  - name: '*'\n", /bad\.yaml:4: hosts\[1\]\.name: host name "\*" may not contain the subject wildcards/],
+    ["a host without a name", "lab: demo\nhosts:\n  - wave: 1\n", /bad\.yaml:3: hosts\[0\]\.name: is required/],
+    ["a repeated host", "lab: demo\nhosts:\n  - name: a\n  - name: a\n", /bad\.yaml:4: hosts\[1\]\.name: host "a" is already hosts\[0\]/],
+    ["broken YAML", "lab: demo\nhosts: [\n", /bad\.yaml:\d+: not valid YAML/],
+  ];
+  for (const [what, text, message] of bad) {
+    it(`refuses ${what}, naming the file, line and field`, () => {
+      const path = manifest("bad.yaml", text);
+      assert.throws(
+        () => readLabHosts(path),
+        (err: unknown) => {
+          assert.ok(err instanceof InvalidManifestError, String(err));
+          assert.equal(err.code, ErrorCode.InvalidManifest);
+          assert.match(err.message, message);
+          return true;
+        },
+      );
+    });
+  }
+
+  it("auth gen from a manifest writes the files, and writes nothing for a bad manifest", async () => {
+    const out = join(dir.path, "out");
+    const { generated, written } = await authGenFromManifestFile(
+      manifest("lab.yaml", "lab: demo\nhosts:\n  - name: compute1\n"),
+      out,
+      { mode: "nkey" },
+    );
+    assert.equal(generated.lab, "demo");
+    assert.ok(written.includes(join(out, "agent-compute1.nk")));
+    assert.ok(existsSync(join(out, "env", "agent-compute1.env")));
+    const out2 = join(dir.path, "out2");
+    await assert.rejects(authGenFromManifestFile(manifest("bad.yaml", "lab: demo\nhosts: []\n"), out2, { mode: "nkey" }), InvalidManifestError);
+    assert.equal(existsSync(out2), false);
+    await assert.rejects(authGenFromManifestFile(join(dir.path, "missing.yaml"), out2, { mode: "nkey" }), (e: unknown) => (e as StackbusError).code === ErrorCode.NotFound);
+  });
+});

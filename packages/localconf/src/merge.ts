@@ -1,0 +1,367 @@
+import { mkdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync, type Stats } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { ErrorCode, StackbusError, type Diagnostic } from "@stackbus/protocol";
+import { analyseSpec, blocksBySpec, type SectionModel } from "./content.js";
+import type { ExpandRequest, ExpandResult, Expander } from "./expand.js";
+import { iniAddLiteral, iniDelete, iniSet } from "./ini.js";
+import { diagnostic, type MetaBlock } from "./types.js";
+
+/** What one merge group did: the files it wrote (one per file spec) and what it warned about. */
+export interface MergeOutcome {
+  group: string;
+  files: Array<{ spec: string; path: string; created: boolean }>;
+  warnings: Diagnostic[];
+}
+
+export interface MergeOptions {
+  /** Relative file specs resolve against this directory (the host's TOP_DIR). @default process.cwd() */
+  cwd?: string;
+}
+
+/** Context of a merge that was refused: nothing of the group was written. */
+export interface MergeErrorContext {
+  group: string;
+  spec?: string | undefined;
+  file?: string | undefined;
+  line?: number | undefined;
+  /** The undefined variables that stopped the merge, when that is the reason. */
+  variables?: string[] | undefined;
+  /** The path that could not be used (a parent that is a file, a file that cannot be created). */
+  path?: string | undefined;
+  /** Every problem found, each naming file:line. */
+  problems: string[];
+}
+
+/** A local.conf merge group that stackbus refused to apply; nothing of the group was written. */
+export class MergeError extends StackbusError {
+  override name = "MergeError";
+  readonly group: string;
+  readonly spec: string | undefined;
+  readonly file: string | undefined;
+  readonly line: number | undefined;
+  readonly variables: readonly string[];
+  readonly path: string | undefined;
+  readonly problems: readonly string[];
+
+  constructor(message: string, context: MergeErrorContext, options?: { cause?: unknown }) {
+    super(ErrorCode.MergeFailed, message, { ...context }, options);
+    this.group = context.group;
+    this.spec = context.spec;
+    this.file = context.file;
+    this.line = context.line;
+    this.variables = context.variables ?? [];
+    this.path = context.path;
+    this.problems = context.problems;
+  }
+}
+
+interface Problem {
+  message: string;
+  spec: string;
+  file: string;
+  line: number;
+  variables?: string[];
+  path?: string;
+}
+
+interface SpecPlan {
+  spec: string;
+  header: MetaBlock;
+  specIndex: number;
+  sections: Array<{
+    section: SectionModel;
+    nameIndex: number;
+    attrs: Array<{ key: string; file: string; line: number; keyIndex: number; values: Array<{ index: number; file: string; line: number }> }>;
+  }>;
+}
+
+function statOf(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
+}
+
+function readIfExists(path: string): string | null {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw err;
+  }
+}
+
+/** Directories `mkdir -p dir` would create, outermost first. */
+function missingDirs(dir: string): string[] {
+  const missing: string[] = [];
+  for (let d = dir; statOf(d) === undefined; d = dirname(d)) {
+    missing.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  return missing;
+}
+
+/**
+ * DevStack's merge_config_group for one group. Relative paths resolve against options.cwd
+ * (the host's TOP_DIR). All-or-nothing: every spec of the group is expanded and checked
+ * before any file is written, and a write that fails undoes the group's earlier writes.
+ * Throws MergeError (code MERGE_FAILED) naming group, spec, file:line and the undefined
+ * variable / bad parent.
+ */
+export async function mergeConfigGroup(
+  blocks: readonly MetaBlock[],
+  group: string,
+  expand: Expander,
+  options: MergeOptions = {},
+): Promise<MergeOutcome> {
+  const cwd = options.cwd ?? process.cwd();
+  const mine = blocks.filter((b) => b.group === group && b.spec !== "");
+  if (mine.length === 0) return { group, files: [], warnings: [] };
+
+  const requests: ExpandRequest[] = [];
+  const ask = (kind: ExpandRequest["kind"], text: string) => requests.push({ kind, text }) - 1;
+  const structural: Diagnostic[] = [];
+  const plans: SpecPlan[] = [...blocksBySpec(mine)].map(([spec, specBlocks]) => {
+    const model = analyseSpec(specBlocks);
+    structural.push(...model.diagnostics.filter((d) => d.severity === "error"));
+    return {
+      spec,
+      header: specBlocks[0] as MetaBlock,
+      specIndex: ask("spec", spec),
+      sections: model.sections.map((section) => ({
+        section,
+        nameIndex: ask("word", section.name),
+        attrs: section.attrs.map((attr) => ({
+          key: attr.key,
+          file: attr.file,
+          line: attr.line,
+          keyIndex: ask("word", attr.key),
+          values: attr.values.map((v, i) => ({
+            index: ask(i === attr.values.length - 1 ? "value" : "literal", v.text),
+            file: v.file,
+            line: v.line,
+          })),
+        })),
+      })),
+    };
+  });
+  if (structural.length > 0) {
+    const first = structural[0] as Diagnostic;
+    throw new MergeError(
+      `[[${group}|...]] not merged, nothing written: ${first.message}${structural.length > 1 ? ` (and ${structural.length - 1} more)` : ""}`,
+      { group, file: first.file, line: first.line, problems: structural.map((d) => d.message) },
+    );
+  }
+
+  let results: ExpandResult[];
+  try {
+    results = await expand(requests);
+  } catch (err) {
+    throw new MergeError(
+      `[[${group}|...]] not merged, nothing written: expanding its file specs, names and values failed: ${(err as Error).message}`,
+      { group, problems: [] },
+      { cause: err },
+    );
+  }
+  if (results.length !== requests.length) {
+    throw new MergeError(`[[${group}|...]] not merged: the expander answered ${results.length} of ${requests.length} requests`, {
+      group,
+      problems: [],
+    });
+  }
+  const result = (i: number) => results[i] as ExpandResult;
+
+  const problems: Problem[] = [];
+  const warnings: Diagnostic[] = [];
+  const expanded = plans.map((plan) => {
+    const { file, line } = plan.header;
+    const where = `${file}:${line}: [[${group}|${plan.spec}]]`;
+    const problem = (message: string, extra: Partial<Problem> = {}) =>
+      problems.push({ message, spec: plan.spec, file, line, ...extra });
+    const specResult = result(plan.specIndex);
+    let path = "";
+    if (specResult.error !== undefined) {
+      problem(`${where}: the file spec cannot be expanded: ${specResult.error}`);
+    } else if (specResult.unset.length > 0) {
+      const vars = specResult.unset.map((v) => `$${v}`).join(", ");
+      problem(`${where}: ${vars} ${specResult.unset.length === 1 ? "is" : "are"} not set in the host's shell (DevStack would warn and skip the rest of the group)`, {
+        variables: specResult.unset,
+      });
+    } else if (specResult.value.trim() === "") {
+      problem(`${where}: the file spec expands to nothing (DevStack would warn and skip the rest of the group)`);
+    } else if (/[ \t\n]/.test(specResult.value.trim())) {
+      problem(`${where}: the file spec expands to several words (${JSON.stringify(specResult.value)})`);
+    } else {
+      path = resolve(cwd, specResult.value.trim());
+    }
+
+    const name = (index: number, what: string, at: { file: string; line: number }) => {
+      const r = result(index);
+      const place = `${at.file}:${at.line}: [[${group}|${plan.spec}]]`;
+      const unset = r.unset.length > 0 ? ` (${r.unset.map((v) => `$${v}`).join(", ")} not set in the host's shell)` : "";
+      if (r.error !== undefined) problem(`${place}: ${what} cannot be expanded: ${r.error}${unset}`, { file: at.file, line: at.line, variables: r.unset });
+      else if (r.value === "") problem(`${place}: ${what} expands to nothing${unset}`, { file: at.file, line: at.line, variables: r.unset });
+      else if (r.unset.length > 0) {
+        warnings.push(diagnostic("warning", at.file, at.line, `${what} uses ${r.unset.map((v) => `$${v}`).join(", ")}, not set in the host's shell`));
+      }
+      return r.value;
+    };
+    const sections = plan.sections.map((s) => ({
+      name: name(s.nameIndex, `section name ${JSON.stringify(s.section.name)}`, s.section),
+      attrs: s.attrs.map((a) => ({
+        key: name(a.keyIndex, `key ${JSON.stringify(a.key)}`, a),
+        values: a.values.map((v) => {
+          const r = result(v.index);
+          if (r.error !== undefined) {
+            problems.push({ message: `${v.file}:${v.line}: [[${group}|${plan.spec}]]: the value of ${JSON.stringify(a.key)} cannot be expanded: ${r.error}`, spec: plan.spec, file: v.file, line: v.line });
+          } else if (r.unset.length > 0) {
+            warnings.push(
+              diagnostic(
+                "warning",
+                v.file,
+                v.line,
+                `the value of ${JSON.stringify(a.key)} uses ${r.unset.map((x) => `$${x}`).join(", ")}, not set in the host's shell: it expands to empty, as in DevStack`,
+              ),
+            );
+          }
+          return r.value;
+        }),
+      })),
+    }));
+    return { plan, path, sections };
+  });
+
+  for (const { plan, path } of expanded) {
+    if (path === "") continue;
+    const { file, line } = plan.header;
+    const where = `${file}:${line}: [[${group}|${plan.spec}]]`;
+    for (let d = dirname(path); ; d = dirname(d)) {
+      const st = statOf(d);
+      if (st !== undefined) {
+        if (!st.isDirectory()) {
+          problems.push({
+            message: `${where}: bogus config file specification: ${d} exists but is not a directory (the spec expands to ${path})`,
+            spec: plan.spec,
+            file,
+            line,
+            path: d,
+          });
+        }
+        break;
+      }
+      if (dirname(d) === d) break;
+    }
+    const target = statOf(path);
+    if (target !== undefined && !target.isFile()) {
+      problems.push({ message: `${where}: ${path} exists but is not a regular file`, spec: plan.spec, file, line, path });
+    }
+  }
+  if (problems.length > 0) throw refused(group, problems);
+
+  const contents = new Map<string, { original: string | null; text: string; spec: string; header: MetaBlock }>();
+  const files: MergeOutcome["files"] = [];
+  for (const { plan, path, sections } of expanded) {
+    let entry = contents.get(path);
+    let created = false;
+    if (entry === undefined) {
+      let original: string | null;
+      try {
+        original = readIfExists(path);
+      } catch (err) {
+        throw refused(group, [
+          {
+            message: `${plan.header.file}:${plan.header.line}: [[${group}|${plan.spec}]]: cannot read ${path}: ${(err as Error).message}`,
+            spec: plan.spec,
+            file: plan.header.file,
+            line: plan.header.line,
+            path,
+          },
+        ]);
+      }
+      created = original === null;
+      entry = { original, text: original ?? "", spec: plan.spec, header: plan.header };
+      contents.set(path, entry);
+    }
+    for (const section of sections) {
+      for (const attr of [...section.attrs].reverse()) {
+        const values = attr.values;
+        if (values.length === 1) {
+          entry.text = iniSet(entry.text, section.name, attr.key, values[0] as string);
+          continue;
+        }
+        entry.text = iniDelete(entry.text, section.name, attr.key);
+        entry.text = iniSet(entry.text, section.name, attr.key, values[values.length - 1] as string);
+        for (let l = values.length - 2; l >= 0; l--) entry.text = iniAddLiteral(entry.text, section.name, attr.key, values[l] as string);
+      }
+    }
+    files.push({ spec: plan.spec, path, created });
+  }
+
+  const written: Array<{ path: string; original: string | null; dirs: string[] }> = [];
+  for (const [path, entry] of contents) {
+    try {
+      const dirs = missingDirs(dirname(path));
+      written.push({ path, original: entry.original, dirs });
+      if (dirs.length > 0) mkdirSync(dirname(path), { recursive: true });
+      if (entry.original === null || entry.text !== entry.original) writeFileSync(path, entry.text);
+    } catch (err) {
+      undo(written);
+      const { file, line } = entry.header;
+      throw new MergeError(
+        `${file}:${line}: [[${group}|${entry.spec}]]: could not create config file ${path} (${entry.spec}): ${(err as Error).message}; nothing of [[${group}|...]] was written`,
+        { group, spec: entry.spec, file, line, path, problems: [] },
+        { cause: err },
+      );
+    }
+  }
+  return { group, files, warnings };
+}
+
+/** merge_config_file: the blocks of one file spec of a group (a group with only that spec). */
+export function mergeConfigFile(
+  blocks: readonly MetaBlock[],
+  group: string,
+  spec: string,
+  expand: Expander,
+  options: MergeOptions = {},
+): Promise<MergeOutcome> {
+  return mergeConfigGroup(
+    blocks.filter((b) => b.spec === spec),
+    group,
+    expand,
+    options,
+  );
+}
+
+function refused(group: string, problems: Problem[]): MergeError {
+  const first = problems[0] as Problem;
+  const more = problems.length > 1 ? ` (and ${problems.length - 1} more problem${problems.length > 2 ? "s" : ""})` : "";
+  return new MergeError(`${first.message}: [[${group}|...]] not merged, nothing written${more}`, {
+    group,
+    spec: first.spec,
+    file: first.file,
+    line: first.line,
+    variables: first.variables,
+    path: first.path,
+    problems: problems.map((p) => p.message),
+  });
+}
+
+function undo(written: ReadonlyArray<{ path: string; original: string | null; dirs: string[] }>): void {
+  for (const w of [...written].reverse()) {
+    try {
+      if (w.original === null) rmSync(w.path, { force: true });
+      else writeFileSync(w.path, w.original);
+    } catch {
+      // best effort: the error being reported names the file that failed
+    }
+    for (const d of [...w.dirs].reverse()) {
+      try {
+        rmdirSync(d);
+      } catch {
+        // not empty or already gone
+      }
+    }
+  }
+}

@@ -173,6 +173,7 @@ export function rolePermissions(lab: string, hosts: readonly string[], inbox: (r
           subjects.runStart(lab),
           subjects.runCancel(lab),
           `${labRoot}.host.*.ping`,
+          `${labRoot}.host.*.plan`,
           ...readRuns,
         ],
         deny: [everyConfigGet, pluginSettings, `${labRoot}.host.*.cmd`, `${labRoot}.host.*.cancel`, `${labRoot}.run.>`, "$KV.>", "$O.>"],
@@ -211,7 +212,7 @@ export function rolePermissions(lab: string, hosts: readonly string[], inbox: (r
         deny: [...hosts.filter((h) => h !== host).map(configGetOf), pluginSettings],
       },
       subscribe: {
-        allow: [...c.sub, subjects.hostCommand(lab, host), subjects.hostCancel(lab, host), subjects.hostPing(lab, host)],
+        allow: [...c.sub, subjects.hostCommand(lab, host), subjects.hostCancel(lab, host), subjects.hostPing(lab, host), subjects.hostPlan(lab, host)],
         deny: [],
       },
       allowResponses: true,

@@ -329,6 +329,26 @@ export const CommandAckSchema = z.object({
 });
 export type CommandAck = z.infer<typeof CommandAckSchema>;
 
+/** Ask an agent what a run of this kind would run on its host, running nothing. */
+export const PlanRequestSchema = z.object({ kind: RunKindSchema });
+export const PlanEntrySchema = z.object({
+  action: z.enum(["session", "extras", "plugin", "merge", "hypervisor", "builtin"]),
+  name: z.string(),
+  args: z.array(z.string()),
+  /** False when the host's configuration means it will be skipped (note says why). */
+  active: z.boolean(),
+  note: z.string().nullable(),
+});
+export type PlanEntry = z.infer<typeof PlanEntrySchema>;
+export const HostPlanSchema = z.object({
+  lab: LabName,
+  host: HostName,
+  revision: z.number().int().positive(),
+  kind: RunKindSchema,
+  steps: z.array(z.object({ step: StepIdSchema, label: z.string(), errexit: z.boolean(), entries: z.array(PlanEntrySchema) })),
+});
+export type HostPlan = z.infer<typeof HostPlanSchema>;
+
 export const CancelRequestSchema = z.object({ runId: RunId, reason: z.string() });
 export const CancelReplySchema = z.object({ host: HostName, canceled: z.boolean() });
 

@@ -59,6 +59,7 @@ export const subjects = {
   // agents
   hostCommand: (l: string, h: string) => `${SUBJECT_ROOT}.${lab(l)}.host.${host(h)}.cmd`,
   hostCancel: (l: string, h: string) => `${SUBJECT_ROOT}.${lab(l)}.host.${host(h)}.cancel`,
+  hostPlan: (l: string, h: string) => `${SUBJECT_ROOT}.${lab(l)}.host.${host(h)}.plan`,
   hostPing: (l: string, h: string) => `${SUBJECT_ROOT}.${lab(l)}.host.${host(h)}.ping`,
   hostHeartbeat: (l: string, h: string) => `${SUBJECT_ROOT}.${lab(l)}.host.${host(h)}.hb`,
 

@@ -1,0 +1,405 @@
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { z } from "zod";
+import { combineLocalConfs, parseLocalConf, type ParsedLocalConf } from "@stackbus/localconf";
+import {
+  nameProblem,
+  parseDuration,
+  type ConfigApplyRequest,
+  type Diagnostic,
+  type LocalConfSource,
+  type MaxFail,
+  type PluginSettings,
+  type RunDefaults,
+} from "@stackbus/protocol";
+import { YamlSource, type FieldPath } from "./yaml.js";
+
+/** The run defaults a lab gets when its manifest does not set them. */
+export const DEFAULT_RUN_DEFAULTS: RunDefaults = {
+  failurePolicy: "abort",
+  maxFail: null,
+  phaseTimeoutMs: 15 * 60_000,
+  ackTimeoutMs: 30_000,
+  heartbeatTimeoutMs: 15_000,
+};
+
+/** The plugin settings a lab gets when its manifest does not set them. */
+export const DEFAULT_PLUGIN_SETTINGS: PluginSettings = {
+  order: "registration",
+  reclone: false,
+  offline: false,
+  mirrors: [],
+  allowSchemes: ["https", "http", "file", "path"],
+};
+
+/** A source credential for plugin repositories. Never logged, never in `lab show`. */
+export interface Credential {
+  prefix: string;
+  username: string;
+  password: string;
+}
+
+/** One host of a validated lab. */
+export interface LabHost {
+  name: string;
+  /** Lower waves run a phase first. @default 0 */
+  wave: number;
+  labels: Record<string, string>;
+  /** An agent that `stackbus up` starts on this machine. */
+  local: boolean;
+  /** Absolute (resolved against the manifest's directory). */
+  topDir?: string;
+  dest?: string;
+  /** The local.conf sources in the order they apply: the lab's common file first, then the host's. */
+  localConf: LocalConfSource[];
+  /** The host's local.conf(s), combined. */
+  parsed: ParsedLocalConf;
+}
+
+/** A lab manifest that validated, with defaults applied. */
+export interface Lab {
+  name: string;
+  /** The manifest file, as the bundle names it. */
+  file: string;
+  defaults: RunDefaults;
+  pluginSettings: PluginSettings;
+  credentials: Credential[];
+  hosts: LabHost[];
+}
+
+/** The outcome of validating a lab: ok when no diagnostic is an error. */
+export interface LabValidation {
+  ok: boolean;
+  lab?: Lab;
+  diagnostics: Diagnostic[];
+}
+
+const Duration = z.union([z.string(), z.number()]);
+const LocalConfFields = { localConf: z.string().optional(), localConfText: z.string().optional() };
+
+const ManifestSchema = z.strictObject({
+  lab: z.string(),
+  defaults: z
+    .strictObject({
+      failurePolicy: z.enum(["abort", "continue"]).optional(),
+      maxFail: z.union([z.number(), z.string()]).nullable().optional(),
+      phaseTimeout: Duration.optional(),
+      ackTimeout: Duration.optional(),
+      heartbeatTimeout: Duration.optional(),
+    })
+    .optional(),
+  plugins: z
+    .strictObject({
+      order: z.enum(["registration", "requires"]).optional(),
+      reclone: z.boolean().optional(),
+      offline: z.boolean().optional(),
+      mirrors: z.array(z.strictObject({ prefix: z.string().min(1), replace: z.string().min(1) })).optional(),
+      allowSchemes: z.array(z.enum(["https", "http", "file", "path"])).optional(),
+      credentials: z.array(z.strictObject({ prefix: z.string().min(1), username: z.string(), password: z.string() })).optional(),
+    })
+    .optional(),
+  common: z.strictObject(LocalConfFields).optional(),
+  hosts: z
+    .array(
+      z.strictObject({
+        name: z.string(),
+        wave: z.number().int().optional(),
+        labels: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+        local: z.boolean().optional(),
+        topDir: z.string().min(1).optional(),
+        dest: z.string().min(1).optional(),
+        ...LocalConfFields,
+      }),
+    )
+    .min(1),
+});
+type Manifest = z.infer<typeof ManifestSchema>;
+
+const KNOWN_FIELDS: Record<string, readonly string[]> = {
+  "": ["lab", "defaults", "plugins", "common", "hosts"],
+  defaults: ["failurePolicy", "maxFail", "phaseTimeout", "ackTimeout", "heartbeatTimeout"],
+  plugins: ["order", "reclone", "offline", "mirrors", "allowSchemes", "credentials"],
+  common: ["localConf", "localConfText"],
+  host: ["name", "wave", "labels", "local", "topDir", "dest", "localConf", "localConfText"],
+  mirror: ["prefix", "replace"],
+  credential: ["prefix", "username", "password"],
+};
+
+function fieldsAt(path: FieldPath): readonly string[] {
+  if (path.length === 2 && path[0] === "hosts") return KNOWN_FIELDS["host"] ?? [];
+  if (path.length === 3 && path[0] === "plugins" && path[1] === "mirrors") return KNOWN_FIELDS["mirror"] ?? [];
+  if (path.length === 3 && path[0] === "plugins" && path[1] === "credentials") return KNOWN_FIELDS["credential"] ?? [];
+  return KNOWN_FIELDS[path.map(String).join(".")] ?? [];
+}
+
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0] as number;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j] as number;
+      row[j] = Math.min(cur + 1, (row[j - 1] as number) + 1, prev + (a[i - 1]?.toLowerCase() === b[j - 1]?.toLowerCase() ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length] as number;
+}
+
+function suggestion(key: string, known: readonly string[]): string {
+  const best = known.map((k) => ({ k, d: distance(key, k) })).sort((x, y) => x.d - y.d)[0];
+  return best && best.d <= Math.max(2, Math.floor(key.length / 3)) ? ` (did you mean "${best.k}"?)` : ` (known fields: ${known.join(", ")})`;
+}
+
+function valueAt(data: unknown, path: FieldPath): unknown {
+  let cur = data;
+  for (const part of path) {
+    if (cur === null || typeof cur !== "object") return undefined;
+    cur = (cur as Record<string | number, unknown>)[part];
+  }
+  return cur;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "a mapping";
+  return `${typeof value} ${JSON.stringify(value)}`;
+}
+
+const EXPECTED: Record<string, string> = {
+  string: "a string",
+  number: "a number",
+  int: "an integer",
+  boolean: "true or false",
+  array: "a list",
+  object: "a mapping",
+  record: "a mapping",
+};
+
+function issueDiagnostics(source: YamlSource, data: unknown, issue: z.core.$ZodIssue): Diagnostic[] {
+  const path = issue.path.filter((p): p is string | number => typeof p !== "symbol");
+  const value = valueAt(data, path);
+  switch (issue.code) {
+    case "unrecognized_keys":
+      return issue.keys.map((key) => source.at("error", path, `unknown field${suggestion(key, fieldsAt(path))}`, key));
+    case "invalid_type": {
+      if (value === undefined) return [source.at("error", path, "is required")];
+      const expected = EXPECTED[issue.expected] ?? issue.expected;
+      return [source.at("error", path, `must be ${expected}, not ${describe(value)}`)];
+    }
+    case "invalid_value":
+      return [source.at("error", path, `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}, not ${describe(value)}`)];
+    case "invalid_union": {
+      const expected = path[path.length - 1] === "maxFail" ? "a count or a percentage such as \"25%\"" : path.some((p) => p === "labels") ? "a string" : "a duration such as \"90s\" or \"15m\", or milliseconds";
+      return [source.at("error", path, `must be ${expected}, not ${describe(value)}`)];
+    }
+    case "too_small":
+      if (path.length === 1 && path[0] === "hosts") return [source.at("error", path, "needs at least one host")];
+      return [source.at("error", path, "may not be empty")];
+    default:
+      return [source.at("error", path, issue.message)];
+  }
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/** The checks zod's shapes do not express, run on the raw data so every error shows at once. */
+function semanticDiagnostics(source: YamlSource, data: Record<string, unknown>): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  if (typeof data["lab"] === "string") {
+    const problem = nameProblem(data["lab"]);
+    if (problem) out.push(source.at("error", ["lab"], `${JSON.stringify(data["lab"])} ${problem}`));
+  }
+  const defaults = data["defaults"];
+  if (isRecord(defaults)) {
+    for (const field of ["phaseTimeout", "ackTimeout", "heartbeatTimeout"]) {
+      const v = defaults[field];
+      if (typeof v !== "string" && typeof v !== "number") continue;
+      try {
+        parseDuration(v, field);
+      } catch {
+        out.push(source.at("error", ["defaults", field], `${JSON.stringify(v)} is not a duration (use milliseconds or e.g. "90s", "15m", "1h")`));
+      }
+    }
+    const maxFail = defaults["maxFail"];
+    if ((typeof maxFail === "number" || typeof maxFail === "string") && toMaxFail(maxFail) === undefined) {
+      out.push(source.at("error", ["defaults", "maxFail"], `${JSON.stringify(maxFail)} must be a whole number of hosts or a percentage from 0% to 100%`));
+    }
+  }
+  const common = data["common"];
+  if (isRecord(common)) out.push(...exclusiveSource(source, ["common"], common, true));
+  const hosts = data["hosts"];
+  if (Array.isArray(hosts)) {
+    const seen = new Map<string, number>();
+    hosts.forEach((host, i) => {
+      if (!isRecord(host)) return;
+      const name = host["name"];
+      if (typeof name === "string") {
+        const problem = nameProblem(name);
+        if (problem) out.push(source.at("error", ["hosts", i, "name"], `${JSON.stringify(name)} ${problem}`));
+        const first = seen.get(name);
+        if (first !== undefined) {
+          out.push(source.at("error", ["hosts", i, "name"], `${JSON.stringify(name)} is already the name of hosts[${first}] (line ${source.line(["hosts", first, "name"]) ?? "?"})`));
+        } else seen.set(name, i);
+      }
+      const labels = host["labels"];
+      if (isRecord(labels)) {
+        for (const key of Object.keys(labels)) {
+          const problem = nameProblem(key);
+          if (problem) out.push(source.at("error", ["hosts", i, "labels"], `label name ${JSON.stringify(key)} ${problem}`, key));
+        }
+      }
+      if (host["local"] !== true) {
+        for (const field of ["topDir", "dest"]) {
+          if (host[field] !== undefined) out.push(source.at("error", ["hosts", i, field], "is only used with local: true"));
+        }
+      }
+      out.push(...exclusiveSource(source, ["hosts", i], host, false));
+    });
+  }
+  return out;
+}
+
+function exclusiveSource(source: YamlSource, path: FieldPath, obj: Record<string, unknown>, required: boolean): Diagnostic[] {
+  if (obj["localConf"] !== undefined && obj["localConfText"] !== undefined) {
+    return [source.at("error", path, "give localConf (a file) or localConfText (inline), not both", "localConfText")];
+  }
+  if (required && obj["localConf"] === undefined && obj["localConfText"] === undefined) {
+    return [source.at("error", path, "needs localConf (a file) or localConfText (inline)")];
+  }
+  return [];
+}
+
+function toMaxFail(value: number | string | null | undefined): MaxFail | null | undefined {
+  if (value === null || value === undefined) return null;
+  if (typeof value === "number") return Number.isInteger(value) && value >= 0 ? { count: value } : undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return { count: Number(text) };
+  const m = /^(\d+(?:\.\d+)?)\s*%$/.exec(text);
+  if (m && Number(m[1]) <= 100) return { percent: Number(m[1]) };
+  return undefined;
+}
+
+/** Where a local.conf named in the manifest is, for messages: beside the manifest. */
+export function localConfFileName(manifestFile: string, ref: string): string {
+  return isAbsolute(ref) ? ref : join(dirname(manifestFile), ref);
+}
+
+/**
+ * Validates a whole bundle (manifest + every local.conf): every error at once. Manifest
+ * diagnostics name the manifest file, the YAML line and the field path; local.conf
+ * diagnostics name that local.conf and its line (inline text: the manifest's lines).
+ */
+export function validateLab(request: ConfigApplyRequest): LabValidation {
+  const source = new YamlSource(request.file, request.text);
+  const diagnostics: Diagnostic[] = [...source.diagnostics];
+  if (source.doc.errors.length > 0) return { ok: false, diagnostics };
+  const data = source.data();
+  if (data === null || data === undefined) {
+    return { ok: false, diagnostics: [...diagnostics, source.at("error", [], "the manifest is empty: it needs at least lab and hosts")] };
+  }
+  if (!isRecord(data)) {
+    return { ok: false, diagnostics: [...diagnostics, source.at("error", [], `the manifest must be a mapping with lab and hosts, not ${describe(data)}`)] };
+  }
+  const parsed = ManifestSchema.safeParse(data);
+  if (!parsed.success) diagnostics.push(...parsed.error.issues.flatMap((issue) => issueDiagnostics(source, data, issue)));
+  diagnostics.push(...semanticDiagnostics(source, data));
+
+  const load = (path: FieldPath, obj: unknown): ParsedLocalConf | undefined => {
+    if (!isRecord(obj)) return undefined;
+    const ref = obj["localConf"];
+    const inline = obj["localConfText"];
+    if (typeof ref === "string" && inline === undefined) {
+      const text = Object.hasOwn(request.files, ref) ? request.files[ref] : undefined;
+      if (text === undefined) {
+        diagnostics.push(source.at("error", [...path, "localConf"], `${ref} was not sent with the manifest (could it be read?)`));
+        return undefined;
+      }
+      return parseLocalConf(text, localConfFileName(request.file, ref));
+    }
+    if (typeof inline === "string" && ref === undefined) {
+      return parseLocalConf(inline, request.file, { firstLine: source.textLine([...path, "localConfText"]) });
+    }
+    return undefined;
+  };
+  const common = load(["common"], data["common"]);
+  if (common) diagnostics.push(...common.diagnostics);
+  const hosts = Array.isArray(data["hosts"]) ? data["hosts"] : [];
+  const combined = hosts.map((host, i) => {
+    const own = load(["hosts", i], host);
+    const parts = [common, own].filter((p): p is ParsedLocalConf => p !== undefined);
+    const result = combineLocalConfs(parts);
+    diagnostics.push(...result.diagnostics);
+    return result;
+  });
+
+  const unique = byPlace(dedupe(diagnostics), request.file);
+  const ok = !unique.some((d) => d.severity === "error");
+  if (!ok || !parsed.success) return { ok: false, diagnostics: unique };
+  return { ok: true, lab: buildLab(request, parsed.data, combined), diagnostics: unique };
+}
+
+/** The manifest's diagnostics first, then each local.conf's, each in line order. */
+function byPlace(list: Diagnostic[], manifest: string): Diagnostic[] {
+  const files = [manifest, ...new Set(list.map((d) => d.file).filter((f) => f !== manifest))];
+  return list
+    .map((d, i) => ({ d, i }))
+    .sort((a, b) => files.indexOf(a.d.file) - files.indexOf(b.d.file) || (a.d.line ?? 0) - (b.d.line ?? 0) || a.i - b.i)
+    .map((x) => x.d);
+}
+
+function dedupe(list: readonly Diagnostic[]): Diagnostic[] {
+  const seen = new Set<string>();
+  return list.filter((d) => {
+    const key = JSON.stringify([d.severity, d.file, d.line, d.path, d.message]);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+function sourceOf(request: ConfigApplyRequest, obj: { localConf?: string | undefined; localConfText?: string | undefined }): LocalConfSource[] {
+  if (obj.localConf !== undefined) return [{ file: localConfFileName(request.file, obj.localConf), text: request.files[obj.localConf] ?? "" }];
+  if (obj.localConfText !== undefined) return [{ file: request.file, text: obj.localConfText }];
+  return [];
+}
+
+function buildLab(request: ConfigApplyRequest, manifest: Manifest, combined: ParsedLocalConf[]): Lab {
+  const d = manifest.defaults ?? {};
+  const p = manifest.plugins ?? {};
+  const base = dirname(resolve(request.file));
+  const common = manifest.common ? sourceOf(request, manifest.common) : [];
+  return {
+    name: manifest.lab,
+    file: request.file,
+    defaults: {
+      failurePolicy: d.failurePolicy ?? DEFAULT_RUN_DEFAULTS.failurePolicy,
+      maxFail: toMaxFail(d.maxFail) ?? null,
+      phaseTimeoutMs: d.phaseTimeout !== undefined ? parseDuration(d.phaseTimeout) : DEFAULT_RUN_DEFAULTS.phaseTimeoutMs,
+      ackTimeoutMs: d.ackTimeout !== undefined ? parseDuration(d.ackTimeout) : DEFAULT_RUN_DEFAULTS.ackTimeoutMs,
+      heartbeatTimeoutMs: d.heartbeatTimeout !== undefined ? parseDuration(d.heartbeatTimeout) : DEFAULT_RUN_DEFAULTS.heartbeatTimeoutMs,
+    },
+    pluginSettings: {
+      order: p.order ?? DEFAULT_PLUGIN_SETTINGS.order,
+      reclone: p.reclone ?? DEFAULT_PLUGIN_SETTINGS.reclone,
+      offline: p.offline ?? DEFAULT_PLUGIN_SETTINGS.offline,
+      mirrors: p.mirrors ?? [],
+      allowSchemes: p.allowSchemes ?? [...DEFAULT_PLUGIN_SETTINGS.allowSchemes],
+    },
+    credentials: p.credentials ?? [],
+    hosts: manifest.hosts.map((h, i) => ({
+      name: h.name,
+      wave: h.wave ?? 0,
+      labels: Object.fromEntries(Object.entries(h.labels ?? {}).map(([k, v]) => [k, String(v)])),
+      local: h.local ?? false,
+      ...(h.topDir !== undefined ? { topDir: resolve(base, h.topDir) } : {}),
+      ...(h.dest !== undefined ? { dest: resolve(base, h.dest) } : {}),
+      localConf: [...common, ...sourceOf(request, h)],
+      parsed: combined[i] as ParsedLocalConf,
+    })),
+  };
+}
+
+

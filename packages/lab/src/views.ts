@@ -1,0 +1,60 @@
+import { ErrorCode, StackbusError, type HostConfig, type LabPluginAccess, type LabShow } from "@stackbus/protocol";
+import type { Lab, LabHost } from "./manifest.js";
+
+/** The host of a lab, or a NOT_FOUND error naming the host and the lab. */
+export function labHost(lab: Lab, host: string): LabHost {
+  const found = lab.hosts.find((h) => h.name === host);
+  if (found === undefined) {
+    throw new StackbusError(
+      ErrorCode.NotFound,
+      `host ${JSON.stringify(host)} is not in lab ${JSON.stringify(lab.name)} (its hosts: ${lab.hosts.map((h) => h.name).join(", ")})`,
+      { lab: lab.name, host },
+    );
+  }
+  return found;
+}
+
+/** The HostConfig message (protocol HostConfigSchema) for one host of a lab at a revision. */
+export function hostConfig(lab: Lab, host: string, revision: number): HostConfig {
+  const h = labHost(lab, host);
+  return {
+    lab: lab.name,
+    host: h.name,
+    revision,
+    wave: h.wave,
+    labels: { ...h.labels },
+    localConf: h.localConf.map((s) => ({ ...s })),
+    localrc: h.parsed.localrc,
+    blocks: h.parsed.blocks.map((b) => ({ ...b, lines: b.lines.map((l) => ({ ...l })) })),
+    plugins: h.parsed.plugins.map((p) => ({ ...p })),
+    diagnostics: h.parsed.diagnostics.map((d) => ({ ...d })),
+    pluginSettings: structuredClone(lab.pluginSettings),
+  };
+}
+
+/** What `stackbus lab show` prints: the lab at a revision, without credentials or local.conf text. */
+export function labShow(lab: Lab, revision: number, appliedAt: number): LabShow {
+  return {
+    lab: lab.name,
+    revision,
+    appliedAt,
+    file: lab.file,
+    defaults: { ...lab.defaults },
+    pluginSettings: structuredClone(lab.pluginSettings),
+    hosts: lab.hosts.map((h) => ({
+      name: h.name,
+      wave: h.wave,
+      labels: { ...h.labels },
+      local: h.local,
+      ...(h.topDir !== undefined ? { topDir: h.topDir } : {}),
+      ...(h.dest !== undefined ? { dest: h.dest } : {}),
+      plugins: h.parsed.plugins.map((p) => ({ ...p })),
+      warnings: h.parsed.diagnostics.filter((d) => d.severity === "warning").length,
+    })),
+  };
+}
+
+/** What the plugin fetcher gets for a lab: its plugin settings plus the source credentials. */
+export function labPluginAccess(lab: Lab): LabPluginAccess {
+  return { ...structuredClone(lab.pluginSettings), credentials: lab.credentials.map((c) => ({ ...c })) };
+}

@@ -184,7 +184,8 @@ function issueDiagnostics(source: YamlSource, data: unknown, issue: z.core.$ZodI
       return issue.keys.map((key) => source.at("error", path, `unknown field${suggestion(key, fieldsAt(path))}`, key));
     case "invalid_type": {
       if (value === undefined) return [source.at("error", path, "is required")];
-      const expected = EXPECTED[issue.expected] ?? issue.expected;
+      const integer = path[path.length - 1] === "wave" && issue.expected === "number";
+      const expected = integer ? "an integer" : (EXPECTED[issue.expected] ?? issue.expected);
       return [source.at("error", path, `must be ${expected}, not ${describe(value)}`)];
     }
     case "invalid_value":

@@ -11,3 +11,4 @@ export {
 export { readLabBundle, validateLabFile } from "./bundle.js";
 export { hostConfig, labShow, labHost, labPluginAccess } from "./views.js";
 export { formatPath, type FieldPath } from "./yaml.js";
+export { InvalidManifestError } from "./errors.js";

@@ -169,6 +169,17 @@ hosts:
     assert.equal(v.diagnostics.filter((d) => d.severity === "error").length, expected.length, messages(v.diagnostics));
   });
 
+  it("never repeats a credential's value in a message", () => {
+    const v = validateLab({
+      file: "lab.yaml",
+      text: "lab: demo\nplugins:\n  credentials: [{ prefix: p, username: u, password: 98765 }]\nhosts:\n  - name: a\n",
+      files: {},
+    });
+    const d = v.diagnostics.find((x) => x.path === "plugins.credentials[0].password");
+    assert.match(d?.message ?? "", /^lab\.yaml:3: plugins\.credentials\[0\]\.password: must be a string, not a number$/);
+    assert.ok(!messages(v.diagnostics).includes("98765"));
+  });
+
   it("reports YAML syntax errors, an empty manifest and a missing hosts list", () => {
     const syntax = validateLab({ file: "lab.yaml", text: "lab: demo\nhosts:\n  - name: a\n  - name: b\n    name: c\n", files: {} });
     assert.match(messages(syntax.diagnostics), /^lab\.yaml:5: .*unique/m);

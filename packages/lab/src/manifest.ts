@@ -159,10 +159,15 @@ function valueAt(data: unknown, path: FieldPath): unknown {
   return cur;
 }
 
-function describe(value: unknown): string {
+function describeType(value: unknown): string {
   if (value === null) return "null";
   if (Array.isArray(value)) return "a list";
   if (typeof value === "object") return "a mapping";
+  return `a ${typeof value}`;
+}
+
+function describeValue(value: unknown): string {
+  if (value === null || typeof value === "object") return describeType(value);
   return `${typeof value} ${JSON.stringify(value)}`;
 }
 
@@ -179,12 +184,15 @@ const EXPECTED: Record<string, string> = {
 function issueDiagnostics(source: YamlSource, data: unknown, issue: z.core.$ZodIssue): Diagnostic[] {
   const path = issue.path.filter((p): p is string | number => typeof p !== "symbol");
   const value = valueAt(data, path);
+  const secret = path.includes("credentials");
+  const describe = (v: unknown) => (secret ? describeType(v) : describeValue(v));
   switch (issue.code) {
     case "unrecognized_keys":
       return issue.keys.map((key) => source.at("error", path, `unknown field${suggestion(key, fieldsAt(path))}`, key));
     case "invalid_type": {
       if (value === undefined) return [source.at("error", path, "is required")];
-      const expected = EXPECTED[issue.expected] ?? issue.expected;
+      const integer = path[path.length - 1] === "wave" && issue.expected === "number";
+      const expected = integer ? "an integer" : (EXPECTED[issue.expected] ?? issue.expected);
       return [source.at("error", path, `must be ${expected}, not ${describe(value)}`)];
     }
     case "invalid_value":
@@ -301,7 +309,7 @@ export function validateLab(request: ConfigApplyRequest): LabValidation {
     return { ok: false, diagnostics: [...diagnostics, source.at("error", [], "the manifest is empty: it needs at least lab and hosts")] };
   }
   if (!isRecord(data)) {
-    return { ok: false, diagnostics: [...diagnostics, source.at("error", [], `the manifest must be a mapping with lab and hosts, not ${describe(data)}`)] };
+    return { ok: false, diagnostics: [...diagnostics, source.at("error", [], `the manifest must be a mapping with lab and hosts, not ${describeType(data)}`)] };
   }
   const parsed = ManifestSchema.safeParse(data);
   if (!parsed.success) diagnostics.push(...parsed.error.issues.flatMap((issue) => issueDiagnostics(source, data, issue)));

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { bashExpander, type Expander } from "./expand.js";
-import { MergeError, mergeConfigGroup } from "./merge.js";
+import { isPlain, MergeError, mergeConfigGroup } from "./merge.js";
 import { parseLocalConf } from "./parse.js";
 
 let dir: string;
@@ -188,5 +188,32 @@ describe("merge - all or nothing, and what the outcome reports", () => {
     const outcome = await mergeConfigGroup(parsed.blocks, "post-config", bashExpander({ cwd: tmpdir() }), { cwd: dir });
     assert.equal(outcome.files[0]?.path, join(dir, "etc/rel.conf"));
     assert.equal(readFileSync(join(dir, "etc/rel.conf"), "utf8"), "\n[s]\nk = 1\n");
+  });
+});
+
+describe("merge - text it does not send to the shell", () => {
+  it("is exactly what the shell would make of it", async () => {
+    const samples: Array<["word" | "value" | "literal", string]> = [
+      ["word", "DEFAULT"],
+      ["word", "filter:authtoken"],
+      ["word", "a=b"],
+      ["word", "-x"],
+      ["value", "http://10.0.0.1:5000/v3"],
+      ["value", "RetryFilter,AvailabilityZoneFilter"],
+      ["value", "one two three"],
+      ["value", "a -n"],
+      ["value", ""],
+      ["literal", "x  y"],
+      ["literal", "-e"],
+    ];
+    for (const [kind, text] of samples) assert.ok(isPlain(kind, text), `${kind} ${JSON.stringify(text)} is plain`);
+    for (const [kind, text] of [["value", "-n"], ["value", "a  b"], ["value", "*"], ["word", "$X"], ["literal", "a\\b"]] as const) {
+      assert.ok(!isPlain(kind, text), `${kind} ${JSON.stringify(text)} is not plain`);
+    }
+    const results = await bashExpander({ env: {}, cwd: dir })(samples.map(([kind, text]) => ({ kind, text })));
+    assert.deepEqual(
+      results.map((r) => r.value),
+      samples.map(([, text]) => text),
+    );
   });
 });

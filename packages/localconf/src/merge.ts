@@ -75,6 +75,19 @@ interface SpecPlan {
   }>;
 }
 
+/** Text the shell would leave as it is, by kind of request: no expansion to ask for. */
+const PLAIN: Record<ExpandRequest["kind"], RegExp> = {
+  spec: /^$/,
+  word: /^[A-Za-z0-9_.:@%+,=/-]+$/,
+  value: /^(?:(?!-)[A-Za-z0-9_.:@%+,=/-]+(?: [A-Za-z0-9_.:@%+,=/-]+)*)?$/,
+  literal: /^[A-Za-z0-9_.:@%+,=/ -]*$/,
+};
+
+/** True when the shell would expand `text` to itself, so the merge need not ask. */
+export function isPlain(kind: ExpandRequest["kind"], text: string): boolean {
+  return PLAIN[kind].test(text);
+}
+
 function statOf(path: string): Stats | undefined {
   try {
     return statSync(path);
@@ -120,7 +133,11 @@ export async function mergeConfigGroup(
   if (mine.length === 0) return { group, files: [], warnings: [] };
 
   const requests: ExpandRequest[] = [];
-  const ask = (kind: ExpandRequest["kind"], text: string) => requests.push({ kind, text }) - 1;
+  const plain: string[] = [];
+  const ask = (kind: ExpandRequest["kind"], text: string) => {
+    if (isPlain(kind, text)) return -1 - (plain.push(text) - 1);
+    return requests.push({ kind, text }) - 1;
+  };
   const structural: Diagnostic[] = [];
   const plans: SpecPlan[] = [...blocksBySpec(mine)].map(([spec, specBlocks]) => {
     const model = analyseSpec(specBlocks);
@@ -170,7 +187,7 @@ export async function mergeConfigGroup(
       problems: [],
     });
   }
-  const result = (i: number) => results[i] as ExpandResult;
+  const result = (i: number): ExpandResult => (i < 0 ? { value: plain[-1 - i] as string, unset: [] } : (results[i] as ExpandResult));
 
   const problems: Problem[] = [];
   const warnings: Diagnostic[] = [];

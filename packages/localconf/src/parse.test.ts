@@ -69,7 +69,7 @@ describe("localconf parse - meta-sections as DevStack reads them", () => {
   });
 
   it("uses the first field of a header only, as DevStack's awk does", () => {
-    const parsed = parseLocalConf("[[post-config|/etc/a.conf]] trailing words\n[s]\nk=v\n[[post-config|$X ]]\n", "lc");
+    const parsed = parseLocalConf("[[post-config|/etc/a.conf]] # trailing [[words]]\n[s]\nk=v\n[[post-config|$X ]]\n", "lc");
     assert.deepEqual(
       parsed.blocks.map((b) => [b.group, b.spec]),
       [

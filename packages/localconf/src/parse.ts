@@ -42,7 +42,7 @@ export function parseLocalConf(text: string, file: string, options: ParseOptions
     const m = HEADER.exec(raw);
     if (m) {
       sawHeader = true;
-      const inner = m[1] ?? "";
+      const inner = raw.slice(2, raw.indexOf("]]", raw.indexOf("|")));
       const firstField = raw.split(/[ \t]+/)[0] ?? "";
       const parts = firstField.replace(/[[\]]/g, "").split("|");
       const group = parts[0] ?? "";

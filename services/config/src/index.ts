@@ -1,0 +1,1 @@
+export { startConfigService, type ConfigServiceOptions, type ConfigServiceHandle } from "./service.js";

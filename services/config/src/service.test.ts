@@ -15,6 +15,8 @@ import {
   subjects,
   type ConfigApplyRequest,
   type Diagnostic,
+  LabListRequestSchema,
+  LabListSchema,
 } from "@stackbus/protocol";
 import { startNats, waitFor, type NatsServer } from "@stackbus/testkit";
 import { startConfigService, type ConfigServiceHandle } from "./service.js";
@@ -99,6 +101,15 @@ describe("config service - over a real nats-server", () => {
     assert.equal(shown.revision, 1);
     assert.deepEqual(shown.hosts.map((h) => h.name), ["controller", "compute1"]);
     assert.ok(!JSON.stringify(shown).includes("s3cret"), "lab show never carries credentials");
+  });
+
+  it("lists the labs it holds, with their revision and hosts", async () => {
+    await apply("alpha", bundle("alpha"));
+    const list = await client.request(subjects.labList(), LabListRequestSchema, {}, LabListSchema);
+    const alpha = list.labs.find((l) => l.lab === "alpha");
+    assert.ok(alpha);
+    assert.deepEqual(alpha.hosts, ["controller", "compute1"]);
+    assert.ok(alpha.revision >= 1);
   });
 
   it("returns the current revision unchanged for an identical bundle, and publishes an event for each new one", async () => {

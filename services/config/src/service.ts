@@ -21,6 +21,8 @@ import {
   type ConfigApplyReply,
   type ConfigApplyRequest,
   type Diagnostic,
+  LabListRequestSchema,
+  LabListSchema,
 } from "@stackbus/protocol";
 
 export interface ConfigServiceOptions {
@@ -240,6 +242,22 @@ export async function startConfigService(options: ConfigServiceOptions): Promise
       ConfigGetRequestSchema,
       LabPluginAccessSchema,
       async (req, subject) => labPluginAccess((await loadRevision(labOf(subject), req.revision)).lab),
+      { queue: QUEUES.config },
+    ),
+    bus.serve(
+      subjects.labList(),
+      LabListRequestSchema,
+      LabListSchema,
+      async () => {
+        const names: string[] = [];
+        for await (const k of await kv.keys()) names.push(k);
+        const labs = [];
+        for (const name of names.sort()) {
+          const latest = await loadCurrent(name).catch(() => undefined);
+          if (latest) labs.push({ lab: name, revision: latest.loaded.stored.revision, hosts: latest.loaded.lab.hosts.map((h) => h.name) });
+        }
+        return { labs };
+      },
       { queue: QUEUES.config },
     ),
   ];

@@ -9,6 +9,7 @@
 #   lib/common.sh      die, warn, err, deprecated, echo_summary, trueorfalse, isset, ...
 #   lib/services.sh    is_service_enabled, enable_service, disable_service, ...
 #   lib/plugins.sh     enable_plugin, is_plugin_enabled, define_plugin, plugin_requires
+#   lib/ini-config.sh  iniset, iniget, ..., localconf_set, localrc_set
 #   stackbus.sh        stackbus_export, stackbus_fact, __stackbus_die_exit
 
 __STACKBUS_BASHLIB_DIR=$(CDPATH= cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
@@ -17,3 +18,4 @@ source "$__STACKBUS_BASHLIB_DIR/stackbus.sh"
 source "$__STACKBUS_BASHLIB_DIR/lib/common.sh"
 source "$__STACKBUS_BASHLIB_DIR/lib/services.sh"
 source "$__STACKBUS_BASHLIB_DIR/lib/plugins.sh"
+source "$__STACKBUS_BASHLIB_DIR/lib/ini-config.sh"

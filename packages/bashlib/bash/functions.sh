@@ -10,6 +10,8 @@
 #   lib/services.sh    is_service_enabled, enable_service, disable_service, ...
 #   lib/plugins.sh     enable_plugin, is_plugin_enabled, define_plugin, plugin_requires
 #   lib/ini-config.sh  iniset, iniget, ..., localconf_set, localrc_set
+#   lib/distro.sh      GetOSVersion, GetDistro, is_ubuntu, is_fedora, packages
+#   lib/process.sh     run_process, stop_process, restart_service, wait_for_service, ...
 #   stackbus.sh        stackbus_export, stackbus_fact, __stackbus_die_exit
 
 __STACKBUS_BASHLIB_DIR=$(CDPATH= cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
@@ -19,3 +21,5 @@ source "$__STACKBUS_BASHLIB_DIR/lib/common.sh"
 source "$__STACKBUS_BASHLIB_DIR/lib/services.sh"
 source "$__STACKBUS_BASHLIB_DIR/lib/plugins.sh"
 source "$__STACKBUS_BASHLIB_DIR/lib/ini-config.sh"
+source "$__STACKBUS_BASHLIB_DIR/lib/distro.sh"
+source "$__STACKBUS_BASHLIB_DIR/lib/process.sh"

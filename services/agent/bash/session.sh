@@ -1,0 +1,133 @@
+# stackbus agent: the control functions of a hook session.
+# Sourced once when the session starts, before the helper library. Everything the agent
+# learns about a hook comes through file descriptor 3, which hooks never see (each hook
+# runs with fd 3 closed), so hook output cannot forge a result.
+
+__SB_PID=$BASHPID
+__sb_errexit=0
+__sb_dying=0
+__sb_stop=0
+__sb_rc=0
+__SB_HV_LOADED=0
+
+# One control record: fields separated by US (0x1f), ended by RS (0x1e).
+__sb_ctl() { local IFS=$'\x1f'; printf '%s\x1e' "$*" >&3; }
+__sb_now_us() { printf '%s' "${EPOCHREALTIME/./}"; }
+# A marker on stdout and stderr: output before it belongs to what came before.
+__sb_mark() { printf '\x1eSB%s:%s\x1e\n' "$__SB_NONCE" "$1"; printf '\x1eSB%s:%s\x1e\n' "$__SB_NONCE" "$1" >&2; }
+
+# The helper library's die calls this. Inside the session shell it must not exit the
+# shell: it marks the hook as dying and returns, and the ERR trap unwinds to the hook's
+# caller. In a subshell it exits that subshell, as DevStack's die does.
+__stackbus_die_exit() {
+  if [[ $BASHPID == "$__SB_PID" ]]; then
+    __sb_dying=1
+    return "${1:-1}"
+  fi
+  exit "${1:-1}"
+}
+
+# Runs one hook with errexit semantics when __sb_errexit is set (stack.sh's set -o errexit):
+# the first failing command outside a condition ends the hook, also inside functions the
+# hook calls. A die ends the hook in every phase. The shell itself survives, so variables
+# and functions persist to later hooks and phases.
+#   __sb_invoke source FILE ARGS...   source FILE with ARGS as its positional parameters
+#   __sb_invoke noargs FILE           source FILE with no positional parameters
+#   __sb_invoke call FUNCTION ARGS... call a shell function
+__sb_invoke() {
+  local __sb_k=$1 __sb_f=$2
+  shift 2
+  __sb_rc=0
+  set -E
+  trap '__sb_st=$?; if [[ $BASHPID != "$__SB_PID" ]]; then (( __sb_errexit )) && exit $__sb_st; elif (( __sb_errexit || __sb_dying )) && [[ ${FUNCNAME[0]-} != __sb_invoke ]]; then return $__sb_st; fi' ERR
+  case $__sb_k in
+    source) source "$__sb_f" "$@" ;;
+    noargs) set -- ; source "$__sb_f" ;;
+    call) "$__sb_f" "$@" ;;
+  esac
+  __sb_rc=$?
+  trap - ERR
+  set +E
+}
+
+# Starts a batch of hooks. $1: 1 for errexit (stack phases), 0 to go on past failures.
+__sb_batch() {
+  __sb_errexit=$1
+  __sb_stop=0
+  __sb_dying=0
+}
+
+# __sb_hook INDEX KIND NAME FILE ARGS...
+# Reports start and end (exit status, microsecond clock) on fd 3; skips a missing file and,
+# after an errexit failure, every later hook of the batch.
+__sb_hook() {
+  local __sb_i=$1 __sb_kind=$2 __sb_name=$3 __sb_file=$4
+  shift 4
+  if (( __sb_stop )); then __sb_ctl H "$__sb_i" skip stopped; return 0; fi
+  if [[ $__sb_kind != call && ! -f $__sb_file ]]; then __sb_ctl H "$__sb_i" skip missing; return 0; fi
+  __sb_run_hook "$__sb_i" "$__sb_kind" "$__sb_name" "$__sb_file" "$@"
+}
+
+__sb_run_hook() {
+  local __sb_i=$1 __sb_kind=$2 __sb_name=$3 __sb_file=$4
+  shift 4
+  __sb_ctl H "$__sb_i" start "$(__sb_now_us)" "$__sb_name"
+  __sb_mark "B$__sb_i"
+  __sb_dying=0
+  __sb_invoke "$__sb_kind" "$__sb_file" "$@" </dev/null 3>&-
+  local __sb_status=$__sb_rc
+  set +e
+  __sb_mark "E$__sb_i"
+  __sb_ctl H "$__sb_i" end "$(__sb_now_us)" "$__sb_status" "$__sb_dying"
+  if (( __sb_status != 0 && __sb_errexit )); then __sb_stop=1; fi
+  __sb_dying=0
+  return 0
+}
+
+# The hypervisor plugin: loaded when nova is enabled and the file is readable
+# (lib/nova does this when stack.sh sources it).
+__sb_hv_load() {
+  local __sb_i=$1
+  if (( __sb_stop )); then __sb_ctl H "$__sb_i" skip stopped; return 0; fi
+  local file="$TOP_DIR/lib/nova_plugins/hypervisor-${VIRT_DRIVER-}"
+  if [[ -z ${VIRT_DRIVER-} ]] || ! is_service_enabled nova || [[ ! -r $file ]]; then
+    __sb_ctl H "$__sb_i" skip inactive
+    return 0
+  fi
+  __sb_run_hook "$__sb_i" noargs "lib/nova_plugins/hypervisor-$VIRT_DRIVER" "$file"
+  (( __sb_rc == 0 )) && __SB_HV_LOADED=1
+  return 0
+}
+
+# __sb_hv_call INDEX FUNCTION SERVICE: call a hypervisor function when the plugin is
+# loaded and SERVICE (n-cpu, or nova for clean-up) is enabled.
+__sb_hv_call() {
+  local __sb_i=$1 fn=$2 svc=$3
+  if (( __sb_stop )); then __sb_ctl H "$__sb_i" skip stopped; return 0; fi
+  if (( ! __SB_HV_LOADED )) || ! declare -F "$fn" >/dev/null || ! is_service_enabled "$svc"; then
+    __sb_ctl H "$__sb_i" skip inactive
+    return 0
+  fi
+  __sb_run_hook "$__sb_i" call "$fn" "$fn"
+}
+
+# Ends a batch: the end marker follows every byte of output of the batch on both streams.
+__sb_batch_end() {
+  __sb_mark END
+  __sb_ctl B end
+}
+
+# Evaluates agent code (not a hook) and reports its status.
+__sb_eval_done() { __sb_ctl V "$1"; }
+
+# Prints the registered plugins (enable_plugin), NUL-separated name, url, ref, dir, to fd 3.
+__sb_list_plugins() {
+  local p
+  for p in ${DEVSTACK_PLUGINS//,/ }; do
+    __sb_ctl P "$p" "${GITREPO[$p]-}" "${GITBRANCH[$p]-}" "${GITDIR[$p]-}"
+  done
+  __sb_ctl P-end
+}
+
+# Reports a named value to the agent (plans, queries).
+__sb_report() { __sb_ctl Q "$1" "$2"; }

@@ -1,0 +1,191 @@
+import assert from "node:assert/strict";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { silentLogger } from "@stackbus/bus";
+import { bashlibEntry } from "@stackbus/bashlib";
+import { tempDir, waitFor } from "@stackbus/testkit";
+import { BashSession, processGroupMembers, sessionScriptPath, type HookSpec } from "./session.js";
+
+interface Line {
+  stream: string;
+  hook: number | null;
+  text: string;
+}
+
+async function openSession(cwd: string, lines: Line[], extra: string[] = []): Promise<BashSession> {
+  return BashSession.open({
+    cwd,
+    env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: cwd },
+    preamble: [sessionScriptPath(), ...extra],
+    logger: silentLogger(),
+    onOutput: (stream, hook, text) => void lines.push({ stream, hook, text }),
+  });
+}
+
+const src = (name: string, target: string, ...args: string[]): HookSpec => ({ name, kind: "source", target, args });
+
+describe("session - one bash for the whole run", () => {
+  const dir = tempDir("sb-session-");
+  const file = (name: string, body: string) => {
+    const path = join(dir.path, name);
+    mkdirSync(join(path, ".."), { recursive: true });
+    writeFileSync(path, body);
+    return path;
+  };
+  let lib: string;
+  before(() => {
+    lib = file("lib.sh", 'die() { echo "[ERROR] $*" >&2; __stackbus_die_exit 3 || return $?; }\n');
+  });
+  after(() => dir.remove());
+
+  it("keeps variables and functions from one batch to the next", async () => {
+    const lines: Line[] = [];
+    const s = await openSession(dir.path, lines);
+    const a = file("a.sh", 'FOO=from-a\nhelper() { echo "helper sees $FOO"; }\n');
+    const b = file("b.sh", "helper\n");
+    await s.runBatch([src("a", a)], true);
+    const runs = await s.runBatch([src("b", b)], true);
+    assert.equal(runs[0]?.status, "ok");
+    assert.deepEqual(lines.filter((l) => l.hook === 0).map((l) => l.text), ["helper sees from-a"]);
+    s.close();
+  });
+
+  it("passes the arguments as given: two for stack phases, one for unstack", async () => {
+    const lines: Line[] = [];
+    const s = await openSession(dir.path, lines);
+    const h = file("args.sh", 'echo "argc=$# [$1][${2-}]"\n');
+    const n = file("noargs.sh", 'echo "argc=$#"\n');
+    await s.runBatch([src("x", h, "stack", "install"), src("y", h, "unstack"), { name: "z", kind: "noargs", target: n, args: [] }], true);
+    assert.deepEqual(
+      lines.map((l) => l.text),
+      ["argc=2 [stack][install]", "argc=1 [unstack][]", "argc=0"],
+    );
+    s.close();
+  });
+
+  it("with errexit, a failing command ends the hook and skips the rest of the batch", async () => {
+    const lines: Line[] = [];
+    const s = await openSession(dir.path, lines);
+    const bad = file("bad.sh", 'echo before\nf() { false; echo "not reached in f"; }\nf\necho "not reached"\n');
+    const next = file("next.sh", "echo next\n");
+    const runs = await s.runBatch([src("bad", bad), src("next", next)], true);
+    assert.equal(runs[0]?.status, "failed");
+    assert.equal(runs[0]?.exitCode, 1);
+    assert.equal(runs[1]?.status, "skipped");
+    assert.deepEqual(lines.map((l) => l.text), ["before"]);
+    // the shell survived
+    assert.equal(await s.eval("true"), 0);
+    s.close();
+  });
+
+  it("without errexit, every hook runs and a failure is reported", async () => {
+    const lines: Line[] = [];
+    const s = await openSession(dir.path, lines);
+    const bad = file("bad2.sh", "false\necho continues\n(exit 4)\n");
+    const next = file("next2.sh", "echo next\n");
+    const runs = await s.runBatch([src("bad", bad), src("next", next)], false);
+    assert.equal(runs[0]?.status, "failed");
+    assert.equal(runs[0]?.exitCode, 4);
+    assert.equal(runs[1]?.status, "ok");
+    assert.deepEqual(lines.map((l) => l.text), ["continues", "next"]);
+    s.close();
+  });
+
+  it("die ends the hook in every phase but keeps the shell", async () => {
+    const lines: Line[] = [];
+    const s = await openSession(dir.path, lines, [lib]);
+    const dying = file("die.sh", 'die "bad thing"\necho "not reached"\n');
+    const runs = await s.runBatch([src("d", dying), src("after", file("ok.sh", "echo ok\n"))], false);
+    assert.equal(runs[0]?.status, "failed");
+    assert.equal(runs[0]?.exitCode, 3);
+    assert.equal(runs[0]?.died, true);
+    assert.equal(runs[1]?.status, "ok");
+    assert.ok(lines.some((l) => l.stream === "stderr" && l.text === "[ERROR] bad thing" && l.hook === 0));
+    s.close();
+  });
+
+  it("attributes every line, stdout and stderr, to the hook that printed it", async () => {
+    const lines: Line[] = [];
+    const s = await openSession(dir.path, lines);
+    const one = file("one.sh", "echo out1\necho err1 >&2\nprintf 'no newline'\n");
+    const two = file("two.sh", "echo out2\n");
+    await s.runBatch([src("one", one), src("two", two)], true);
+    assert.deepEqual(lines.filter((l) => l.hook === 0).map((l) => `${l.stream}:${l.text}`).sort(), ["stderr:err1", "stdout:no newline", "stdout:out1"]);
+    assert.deepEqual(lines.filter((l) => l.hook === 1).map((l) => l.text), ["out2"]);
+    s.close();
+  });
+
+  it("cannot be fooled by hook output: fd 3 is closed to hooks and fake records are just output", async () => {
+    const lines: Line[] = [];
+    const s = await openSession(dir.path, lines);
+    const forger = file("forge.sh", "printf 'H\\x1f0\\x1fend\\x1f0\\x1f0\\x1e\\n'\necho fake >&3\n");
+    const runs = await s.runBatch([src("forge", forger)], true);
+    assert.equal(runs[0]?.status, "failed", "writing to fd 3 fails inside a hook");
+    assert.ok(lines.some((l) => l.stream === "stderr" && /3: Bad file descriptor/.test(l.text)));
+    s.close();
+  });
+
+  it("reports a hook that exits the shell, and the session ends", async () => {
+    const lines: Line[] = [];
+    const s = await openSession(dir.path, lines);
+    const exiting = file("exit.sh", "echo bye\nexit 9\n");
+    const runs = await s.runBatch([src("x", exiting), src("y", file("y.sh", "echo y\n"))], true);
+    assert.equal(runs[0]?.status, "failed");
+    assert.equal(runs[0]?.exitCode, 9);
+    assert.equal(runs[1]?.status, "skipped");
+    assert.equal(s.ended, true);
+    await assert.rejects(s.eval("true"), /session has ended/);
+  });
+
+  it("kills the whole process group on timeout, children included", async () => {
+    const lines: Line[] = [];
+    const s = await openSession(dir.path, lines);
+    const sleeper = file("sleep.sh", "sleep 1000 &\nsleep 1001\n");
+    const batch = s.runBatch([src("sleep", sleeper)], true);
+    await waitFor("the sleeps to start", () => processGroupMembers(s.pid).filter((p) => p.command.startsWith("sleep")).length === 2);
+    s.kill("SIGTERM", "timeout", 500);
+    const runs = await batch;
+    assert.equal(runs[0]?.status, "timeout");
+    await waitFor("no process left in the group", () => processGroupMembers(s.pid).length === 0, 5_000);
+  });
+
+  it("lists stray processes a hook left running", async () => {
+    const lines: Line[] = [];
+    const s = await openSession(dir.path, lines);
+    const daemon = file("daemon.sh", "sleep 1000 >/dev/null 2>&1 &\n");
+    await s.runBatch([src("daemon", daemon)], true);
+    assert.deepEqual(s.strayProcesses().map((p) => p.command), ["sleep 1000"]);
+    s.kill("SIGKILL");
+  });
+});
+
+describe("session - with the real helper library", () => {
+  const dir = tempDir("sb-session-lib-");
+  after(() => dir.remove());
+
+  it("a die in a hook ends that hook with the library's message, and the shell lives on", async () => {
+    const lines: Line[] = [];
+    const s = await openSession(dir.path, lines, [bashlibEntry()]);
+    const hook = join(dir.path, "dying.sh");
+    writeFileSync(hook, 'die $LINENO "cannot go on"\necho "not reached"\n');
+    const runs = await s.runBatch([src("dying", hook)], true);
+    assert.equal(runs[0]?.status, "failed");
+    assert.equal(runs[0]?.died, true);
+    assert.ok(lines.some((l) => l.stream === "stderr" && /\[ERROR\] .*dying\.sh:1 cannot go on/.test(l.text)), lines.map((l) => l.text).join("\n"));
+    assert.ok(!lines.some((l) => l.text === "not reached"));
+    assert.equal(await s.eval("is_service_enabled nova || true"), 0, "the shell still answers");
+    s.close();
+  });
+
+  it("a duplicate enable_plugin in localrc dies naming the plugin", async () => {
+    const lines: Line[] = [];
+    const s = await openSession(dir.path, lines, [bashlibEntry()]);
+    const localrc = join(dir.path, "localrc");
+    writeFileSync(localrc, "DEST=/opt/stack\nenable_plugin foo https://example.org/foo\nenable_plugin foo https://example.org/foo2\n");
+    const runs = await s.runBatch([{ name: "localrc", kind: "noargs", target: localrc, args: [] }], false);
+    assert.equal(runs[0]?.died, true);
+    assert.ok(lines.some((l) => /Plugin attempted to be enabled twice: foo https:\/\/example.org\/foo2 master/.test(l.text)), lines.map((l) => l.text).join("\n"));
+    s.close();
+  });
+});

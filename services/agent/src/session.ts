@@ -1,0 +1,496 @@
+import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { execa } from "execa";
+import { ErrorCode, StackbusError } from "@stackbus/protocol";
+import type { Logger } from "@stackbus/bus";
+
+/** How a hook is invoked in the session. */
+export type HookKind = "source" | "noargs" | "call" | "hv-load" | "hv-call";
+
+/** One hook of a batch, as the session runs it. */
+export interface HookSpec {
+  /** Name shown to people and in results, e.g. `extras.d/50-template.sh`. */
+  name: string;
+  kind: HookKind;
+  /** File to source, or function to call. */
+  target: string;
+  args: readonly string[];
+}
+
+export interface HookRun {
+  spec: HookSpec;
+  /** The name the session reported (a hypervisor plugin names its file at run time). */
+  name: string;
+  /** `pending` until the session reports the hook. */
+  status: "pending" | "ok" | "failed" | "skipped" | "timeout" | "canceled";
+  skipReason?: string;
+  exitCode: number | null;
+  signal: string | null;
+  /** The hook ended by calling die. */
+  died: boolean;
+  startedAt: number;
+  durationMs: number;
+}
+
+export type OutputStream = "stdout" | "stderr";
+
+/** Receives every line the session prints, with the index of the hook that printed it (null between hooks). */
+export type OutputSink = (stream: OutputStream, hook: number | null, text: string) => void;
+
+export interface SessionOptions {
+  cwd: string;
+  env: Record<string, string>;
+  /** Files sourced once at start, in order (control functions, helper library, ...). */
+  preamble: readonly string[];
+  logger: Logger;
+  onOutput: OutputSink;
+  /** Called when the session shell exits, with its exit code or signal. */
+  onExit?: (code: number | null, signal: string | null) => void;
+}
+
+const SESSION_SCRIPT = new URL("../bash/session.sh", import.meta.url).pathname;
+
+/** Path of the session control functions, sourced first in every session. */
+export function sessionScriptPath(): string {
+  return SESSION_SCRIPT;
+}
+
+/** Quotes a string for bash: safe for any content, newlines included. */
+export function shq(value: string): string {
+  return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+interface Pending {
+  kind: "batch" | "eval" | "plugins";
+  reported?: Record<string, string>;
+  hooks?: HookSpec[];
+  runs?: HookRun[];
+  plugins?: string[][];
+  status?: number;
+  controlDone: boolean;
+  resolve: (value: unknown) => void;
+  reject: (err: Error) => void;
+}
+
+/**
+ * One persistent bash process for a run on a host. Hooks are sourced into it one batch at
+ * a time; results come back on file descriptor 3, which hooks cannot write to; output is
+ * split per hook by markers on stdout and stderr. The shell keeps every variable and
+ * function across batches, as one stack.sh process does.
+ */
+export class BashSession {
+  readonly pid: number;
+  readonly #child: BashProcess;
+  readonly #nonce = randomBytes(8).toString("hex");
+  readonly #options: SessionOptions;
+  #pending: Pending | undefined;
+  #queue: Promise<unknown> = Promise.resolve();
+  #control = "";
+  #streams: Record<OutputStream, { buffer: string; hook: number | null; ended: boolean }> = {
+    stdout: { buffer: "", hook: null, ended: false },
+    stderr: { buffer: "", hook: null, ended: false },
+  };
+  #exited = false;
+  #exitCode: number | null = null;
+  #exitSignal: string | null = null;
+  #killReason: "timeout" | "canceled" | undefined;
+  #currentHook: number | null = null;
+
+  private constructor(child: BashProcess, options: SessionOptions) {
+    this.#child = child;
+    this.#options = options;
+    if (child.pid === undefined) throw new StackbusError(ErrorCode.SessionEnded, "bash did not start");
+    this.pid = child.pid;
+    child.stdout?.setEncoding("utf8");
+    child.stderr?.setEncoding("utf8");
+    child.stdout?.on("data", (chunk: string) => this.#onStream("stdout", chunk));
+    child.stderr?.on("data", (chunk: string) => this.#onStream("stderr", chunk));
+    const control = child.stdio[3] as NodeJS.ReadableStream | undefined;
+    control?.setEncoding("utf8");
+    control?.on("data", (chunk: string) => this.#onControl(chunk));
+    child.stdin?.on("error", () => undefined);
+    child.on("exit", (code, signal) => this.#onExit(code, signal));
+  }
+
+  /** Starts bash, sources the preamble files, and waits until the shell answers. */
+  static async open(options: SessionOptions): Promise<BashSession> {
+    const child = startBash(options.cwd, options.env);
+    const session = new BashSession(child, options);
+    const lines = [`__SB_NONCE=${shq(session.#nonce)}`, ...options.preamble.map((f) => `source ${shq(f)}`)];
+    const status = await session.eval(lines.join("\n"));
+    if (status !== 0) {
+      session.kill("SIGKILL");
+      throw new StackbusError(ErrorCode.SessionEnded, `the session preamble failed with status ${status}`, { status });
+    }
+    return session;
+  }
+
+  get ended(): boolean {
+    return this.#exited;
+  }
+
+  get exitCode(): number | null {
+    return this.#exitCode;
+  }
+
+  /** Index of the hook running now in the current batch, if any. */
+  get currentHook(): number | null {
+    return this.#currentHook;
+  }
+
+  /**
+   * Runs agent code in the session (not a hook) and returns its exit status. The code
+   * runs with stdin from /dev/null; its output goes to the output sink as between-hooks output.
+   */
+  async eval(code: string): Promise<number> {
+    const out = (await this.#enqueue("eval", `{\n${code}\n} </dev/null\n__sb_eval_done $?\n`)) as number | { status: number };
+    return typeof out === "number" ? out : out.status;
+  }
+
+  /**
+   * Runs agent code that calls `__sb_report NAME VALUE`, and returns the reported values.
+   */
+  async query(code: string): Promise<Record<string, string>> {
+    const out = (await this.#enqueue("eval", `{\n${code}\n} </dev/null\n__sb_eval_done $?\n`)) as number | { reported: Record<string, string> };
+    return typeof out === "number" ? {} : out.reported;
+  }
+
+  /** The plugins registered with enable_plugin, in registration order: [name, url, ref, dir]. */
+  listPlugins(): Promise<string[][]> {
+    return this.#enqueue("plugins", "__sb_list_plugins\n") as Promise<string[][]>;
+  }
+
+  /**
+   * Runs hooks in order. With `errexit`, the first failing hook ends the batch and the
+   * rest are reported skipped. Resolves when every hook has reported and all their output
+   * has been read.
+   */
+  runBatch(hooks: readonly HookSpec[], errexit: boolean): Promise<HookRun[]> {
+    const lines = [`__sb_batch ${errexit ? 1 : 0}`];
+    hooks.forEach((h, i) => {
+      const args = h.args.map(shq).join(" ");
+      if (h.kind === "hv-load") lines.push(`__sb_hv_load ${i}`);
+      else if (h.kind === "hv-call") lines.push(`__sb_hv_call ${i} ${shq(h.target)} ${args}`);
+      else lines.push(`__sb_hook ${i} ${h.kind} ${shq(h.name)} ${shq(h.target)} ${args}`);
+    });
+    lines.push("__sb_batch_end");
+    return this.#enqueue("batch", lines.join("\n") + "\n", [...hooks]) as Promise<HookRun[]>;
+  }
+
+  #enqueue(kind: Pending["kind"], script: string, hooks?: HookSpec[]): Promise<unknown> {
+    const run = () =>
+      new Promise<unknown>((resolve, reject) => {
+        if (this.#exited) {
+          reject(this.#endedError());
+          return;
+        }
+        this.#pending = {
+          kind,
+          controlDone: false,
+          resolve,
+          reject,
+          ...(hooks ? { hooks, runs: hooks.map((spec) => emptyRun(spec)) } : {}),
+          ...(kind === "plugins" ? { plugins: [] } : {}),
+        };
+        if (kind === "batch") {
+          this.#streams.stdout.ended = false;
+          this.#streams.stderr.ended = false;
+        }
+        this.#child.stdin?.write(script);
+      });
+    const next = this.#queue.then(run, run);
+    this.#queue = next.catch(() => undefined);
+    return next;
+  }
+
+  #onControl(chunk: string): void {
+    this.#control += chunk;
+    let end: number;
+    while ((end = this.#control.indexOf("\x1e")) >= 0) {
+      const record = this.#control.slice(0, end).split("\x1f");
+      this.#control = this.#control.slice(end + 1);
+      this.#handleRecord(record);
+    }
+  }
+
+  #handleRecord(record: string[]): void {
+    const p = this.#pending;
+    const [type, ...fields] = record;
+    if (!p) {
+      this.#options.logger.warn({ record }, "control record with nothing pending");
+      return;
+    }
+    switch (type) {
+      case "V":
+        p.status = Number(fields[0]);
+        this.#finish();
+        return;
+      case "Q":
+        (p.reported ??= {})[fields[0] ?? ""] = fields[1] ?? "";
+        return;
+      case "P":
+        p.plugins?.push(fields);
+        return;
+      case "P-end":
+        this.#finish();
+        return;
+      case "H": {
+        const index = Number(fields[0]);
+        const run = p.runs?.[index];
+        if (!run) return;
+        const what = fields[1];
+        if (what === "skip") {
+          run.status = "skipped";
+          run.skipReason = fields[2] ?? "";
+        } else if (what === "start") {
+          run.startedAt = usToMs(fields[2]);
+          run.name = fields[3] ?? run.name;
+          this.#currentHook = index;
+        } else if (what === "end") {
+          const endedAt = usToMs(fields[2]);
+          const code = Number(fields[3]);
+          run.exitCode = code;
+          run.died = fields[4] === "1";
+          run.status = code === 0 ? "ok" : "failed";
+          run.durationMs = Math.max(0, endedAt - run.startedAt);
+          this.#currentHook = null;
+        }
+        return;
+      }
+      case "B":
+        p.controlDone = true;
+        this.#maybeFinishBatch();
+        return;
+      default:
+        this.#options.logger.warn({ record }, "unknown control record");
+    }
+  }
+
+  #finish(): void {
+    const p = this.#pending;
+    if (!p) return;
+    this.#pending = undefined;
+    if (p.kind === "eval") p.resolve(p.reported ? { status: p.status ?? 1, reported: p.reported } : (p.status ?? 1));
+    else if (p.kind === "plugins") p.resolve(p.plugins ?? []);
+    else p.resolve(p.runs ?? []);
+  }
+
+  #batchGrace: NodeJS.Timeout | undefined;
+
+  #maybeFinishBatch(): void {
+    const p = this.#pending;
+    if (!p || p.kind !== "batch" || !p.controlDone) return;
+    if (this.#streams.stdout.ended && this.#streams.stderr.ended) {
+      clearTimeout(this.#batchGrace);
+      this.#batchGrace = undefined;
+      this.#finish();
+      return;
+    }
+    // A hook that redirected the shell's stdout (exec >file) hides the end marker: do not wait forever.
+    this.#batchGrace ??= setTimeout(() => {
+      this.#batchGrace = undefined;
+      this.#options.logger.warn("the end-of-batch marker did not arrive on stdout/stderr; a hook may have redirected the shell's output");
+      this.#finish();
+    }, 2_000);
+  }
+
+  #onStream(stream: OutputStream, chunk: string): void {
+    const state = this.#streams[stream];
+    state.buffer += chunk;
+    let nl: number;
+    while ((nl = state.buffer.indexOf("\n")) >= 0) {
+      const line = state.buffer.slice(0, nl);
+      state.buffer = state.buffer.slice(nl + 1);
+      this.#onLine(stream, line);
+    }
+  }
+
+  #onLine(stream: OutputStream, line: string): void {
+    const state = this.#streams[stream];
+    const marker = `\x1eSB${this.#nonce}:`;
+    const at = line.indexOf(marker);
+    if (at < 0) {
+      this.#options.onOutput(stream, state.hook, line);
+      return;
+    }
+    if (at > 0) this.#options.onOutput(stream, state.hook, line.slice(0, at));
+    const rest = line.slice(at + marker.length);
+    const end = rest.indexOf("\x1e");
+    const tag = end < 0 ? rest : rest.slice(0, end);
+    if (tag === "END") {
+      state.ended = true;
+      state.hook = null;
+      this.#maybeFinishBatch();
+    } else if (tag.startsWith("B")) state.hook = Number(tag.slice(1));
+    else if (tag.startsWith("E")) state.hook = null;
+  }
+
+  #onExit(code: number | null, signal: string | null): void {
+    this.#exited = true;
+    this.#exitCode = code;
+    this.#exitSignal = signal;
+    for (const stream of ["stdout", "stderr"] as const) {
+      const state = this.#streams[stream];
+      if (state.buffer.length > 0) this.#options.onOutput(stream, state.hook, state.buffer);
+      state.buffer = "";
+    }
+    const p = this.#pending;
+    this.#pending = undefined;
+    if (p) {
+      if (p.kind === "batch" && p.runs) {
+        // The hook running when the shell ended carries the shell's exit.
+        const reason = this.#killReason;
+        for (const run of p.runs) {
+          if (run.startedAt > 0 && run.status === "pending") {
+            run.status = reason ?? "failed";
+            run.exitCode = code;
+            run.signal = signal;
+            run.durationMs = Date.now() - run.startedAt;
+          } else if (run.status === "pending") {
+            run.status = "skipped";
+            run.skipReason = "session ended";
+          }
+        }
+        p.resolve(p.runs);
+      } else {
+        p.reject(this.#endedError());
+      }
+    }
+    this.#options.onExit?.(code, signal);
+  }
+
+  #endedError(): StackbusError {
+    return new StackbusError(
+      ErrorCode.SessionEnded,
+      `the hook session has ended (${this.#exitSignal ? `signal ${this.#exitSignal}` : `exit status ${this.#exitCode}`})`,
+      { exitCode: this.#exitCode, signal: this.#exitSignal },
+    );
+  }
+
+  /**
+   * Kills the session's whole process group (the shell and every child a hook started
+   * in it): SIGTERM, then SIGKILL after `graceMs`.
+   */
+  kill(signal: NodeJS.Signals = "SIGTERM", reason?: "timeout" | "canceled", graceMs = 2_000): void {
+    if (reason) this.#killReason = reason;
+    try {
+      process.kill(-this.pid, signal);
+    } catch {
+      return;
+    }
+    if (signal !== "SIGKILL") {
+      setTimeout(() => {
+        try {
+          process.kill(-this.pid, "SIGKILL");
+        } catch {
+          // gone
+        }
+      }, graceMs).unref();
+    }
+  }
+
+  /**
+   * Ends the shell without touching what hooks started (services a stack leaves running).
+   */
+  close(): void {
+    if (this.#exited) return;
+    this.#child.stdin?.end("exit 0\n");
+    for (const s of [this.#child.stdout, this.#child.stderr, this.#child.stdio[3]]) {
+      (s as NodeJS.ReadableStream & { unref?: () => void } | null)?.unref?.();
+    }
+  }
+
+  /** Processes still in the session's process group besides the shell: hooks' leftovers. */
+  strayProcesses(): Array<{ pid: number; command: string }> {
+    return processGroupMembers(this.pid).filter((p) => p.pid !== this.pid);
+  }
+}
+
+/** bash in its own process group, with a fourth pipe (fd 3) for control records. */
+function startBash(cwd: string, env: Record<string, string>) {
+  return execa("bash", ["--noprofile", "--norc"], {
+    cwd,
+    env,
+    extendEnv: false,
+    stdio: ["pipe", "pipe", "pipe", "pipe"],
+    detached: true,
+    buffer: false,
+    reject: false,
+    cleanup: true,
+  });
+}
+type BashProcess = ReturnType<typeof startBash>;
+
+function emptyRun(spec: HookSpec): HookRun {
+  return {
+    spec,
+    name: spec.name,
+    status: "pending",
+    exitCode: null,
+    signal: null,
+    died: false,
+    startedAt: 0,
+    durationMs: 0,
+  };
+}
+
+function usToMs(value: string | undefined): number {
+  return Math.floor(Number(value ?? 0) / 1000);
+}
+
+/**
+ * The live processes of a process group that descend from its leader (the session's
+ * shell), read from /proc: the shell's children, their children, and so on. Walking the
+ * tree instead of every process on the machine keeps this cheap after every step.
+ */
+export function processGroupMembers(pgid: number): Array<{ pid: number; command: string }> {
+  const out: Array<{ pid: number; command: string }> = [];
+  const seen = new Set<number>();
+  const queue = [pgid];
+  while (queue.length > 0) {
+    const pid = queue.shift() as number;
+    if (seen.has(pid)) continue;
+    seen.add(pid);
+    const info = readStat(pid);
+    if (!info) continue;
+    if (info.pgrp === pgid && info.state !== "Z") out.push({ pid, command: readCommand(pid) });
+    queue.push(...childrenOf(pid));
+  }
+  return out;
+}
+
+function readStat(pid: number): { state: string; pgrp: number } | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return { state: fields[0] ?? "", pgrp: Number(fields[2]) };
+  } catch {
+    return undefined;
+  }
+}
+
+function readCommand(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean).join(" ");
+  } catch {
+    return "";
+  }
+}
+
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tasks) {
+    try {
+      for (const c of readFileSync(`/proc/${pid}/task/${tid}/children`, "utf8").trim().split(/\s+/)) if (c) out.push(Number(c));
+    } catch {
+      // the task ended
+    }
+  }
+  return out;
+}

@@ -1,0 +1,206 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { factsDeclaration, parseFactsFile } from "@stackbus/bashlib";
+import {
+  ErrorCode,
+  StackbusError,
+  type Failure,
+  type Facts,
+  type HookResult,
+  type MergeGroup,
+  type Step,
+  type StepResult,
+  type StepStatus,
+} from "@stackbus/protocol";
+import type { BashSession, HookRun, HookSpec } from "./session.js";
+import { hooksFor, type InstalledPlugin } from "./hooks.js";
+import type { OutputLog } from "./output.js";
+
+/** Applies one local.conf merge group in the live session; throws a coded error naming the problem. */
+export type MergeRunner = (group: MergeGroup) => Promise<{ files: string[]; warnings: string[] }>;
+
+export interface StepContext {
+  lab: string;
+  host: string;
+  runId: string;
+  attempt: number;
+  topDir: string;
+  session: BashSession;
+  out: OutputLog;
+  plugins: readonly InstalledPlugin[];
+  factsFile: string;
+  merge: MergeRunner;
+  /** Told which hooks run now, so output lines can be attributed. */
+  setBatch: (hooks: readonly HookSpec[] | null) => void;
+  /** Told the hook now running (for heartbeats and the live view). */
+  onHook: (hook: string) => void;
+}
+
+/**
+ * Runs one step of the phase model on this host: its actions in order, hooks in batches
+ * in the run's session, merges between them, then collects facts and strays.
+ */
+export async function executeStep(ctx: StepContext, step: Step, facts: Facts, startedAt: number): Promise<StepResult> {
+  const hooks: HookResult[] = [];
+  const failures: Failure[] = [];
+  const warnings: string[] = [];
+  let status: StepStatus = "ok";
+
+  await injectFacts(ctx.session, facts);
+
+  let batch: HookSpec[] = [];
+  const flush = async (): Promise<boolean> => {
+    if (batch.length === 0) return true;
+    const specs = batch;
+    batch = [];
+    ctx.setBatch(specs);
+    let runs: HookRun[];
+    try {
+      runs = await runBatchReporting(ctx, specs, step.errexit);
+    } finally {
+      ctx.setBatch(null);
+    }
+    for (const run of runs) {
+      if (run.status === "skipped" || run.status === "pending") {
+        if (run.skipReason === "stopped" || run.skipReason === "session ended") {
+          hooks.push(hookResult(run, "skipped"));
+        }
+        continue;
+      }
+      hooks.push(hookResult(run, run.status));
+      if (run.status !== "ok") {
+        const reason = run.status === "failed" ? "hook" : run.status;
+        failures.push({
+          host: ctx.host,
+          step: step.id,
+          reason,
+          hook: run.name,
+          exitCode: run.exitCode,
+          signal: run.signal,
+          message: describeFailure(run),
+          outputTail: ctx.out.tail(run.name),
+        });
+        if (run.status === "timeout") status = "timeout";
+        else if (run.status === "canceled") status = "canceled";
+        else if (status === "ok") status = "failed";
+      }
+    }
+    if (ctx.session.ended) return false;
+    return !(step.errexit && failures.length > 0);
+  };
+
+  let go = true;
+  for (const action of step.actions) {
+    if (!go) break;
+    if (action.kind === "merge") {
+      go = await flush();
+      if (!go) break;
+      const name = `merge [[${action.group}|...]]`;
+      const t0 = Date.now();
+      ctx.onHook(name);
+      try {
+        const outcome = await ctx.merge(action.group);
+        warnings.push(...outcome.warnings);
+        for (const f of outcome.files) ctx.out.line(name, "agent", `merged into ${f}`);
+        if (outcome.files.length > 0 || outcome.warnings.length > 0) {
+          hooks.push({ hook: name, command: `merge_config_group local.conf ${action.group}`, status: "ok", durationMs: Date.now() - t0, exitCode: 0, signal: null });
+        }
+      } catch (err) {
+        const e = err instanceof StackbusError ? err : new StackbusError(ErrorCode.MergeFailed, String((err as Error).message ?? err));
+        ctx.out.line(name, "agent", e.message);
+        hooks.push({ hook: name, command: `merge_config_group local.conf ${action.group}`, status: "failed", durationMs: Date.now() - t0, exitCode: null, signal: null });
+        failures.push({ host: ctx.host, step: step.id, reason: "merge", hook: name, exitCode: null, signal: null, message: e.message, outputTail: [] });
+        status = "failed";
+        go = !step.errexit;
+      }
+      continue;
+    }
+    batch.push(...hooksFor(action, ctx.topDir, ctx.plugins));
+  }
+  if (go) await flush();
+
+  if (ctx.session.ended && failures.length === 0) {
+    failures.push({
+      host: ctx.host,
+      step: step.id,
+      reason: "session",
+      hook: null,
+      exitCode: ctx.session.exitCode,
+      signal: null,
+      message: "the hook session ended during the step",
+      outputTail: [],
+    });
+    status = "failed";
+  }
+
+  const exported = ctx.session.ended ? {} : readFacts(ctx.factsFile);
+  if (!ctx.session.ended) {
+    for (const stray of ctx.session.strayProcesses()) {
+      warnings.push(`process ${stray.pid} (${stray.command}) started by a hook of ${step.label} is still running`);
+    }
+  }
+  await ctx.out.flush();
+  const finishedAt = Date.now();
+  return {
+    lab: ctx.lab,
+    runId: ctx.runId,
+    host: ctx.host,
+    attempt: ctx.attempt,
+    step: step.id,
+    status,
+    startedAt,
+    finishedAt,
+    durationMs: finishedAt - startedAt,
+    hooks,
+    failures,
+    facts: exported,
+    warnings,
+  };
+}
+
+/** Runs a batch and reports each hook to `onHook` as the session starts it. */
+async function runBatchReporting(ctx: StepContext, specs: HookSpec[], errexit: boolean): Promise<HookRun[]> {
+  const poll = setInterval(() => {
+    const i = ctx.session.currentHook;
+    if (i !== null && specs[i]) ctx.onHook(specs[i].name);
+  }, 200);
+  try {
+    if (specs[0]) ctx.onHook(specs[0].name);
+    return await ctx.session.runBatch(specs, errexit);
+  } finally {
+    clearInterval(poll);
+  }
+}
+
+function hookResult(run: HookRun, status: HookResult["status"]): HookResult {
+  const args = run.spec.args.join(" ");
+  const command =
+    run.spec.kind === "call" || run.spec.kind === "hv-call"
+      ? run.spec.target
+      : `source ${run.spec.target || run.name}${args ? ` ${args}` : ""}`;
+  return { hook: run.name, command, status, durationMs: run.durationMs, exitCode: run.exitCode, signal: run.signal };
+}
+
+function describeFailure(run: HookRun): string {
+  if (run.status === "timeout") return `${run.name} was killed: the step ran past its timeout`;
+  if (run.status === "canceled") return `${run.name} was killed: the run was canceled`;
+  if (run.signal) return `${run.name} was killed by ${run.signal}`;
+  if (run.died) return `${run.name} called die (exit status ${run.exitCode})`;
+  return `${run.name} failed with exit status ${run.exitCode}`;
+}
+
+/** Makes the other hosts' exported values readable with `stackbus_fact HOST VAR`. */
+async function injectFacts(session: BashSession, facts: Facts): Promise<void> {
+  await session.eval(factsDeclaration(facts));
+}
+
+/** Reads and clears what `stackbus_export` wrote during the step. */
+export function readFacts(file: string): Record<string, string> {
+  let data: Buffer;
+  try {
+    data = readFileSync(file);
+  } catch {
+    return {};
+  }
+  writeFileSync(file, "");
+  return parseFactsFile(data);
+}

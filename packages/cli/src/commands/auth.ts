@@ -1,0 +1,52 @@
+import { Option, type Command } from "commander";
+import { resolve } from "node:path";
+import { authGenFromManifestFile } from "@stackbus/auth";
+import { EXIT, exitWith } from "../common.js";
+
+interface AuthFlags {
+  lab: string;
+  out: string;
+  mode: "nkey" | "password";
+  url?: string;
+  replicas: string;
+  installDir?: string;
+  tlsCa?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsVerifyClients?: boolean;
+  force?: boolean;
+}
+
+export function registerAuthCommands(program: Command): void {
+  const auth = program.command("auth").description("Security: NATS identities and permissions for a lab.");
+  auth
+    .command("gen")
+    .description("Write NATS users (nkeys or passwords) with least-privilege permissions per role, the server configs that use them, and each identity's environment file.")
+    .requiredOption("--lab <file>", "the lab manifest (reads lab: and hosts[].name)")
+    .requiredOption("--out <dir>", "where to write (files holding secrets are mode 0600)")
+    .addOption(new Option("--mode <mode>", "nkey: no secret on the server; password: bcrypt hashes on the server").choices(["nkey", "password"]).default("nkey"))
+    .option("--url <urls>", "NATS_URL written in the env files (comma-separated for a cluster)")
+    .option("--replicas <n>", "JetStream replicas (3 on a cluster)", "1")
+    .option("--install-dir <dir>", "where the identity files will live on the hosts (default /etc/stackbus)")
+    .option("--tls-ca <file>", "CA certificate clients verify the server with")
+    .option("--tls-cert <file>", "the server's certificate")
+    .option("--tls-key <file>", "the server's key")
+    .option("--tls-verify-clients", "require client certificates signed by the CA (mutual TLS)")
+    .option("--force", "replace an earlier output (locks out every identity installed from it)")
+    .addHelpText("after", "\nExamples:\n  stackbus auth gen --lab lab.yaml --out ./lab1-auth --url nats://controller:4222\n  stackbus auth gen --lab lab.yaml --out ./lab1-auth --mode password --replicas 3 --url nats://n1:4222,nats://n2:4222,nats://n3:4222\n\nSee deploy/README.md for which file goes to which host.")
+    .action(
+      exitWith(async (flags: AuthFlags) => {
+        const tls = flags.tlsCa && flags.tlsCert && flags.tlsKey ? { ca: flags.tlsCa, cert: flags.tlsCert, key: flags.tlsKey, verifyClients: Boolean(flags.tlsVerifyClients) } : undefined;
+        const { generated, written } = await authGenFromManifestFile(resolve(flags.lab), resolve(flags.out), {
+          mode: flags.mode,
+          replicas: Number(flags.replicas),
+          ...(flags.url ? { servers: flags.url } : {}),
+          ...(flags.installDir ? { installDir: flags.installDir } : {}),
+          ...(tls ? { tls } : {}),
+          overwrite: Boolean(flags.force),
+        });
+        process.stdout.write(`wrote ${written.length} files for lab ${generated.lab} (${generated.users.length} identities) to ${resolve(flags.out)}; see its README.md\n`);
+        return EXIT.ok;
+      }),
+    );
+}

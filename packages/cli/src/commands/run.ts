@@ -1,0 +1,134 @@
+import { Option, type Command } from "commander";
+import {
+  findStep,
+  parseDuration,
+  RunCancelReplySchema,
+  RunCancelRequestSchema,
+  RunStartReplySchema,
+  RunStartRequestSchema,
+  STEP_IDS,
+  subjects,
+  type MaxFail,
+  type RunKind,
+  type RunStartRequest,
+} from "@stackbus/protocol";
+import type { Bus } from "@stackbus/bus";
+import { connectClient, EXIT, parseHostList, UsageError, withBusOptions, withLabOption, type BusFlags, exitWith } from "../common.js";
+import { resolveLab } from "../lab-name.js";
+import { followRun, plainLine } from "../follow.js";
+
+interface RunFlags extends BusFlags {
+  hosts?: string;
+  failurePolicy?: "abort" | "continue";
+  maxFail?: string;
+  phaseTimeout?: string;
+  ackTimeout?: string;
+  heartbeatTimeout?: string;
+  wait?: boolean;
+  json?: boolean;
+  resume?: string;
+  from?: string;
+}
+
+/** Parses `--max-fail`: a count (`2`) or a percentage (`25%`). */
+export function parseMaxFail(value: string): MaxFail {
+  const m = /^(\d+(?:\.\d+)?)(%?)$/.exec(value.trim());
+  if (!m) throw new UsageError(`--max-fail ${JSON.stringify(value)} is neither a count (2) nor a percentage (25%)`);
+  const n = Number(m[1]);
+  if (m[2] === "%") {
+    if (n > 100) throw new UsageError(`--max-fail ${value} is more than 100%`);
+    return { percent: n };
+  }
+  if (!Number.isInteger(n)) throw new UsageError(`--max-fail ${value} must be a whole number of hosts`);
+  return { count: n };
+}
+
+export function runRequest(kind: RunKind, flags: RunFlags): RunStartRequest {
+  const req: RunStartRequest = { kind };
+  if (flags.hosts) req.hosts = parseHostList(flags.hosts);
+  if (flags.failurePolicy) req.failurePolicy = flags.failurePolicy;
+  if (flags.maxFail) req.maxFail = parseMaxFail(flags.maxFail);
+  if (flags.phaseTimeout) req.phaseTimeoutMs = parseDuration(flags.phaseTimeout, "--phase-timeout");
+  if (flags.ackTimeout) req.ackTimeoutMs = parseDuration(flags.ackTimeout, "--ack-timeout");
+  if (flags.heartbeatTimeout) req.heartbeatTimeoutMs = parseDuration(flags.heartbeatTimeout, "--heartbeat-timeout");
+  if (flags.resume) req.resume = flags.resume;
+  if (flags.from) {
+    if (!flags.resume) throw new UsageError("--from goes with --resume RUN");
+    if (!findStep(kind, flags.from)) throw new UsageError(`a ${kind} run has no step ${JSON.stringify(flags.from)}; its steps are ${STEP_IDS.filter((s) => findStep(kind, s)).join(", ")}`);
+    req.from = flags.from as RunStartRequest["from"];
+  }
+  return req;
+}
+
+/** Starts a run (or resumes one) and, with `wait`, follows it to the end. Returns the exit code. */
+export async function startRun(bus: Bus, lab: string, req: RunStartRequest, options: { wait: boolean; json: boolean; out?: (line: string) => void }): Promise<number> {
+  const out = options.out ?? ((line: string) => process.stdout.write(`${line}\n`));
+  const reply = await bus.request(subjects.runStart(lab), RunStartRequestSchema, req, RunStartReplySchema, { timeoutMs: 30_000 });
+  if (!options.wait) {
+    out(options.json ? JSON.stringify({ lab, ...reply }) : `${req.resume ? "resumed" : "started"} ${req.kind} run ${reply.runId} (attempt ${reply.attempt}) on ${reply.hosts.map((h) => h.name).join(", ")}`);
+    return EXIT.ok;
+  }
+  let status = "failed";
+  for await (const item of followRun(bus, lab, reply.runId, { untilAttempt: reply.attempt })) {
+    if (options.json) out(JSON.stringify(item.kind === "event" ? { kind: "event", ...item.event } : { kind: "result", ...item.result }));
+    else {
+      // A resumed run replays its earlier attempts first: print only this attempt.
+      const attempt = item.kind === "result" ? item.result.attempt : "attempt" in item.event ? item.event.attempt : reply.attempt;
+      const line = attempt >= reply.attempt ? plainLine(item) : undefined;
+      if (line) out(line);
+    }
+    if (item.kind === "event" && item.event.type === "run.finished" && item.event.attempt >= reply.attempt) status = item.event.status;
+  }
+  return status === "succeeded" ? EXIT.ok : EXIT.failed;
+}
+
+export function registerRunCommands(program: Command): void {
+  for (const kind of ["stack", "unstack", "clean"] as const) {
+    const what = { stack: "stack every host of the lab, phase by phase, in lockstep", unstack: "run the unstack hooks on every host", clean: "run unstack, then the clean hooks, on every host" }[kind];
+    const cmd = program
+      .command(kind)
+      .description(`Start a ${kind} run: ${what}.`)
+      .option("--hosts <h1,h2>", "only these hosts (default: every host of the lab)")
+      .addOption(new Option("--failure-policy <policy>", "abort: stop after the failing phase; continue: go on without the failed hosts").choices(["abort", "continue"]))
+      .option("--max-fail <N|P%>", "abort only when more than N hosts (or P% of them) have failed")
+      .option("--phase-timeout <duration>", "kill a phase's hooks after this long (e.g. 15m)")
+      .option("--ack-timeout <duration>", "a host that does not acknowledge a phase within this fails as lost")
+      .option("--heartbeat-timeout <duration>", "a host silent this long during a phase fails as lost")
+      .option("--resume <run>", "continue a failed run from its failed step")
+      .option("--from <step>", "with --resume: start from this step")
+      .option("--wait", "follow the run and exit 0 when it succeeded, 1 when it failed")
+      .option("--json", "machine output: one JSON object per line")
+      .addHelpText(
+        "after",
+        `\nExamples:\n  stackbus ${kind} --wait\n  stackbus ${kind} --hosts controller,compute1 --failure-policy continue --wait\n  stackbus ${kind} --max-fail 25% --phase-timeout 30m\n  stackbus ${kind} --resume r20261125T061234-8f3a --wait`,
+      );
+    withLabOption(withBusOptions(cmd)).action(exitWith(async (flags: RunFlags) => {
+      const req = runRequest(kind, flags);
+      const bus = await connectClient(flags);
+      try {
+        const lab = await resolveLab(bus, flags.lab);
+        return await startRun(bus, lab, req, { wait: Boolean(flags.wait), json: Boolean(flags.json) });
+      } finally {
+        await bus.drain();
+      }
+    }));
+  }
+
+  const cancel = program
+    .command("cancel")
+    .description("Cancel a run: the step in flight is killed on every host and the run ends canceled.")
+    .argument("<run>", "the run id")
+    .option("--reason <text>", "why, recorded in the run's events")
+    .addHelpText("after", "\nExample:\n  stackbus cancel r20261125T061234-8f3a --reason 'wrong branch'");
+  withLabOption(withBusOptions(cancel)).action(exitWith(async (runId: string, flags: BusFlags & { reason?: string }) => {
+    const bus = await connectClient(flags);
+    try {
+      const lab = await resolveLab(bus, flags.lab);
+      const reply = await bus.request(subjects.runCancel(lab), RunCancelRequestSchema, { runId, ...(flags.reason ? { reason: flags.reason } : {}) }, RunCancelReplySchema);
+      process.stdout.write(reply.canceled ? `canceling run ${runId}\n` : `run ${runId} is not running (${reply.status})\n`);
+      return EXIT.ok;
+    } finally {
+      await bus.drain();
+    }
+  }));
+}

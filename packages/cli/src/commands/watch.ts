@@ -1,0 +1,229 @@
+import { type Command } from "commander";
+import logUpdate from "log-update";
+import pc from "picocolors";
+import {
+  BUCKETS,
+  ErrorCode,
+  formatDuration,
+  LogBatchSchema,
+  ProgressSchema,
+  RunRecordSchema,
+  StackbusError,
+  STREAMS,
+  subjects,
+  type RunRecord,
+} from "@stackbus/protocol";
+import { decode, type Bus } from "@stackbus/bus";
+import Table from "cli-table3";
+import { connectClient, EXIT, exitWith, interactive, withBusOptions, withLabOption, type BusFlags } from "../common.js";
+import { resolveLab } from "../lab-name.js";
+import { describeFailure, followRun, plainLine } from "../follow.js";
+import { RunView } from "../watch/model.js";
+import { renderMatrix, renderSummary } from "../watch/render.js";
+
+/** Every run record of a lab, newest first. */
+export async function listRuns(bus: Bus, lab: string): Promise<RunRecord[]> {
+  const kv = await bus.kv(BUCKETS.runs);
+  const keys: string[] = [];
+  for await (const k of await kv.keys(`${lab}.>`)) keys.push(k);
+  const records: RunRecord[] = [];
+  for (const k of keys) {
+    const e = await kv.get(k);
+    if (!e || e.operation !== "PUT") continue;
+    const parsed = RunRecordSchema.safeParse(e.json());
+    if (parsed.success) records.push(parsed.data);
+  }
+  return records.sort((a, b) => b.spec.createdAt - a.spec.createdAt || b.spec.runId.localeCompare(a.spec.runId));
+}
+
+/** The run a command means: the one named, or the latest of the lab. */
+export async function resolveRun(bus: Bus, lab: string, runId: string | undefined): Promise<RunRecord> {
+  const runs = await listRuns(bus, lab);
+  if (!runId) {
+    const latest = runs[0];
+    if (!latest) throw new StackbusError(ErrorCode.NotFound, `lab ${lab} has no runs yet: start one with stackbus stack`);
+    return latest;
+  }
+  const found = runs.find((r) => r.spec.runId === runId);
+  if (!found) throw new StackbusError(ErrorCode.NotFound, `no run ${runId} in lab ${lab} (stackbus runs lists them)`, { runId });
+  return found;
+}
+
+/** Replays a run's stored events into a view. */
+async function replay(bus: Bus, lab: string, runId: string): Promise<RunView> {
+  const view = new RunView();
+  for await (const item of followRun(bus, lab, runId, { stopAtEnd: true })) {
+    view.apply(item);
+    if (item.pending === 0 && !view.finished) break;
+  }
+  return view;
+}
+
+export async function watch(bus: Bus, lab: string, runId: string, options: { json: boolean; host?: string }): Promise<number> {
+  const view = new RunView();
+  const tty = interactive() && !options.json;
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  const tail: string[] = [];
+  const subs = [];
+  if (tty) {
+    subs.push(bus.subscribe(subjects.runProgressAll(lab, runId), ProgressSchema, (p) => view.applyProgress(p)));
+    if (options.host) {
+      subs.push(
+        bus.subscribe(subjects.runLog(lab, runId, options.host), LogBatchSchema, (batch) => {
+          for (const l of batch.lines) tail.push(l.text);
+          tail.splice(0, Math.max(0, tail.length - 50));
+        }),
+      );
+    }
+  }
+  const draw = () => logUpdate(renderMatrix(view, Date.now(), { ...(options.host ? { tail, tailHost: options.host } : {}) }));
+  const timer = tty ? setInterval(draw, 250) : undefined;
+  try {
+    for await (const item of followRun(bus, lab, runId, { stopAtEnd: true })) {
+      view.apply(item);
+      if (options.json) out(JSON.stringify(item.kind === "event" ? { kind: "event", ...item.event } : { kind: "result", ...item.result }));
+      else if (!tty) {
+        const line = plainLine(item);
+        if (line) out(line);
+      }
+    }
+  } finally {
+    clearInterval(timer);
+    for (const s of subs) s.unsubscribe();
+  }
+  if (tty) {
+    draw();
+    logUpdate.done();
+    out("");
+    out(renderSummary(view));
+  }
+  return view.status === "succeeded" ? EXIT.ok : EXIT.failed;
+}
+
+export function registerWatchCommands(program: Command): void {
+  const watchCmd = program
+    .command("watch")
+    .description("Watch a run live: a matrix of hosts x steps, the hook each host runs now, failures with their output; a summary at the end. Exits with the run's status.")
+    .argument("[run]", "run id (default: the latest run)")
+    .option("--host <name>", "also show the last output lines of this host")
+    .option("--json", "one JSON object per event per line (see docs/events.md)")
+    .addHelpText("after", "\nWhen stdout is not a terminal, prints one plain line per event.\n\nExamples:\n  stackbus watch\n  stackbus watch r20261125T061234-8f3a --host compute1\n  stackbus watch --json | jq .type");
+  withLabOption(withBusOptions(watchCmd)).action(
+    exitWith(async (runId: string | undefined, flags: BusFlags & { json?: boolean; host?: string }) => {
+      const bus = await connectClient(flags);
+      try {
+        const lab = await resolveLab(bus, flags.lab);
+        const run = await resolveRun(bus, lab, runId);
+        return await watch(bus, lab, run.spec.runId, { json: Boolean(flags.json), ...(flags.host ? { host: flags.host } : {}) });
+      } finally {
+        await bus.drain();
+      }
+    }),
+  );
+
+  const status = program
+    .command("status")
+    .description("Show where a run is (or how it ended): each host's state per step, and every failure with host, step, hook, exit status and output.")
+    .argument("[run]", "run id (default: the latest run)")
+    .option("--json", "the run record as JSON")
+    .addHelpText("after", "\nExamples:\n  stackbus status\n  stackbus status r20261125T061234-8f3a --json");
+  withLabOption(withBusOptions(status)).action(
+    exitWith(async (runId: string | undefined, flags: BusFlags & { json?: boolean }) => {
+      const bus = await connectClient(flags);
+      try {
+        const lab = await resolveLab(bus, flags.lab);
+        const record = await resolveRun(bus, lab, runId);
+        if (flags.json) {
+          process.stdout.write(`${JSON.stringify(record)}\n`);
+        } else {
+          const view = await replay(bus, lab, record.spec.runId);
+          process.stdout.write(`${renderMatrix(view, Date.now(), {})}\n`);
+          const failures = view.finished ? view.failures : record.failures;
+          if (failures.length > 0 && view.failures.length === 0) for (const f of failures) process.stdout.write(`${describeFailure(f)}\n`);
+        }
+        return record.status === "failed" || record.status === "canceled" ? EXIT.failed : EXIT.ok;
+      } finally {
+        await bus.drain();
+      }
+    }),
+  );
+
+  const runs = program
+    .command("runs")
+    .description("List the lab's runs, newest first: id, kind, outcome, duration.")
+    .option("--json", "one JSON object per run per line")
+    .option("--limit <n>", "at most this many", "50");
+  withLabOption(withBusOptions(runs)).action(
+    exitWith(async (flags: BusFlags & { json?: boolean; limit: string }) => {
+      const bus = await connectClient(flags);
+      try {
+        const lab = await resolveLab(bus, flags.lab);
+        const list = (await listRuns(bus, lab)).slice(0, Number(flags.limit));
+        if (flags.json) {
+          for (const r of list) {
+            process.stdout.write(`${JSON.stringify({ runId: r.spec.runId, kind: r.spec.kind, status: r.status, attempt: r.attempt, hosts: r.spec.hosts.length, startedAt: r.startedAt, finishedAt: r.finishedAt, durationMs: r.finishedAt ? r.finishedAt - r.startedAt : null, failures: r.failures.length })}\n`);
+          }
+        } else if (list.length === 0) {
+          process.stdout.write(`lab ${lab} has no runs yet\n`);
+        } else {
+          const table = new Table({ head: ["run", "kind", "outcome", "started", "duration", "hosts", "failures"], style: { head: [], border: [] } });
+          for (const r of list) {
+            const outcome = r.status === "succeeded" ? pc.green(r.status) : r.status === "running" ? pc.cyan(r.status) : pc.red(r.status);
+            table.push([r.spec.runId, r.spec.kind, outcome, new Date(r.startedAt).toISOString().replace("T", " ").slice(0, 19), r.finishedAt ? formatDuration(r.finishedAt - r.startedAt) : "-", String(r.spec.hosts.length), String(r.failures.length)]);
+          }
+          process.stdout.write(`${table.toString()}\n`);
+        }
+        return EXIT.ok;
+      } finally {
+        await bus.drain();
+      }
+    }),
+  );
+
+  const logs = program
+    .command("logs")
+    .description("Print what the hooks of a run printed, from the bus: for one host, step or hook, or all.")
+    .argument("<run>", "run id")
+    .option("--host <name>", "only this host")
+    .option("--step <step>", "only this step (e.g. install, post-config)")
+    .option("--hook <name>", "only this hook (e.g. extras.d/50-template.sh)")
+    .option("--follow", "keep printing new output until the run finishes")
+    .addHelpText("after", "\nExamples:\n  stackbus logs r20261125T061234-8f3a --host compute1 --step install\n  stackbus logs r20261125T061234-8f3a --hook demo-plugin/devstack/plugin.sh --follow");
+  withLabOption(withBusOptions(logs)).action(
+    exitWith(async (runId: string, flags: BusFlags & { host?: string; step?: string; hook?: string; follow?: boolean }) => {
+      const bus = await connectClient(flags);
+      try {
+        const lab = await resolveLab(bus, flags.lab);
+        const record = await resolveRun(bus, lab, runId);
+        const filter = flags.host ? subjects.runLog(lab, runId, flags.host) : subjects.runLogAll(lab, runId);
+        const several = !flags.host && record.spec.hosts.length > 1;
+        const print = (data: Uint8Array, subject: string) => {
+          const batch = decode(subject, LogBatchSchema, data);
+          if (flags.step && batch.step !== flags.step) return;
+          for (const l of batch.lines) {
+            if (flags.hook && l.hook !== flags.hook) continue;
+            process.stdout.write(`${several ? `[${batch.host}] ` : ""}${l.text}\n`);
+          }
+        };
+        if (!flags.follow) {
+          for (const m of await bus.readStream(STREAMS.logs, filter)) print(m.data, m.subject);
+          return EXIT.ok;
+        }
+        const abort = new AbortController();
+        const poll = setInterval(() => {
+          void resolveRun(bus, lab, runId).then((r) => {
+            if (r.status !== "running") setTimeout(() => abort.abort(), 500);
+          });
+        }, 1_000);
+        try {
+          for await (const m of bus.followStream(STREAMS.logs, filter, { signal: abort.signal })) print(m.data, m.subject);
+        } finally {
+          clearInterval(poll);
+        }
+        return EXIT.ok;
+      } finally {
+        await bus.drain();
+      }
+    }),
+  );
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what stackbus needs on a Debian machine with Node 20 and npm: nats-server, git
+# and gawk from Debian when absent, the npm packages (npm ci), and the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
+command -v git >/dev/null 2>&1 || missing+=(git)
+command -v gawk >/dev/null 2>&1 || missing+=(gawk)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+if ((${#missing[@]} > 0)); then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  echo "setup: installing ${missing[*]} from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 ||
+    { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq "${missing[@]}" >/dev/null; }
+fi
+
+export TURBO_TELEMETRY_DISABLED=1
+echo "setup: npm ci"
+npm ci --no-audit --no-fund --loglevel=error
+echo "setup: build"
+npm run build --silent

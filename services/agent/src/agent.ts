@@ -34,7 +34,7 @@ import {
 } from "@stackbus/protocol";
 import type { Bus, KV, Logger, Subscription } from "@stackbus/bus";
 import type { BashSession, HookSpec } from "./session.js";
-import { StateStore } from "./state.js";
+import { SessionRegistry, StateStore } from "./state.js";
 import { OutputLog } from "./output.js";
 import { executeStep } from "./step.js";
 import type { InstalledPlugin } from "./hooks.js";
@@ -115,6 +115,10 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   const dirs: HostDirs = { topDir: options.topDir, dest: options.dest, stateDir: options.stateDir, devstackDir: options.devstackDir };
   const state = new StateStore(options.stateDir);
   state.prune();
+  const sessions = new SessionRegistry(options.stateDir);
+  for (const orphan of sessions.reap()) {
+    log.warn({ pgid: orphan.pgid, runId: orphan.runId }, "ended the hooks an earlier instance of this agent left running");
+  }
   const runs = new Map<string, RunContext>();
   const active = new Map<string, Promise<void>>();
   let busy: StepRef | null = null;
@@ -153,6 +157,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     const ctx = runs.get(key);
     if (!ctx) return;
     runs.delete(key);
+    sessions.remove(ctx.session.pid);
     ctx.session.close();
     void ctx.out.close();
   }
@@ -221,6 +226,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
           out.line(spec ? spec.name : busy === null ? "(background)" : "(session)", stream, text);
         },
       });
+      sessions.add(opened.session.pid, cmd.runId);
       ctx = {
         runId: cmd.runId,
         attempt: cmd.attempt,

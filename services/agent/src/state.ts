@@ -66,3 +66,75 @@ export class StateStore {
     for (const old of runs.slice(keep)) rmSync(join(this.#dir, old.name), { recursive: true, force: true });
   }
 }
+
+/** A session shell this agent started: its process group and the kernel start time of the shell. */
+export interface SessionRecord {
+  pgid: number;
+  startTime: string;
+  runId: string;
+}
+
+/**
+ * The sessions an agent has open, kept in its state dir, so that the next instance can
+ * end what a killed instance left running (hooks would otherwise go on in orphaned shells).
+ */
+export class SessionRegistry {
+  readonly #file: string;
+
+  constructor(stateDir: string) {
+    this.#file = join(stateDir, "sessions.json");
+  }
+
+  #read(): SessionRecord[] {
+    try {
+      return JSON.parse(readFileSync(this.#file, "utf8")) as SessionRecord[];
+    } catch {
+      return [];
+    }
+  }
+
+  #write(records: SessionRecord[]): void {
+    const tmp = `${this.#file}.tmp`;
+    writeFileSync(tmp, JSON.stringify(records));
+    renameSync(tmp, this.#file);
+  }
+
+  add(pgid: number, runId: string): void {
+    const startTime = processStartTime(pgid);
+    if (startTime === undefined) return;
+    this.#write([...this.#read().filter((r) => r.pgid !== pgid), { pgid, startTime, runId }]);
+  }
+
+  remove(pgid: number): void {
+    this.#write(this.#read().filter((r) => r.pgid !== pgid));
+  }
+
+  /**
+   * Kills the process groups of sessions a previous instance left behind (only when the
+   * shell is still the same process: same pid and start time). Returns what it ended.
+   */
+  reap(): SessionRecord[] {
+    const ended: SessionRecord[] = [];
+    for (const r of this.#read()) {
+      if (processStartTime(r.pgid) !== r.startTime) continue;
+      try {
+        process.kill(-r.pgid, "SIGKILL");
+        ended.push(r);
+      } catch {
+        // already gone
+      }
+    }
+    this.#write([]);
+    return ended;
+  }
+}
+
+/** Field 22 of /proc/<pid>/stat: when the process started, in clock ticks since boot. */
+function processStartTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}

@@ -131,3 +131,26 @@ __sb_list_plugins() {
 
 # Reports a named value to the agent (plans, queries).
 __sb_report() { __sb_ctl Q "$1" "$2"; }
+
+# With --devstack-dir the session sources DevStack's own functions, whose die ends with
+# `exit`: that would end the session shell. Wrap it: in the session shell, DevStack's die
+# runs in a subshell (it prints its call trace and message, then its exit ends only that
+# subshell) and the hook unwinds like the library's die; in a subshell it exits as before.
+__sb_wrap_devstack_die() {
+  declare -F die >/dev/null || return 0
+  declare -F __sb_devstack_die >/dev/null && return 0
+  eval "__sb_devstack_die() $(declare -f die | tail -n +2)"
+  die() {
+    local __sb_prev=$?
+    if [[ $BASHPID != "$__SB_PID" ]]; then
+      trap - ERR
+      (exit "$__sb_prev")
+      __sb_devstack_die "$@"
+      return $?
+    fi
+    __sb_dying=1
+    ( trap - ERR; (exit "$__sb_prev"); __sb_devstack_die "$@" )
+    local __sb_st=$?
+    return $(( __sb_st == 0 ? 1 : __sb_st ))
+  }
+}

@@ -43,6 +43,11 @@ export function sessionPreamble(dirs: HostDirs): string[] {
   return [sessionScriptPath(), bashlibEntry()];
 }
 
+/** Session code run after the preamble: with DevStack's own functions, make its die safe for the session. */
+export function sessionSetup(dirs: HostDirs): string {
+  return dirs.devstackDir ? "__sb_wrap_devstack_die" : "true";
+}
+
 /**
  * Opens the run's session the way stack.sh starts: helper functions, base variables,
  * the host's local.conf written to TOP_DIR, its localrc sourced (enable_plugin,
@@ -89,6 +94,7 @@ export async function openSession(options: {
     onOutput: options.onOutput,
   });
   const base = [
+    sessionSetup(dirs),
     `TOP_DIR=${shq(dirs.topDir)}`,
     `DEST=${shq(dirs.dest)}`,
     `FILES=$TOP_DIR/files`,

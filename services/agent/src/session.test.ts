@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { silentLogger } from "@stackbus/bus";
-import { bashlibEntry } from "@stackbus/bashlib";
+import { bashlibEntry, stackbusFunctionsPath } from "@stackbus/bashlib";
 import { tempDir, waitFor } from "@stackbus/testkit";
 import { BashSession, processGroupMembers, sessionScriptPath, type HookSpec } from "./session.js";
 
@@ -186,6 +186,31 @@ describe("session - with the real helper library", () => {
     const runs = await s.runBatch([{ name: "localrc", kind: "noargs", target: localrc, args: [] }], false);
     assert.equal(runs[0]?.died, true);
     assert.ok(lines.some((l) => /Plugin attempted to be enabled twice: foo https:\/\/example.org\/foo2 master/.test(l.text)), lines.map((l) => l.text).join("\n"));
+    s.close();
+  });
+});
+
+describe("session - with DevStack's own functions (--devstack-dir)", () => {
+  const dir = tempDir("sb-session-ds-");
+  after(() => dir.remove());
+
+  it("a die that ends with exit, as DevStack's does, ends the hook but not the session", async () => {
+    const functions = join(dir.path, "functions");
+    // A stand-in with the shape of DevStack's die: print, then exit with the previous status, or 1.
+    writeFileSync(functions, 'die() { local exitcode=$?; echo "[ERROR] $2" >&2; [[ $exitcode == 0 ]] && exitcode=1; exit $exitcode; }\n');
+    const lines: Line[] = [];
+    const s = await openSession(dir.path, lines, [functions, stackbusFunctionsPath()]);
+    assert.equal(await s.eval("__sb_wrap_devstack_die"), 0);
+    const hook = join(dir.path, "h.sh");
+    writeFileSync(hook, 'false || die $LINENO "devstack says no"\necho "not reached"\n');
+    const runs = await s.runBatch([src("h", hook), src("next", join(dir.path, "h2.sh"))], false);
+    assert.equal(runs[0]?.status, "failed");
+    assert.equal(runs[0]?.died, true);
+    assert.ok(lines.some((l) => l.text === "[ERROR] devstack says no"));
+    assert.ok(!lines.some((l) => l.text === "not reached"));
+    assert.equal(s.ended, false);
+    assert.equal(await s.eval("(die 0 'in a subshell'); echo sub=$?"), 0);
+    assert.ok(lines.some((l) => l.text === "sub=1"), "in a subshell die still exits that subshell");
     s.close();
   });
 });

@@ -152,7 +152,8 @@ export function registerWatchCommands(program: Command): void {
     .command("runs")
     .description("List the lab's runs, newest first: id, kind, outcome, duration.")
     .option("--json", "one JSON object per run per line")
-    .option("--limit <n>", "at most this many", "50");
+    .option("--limit <n>", "at most this many", "50")
+    .addHelpText("after", "\nExamples:\n  stackbus runs\n  stackbus runs --json --limit 5 | jq -r .runId");
   withLabOption(withBusOptions(runs)).action(
     exitWith(async (flags: BusFlags & { json?: boolean; limit: string }) => {
       const bus = await connectClient(flags);

@@ -19,7 +19,7 @@ import {
   type RunRecord,
 } from "@stackbus/protocol";
 import { Bus, silentLogger } from "@stackbus/bus";
-import { startNats, tempDir, track, trackGroup, untrack, waitFor, type NatsServer } from "@stackbus/testkit";
+import { startNats, startNatsCluster, tempDir, track, trackGroup, untrack, waitFor, type NatsCluster, type NatsServer } from "@stackbus/testkit";
 
 export const REPO_ROOT = new URL("../../", import.meta.url).pathname;
 export const CLI = join(REPO_ROOT, "packages/cli/bin/stackbus.js");
@@ -101,6 +101,10 @@ export interface LabOptions {
   natsHost?: string;
   /** A command prefix per host for its agent (e.g. `ip netns exec NS`). */
   agentPrefix?: (host: string) => string[];
+  /** Run on a 3-node JetStream cluster (streams and buckets with 3 replicas). */
+  cluster?: boolean;
+  /** Extra environment for the agents. */
+  agentEnv?: Record<string, string>;
 }
 
 export class Lab {
@@ -111,6 +115,7 @@ export class Lab {
   /** Every process started, so stop() ends them all (also ones replaced in `procs`). */
   readonly #all: Proc[] = [];
   nats!: NatsServer;
+  cluster: NatsCluster | undefined;
   bus!: Bus;
   readonly hosts: HostSpec[];
   readonly options: LabOptions;
@@ -137,8 +142,13 @@ export class Lab {
     }
   }
 
+  /** Every client URL of the bus, comma-separated. */
+  get natsUrl(): string {
+    return this.cluster?.urls ?? this.nats.url;
+  }
+
   get natsArgs(): string[] {
-    return ["--nats", this.nats.url];
+    return ["--nats", this.natsUrl, ...(this.cluster ? ["--replicas", "3"] : [])];
   }
 
   hostDir(host: string): string {
@@ -155,8 +165,14 @@ export class Lab {
   }
 
   async #start(): Promise<void> {
-    this.nats = await startNats(this.options.natsHost ? { host: this.options.natsHost } : {});
-    this.bus = await Bus.connect({ servers: this.nats.url, name: "test-client", logger: silentLogger() });
+    if (this.options.cluster) {
+      this.cluster = await startNatsCluster(3);
+      this.nats = this.cluster.servers[0] as NatsServer;
+    } else {
+      this.nats = await startNats(this.options.natsHost ? { host: this.options.natsHost } : {});
+    }
+    this.bus = await Bus.connect({ servers: this.natsUrl, name: "test-client", logger: silentLogger(), replicas: this.cluster ? 3 : 1 });
+    if (this.cluster) await waitFor("JetStream in the cluster", () => this.bus.kv("sb_ready").then(() => true), 30_000, 500);
     for (const h of this.hosts) this.writeHostFiles(h);
     writeFileSync(this.shared, "");
     for (const s of this.options.services ?? ["config", "fetcher", "coordinator"]) this.startService(s);
@@ -221,7 +237,7 @@ export class Lab {
       "--top-dir", this.topDir(host), "--dest", join(base, "stack"), "--state-dir", join(base, "state"),
       "--heartbeat", String(this.options.heartbeatMs ?? 300),
       ...this.natsArgs, ...extra,
-    ], {}, this.options.agentPrefix?.(host) ?? []);
+    ], this.options.agentEnv ?? {}, this.options.agentPrefix?.(host) ?? []);
     this.procs.set(`agent-${host}`, proc);
     this.#all.push(proc);
     return proc;
@@ -237,7 +253,7 @@ export class Lab {
 
   /** Runs the CLI against this lab's bus. */
   cli(args: string[], timeoutMs?: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return runCli([...args, ...this.natsArgs, "--lab", this.name], {}, timeoutMs);
+    return runCli([...args, "--nats", this.natsUrl, "--lab", this.name], {}, timeoutMs);
   }
 
   async record(runId: string): Promise<RunRecord | undefined> {
@@ -249,7 +265,8 @@ export class Lab {
   async stop(): Promise<void> {
     await Promise.all(this.#all.map((p) => p.kill()));
     await this.bus?.drain().catch(() => undefined);
-    await this.nats?.stop();
+    if (this.cluster) await this.cluster.stop();
+    else await this.nats?.stop();
     this.dir.remove();
   }
 }

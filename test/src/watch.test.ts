@@ -108,7 +108,7 @@ describe("watching a run - watch, status, logs, runs, as people and scripts use 
     const started = await lab.cli(["stack", "--json"]);
     const runId = (JSON.parse(started.stdout) as { runId: string }).runId;
     const follow = await lab.cli(["logs", runId, "--host", "cmp2", "--step", "test-config", "--follow"]);
-    assert.equal(follow.code, 0);
+    assert.equal(follow.code, 0, follow.stderr);
     assert.equal(follow.stdout, "cmp2 says stack test-config\n");
     const runs = jsonLines((await lab.cli(["runs", "--json"])).stdout) as Array<{ runId: string; kind: string; status: string; durationMs: number; startedAt: number }>;
     assert.equal(runs[0]?.runId, runId);

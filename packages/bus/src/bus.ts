@@ -516,6 +516,14 @@ export class Bus {
     filter: string,
     startSeq?: number,
   ): Promise<Array<{ subject: string; seq: number; data: Uint8Array; time: number }>> {
+    return withRetry(`reading stream ${stream}`, () => this.#readStreamOnce(stream, filter, startSeq), { attemptMs: 60_000, deadlineMs: 180_000 });
+  }
+
+  async #readStreamOnce(
+    stream: string,
+    filter: string,
+    startSeq?: number,
+  ): Promise<Array<{ subject: string; seq: number; data: Uint8Array; time: number }>> {
     return this.#denialsAsErrors(() => this.#readStream(stream, filter, startSeq));
   }
 
@@ -548,32 +556,64 @@ export class Bus {
 
   /**
    * Follows `stream` from `startSeq` (or the start, or only new messages): stored messages
-   * first, then live ones, until `signal` aborts.
+   * first, then live ones, until `signal` aborts. It resumes from the last sequence it
+   * delivered whenever its consumer fails or goes quiet (the consumer lives on the
+   * stream's leader, which a cluster may lose), so nothing is skipped or repeated.
    */
   async *followStream(
     stream: string,
     filter: string,
-    options: { startSeq?: number; onlyNew?: boolean; signal?: AbortSignal } = {},
+    options: { startSeq?: number; onlyNew?: boolean; signal?: AbortSignal; quietMs?: number } = {},
   ): AsyncGenerator<{ subject: string; seq: number; data: Uint8Array; time: number; pending: number }> {
-    const consumer = await this.#denialsAsErrors(() => this.js.consumers.get(stream, {
-      filter_subjects: filter,
-      ...(options.onlyNew
-        ? { deliver_policy: DeliverPolicy.New }
-        : options.startSeq && options.startSeq > 0
-          ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: options.startSeq }
-          : { deliver_policy: DeliverPolicy.All }),
-    }));
-    const messages = await this.#denialsAsErrors(() => consumer.consume({ max_messages: 512 }));
-    const stop = () => void messages.close().catch(() => undefined);
-    options.signal?.addEventListener("abort", stop, { once: true });
-    try {
-      for await (const m of messages) {
-        yield { subject: m.subject, seq: m.seq, data: m.data, time: m.info.timestampNanos / 1e6, pending: m.info.pending };
-        if (options.signal?.aborted) break;
+    let next = options.startSeq && options.startSeq > 0 ? options.startSeq : 0;
+    if (options.onlyNew) {
+      const info = await withRetry(`reading stream ${stream}`, async () => (await this.jsm()).streams.info(stream));
+      next = info.state.last_seq + 1;
+    }
+    const quietMs = options.quietMs ?? 5_000;
+    while (!options.signal?.aborted && !this.#closed) {
+      let consumer;
+      try {
+        consumer = await this.js.consumers.get(stream, {
+          filter_subjects: filter,
+          ...(next > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: next } : { deliver_policy: DeliverPolicy.All }),
+        });
+      } catch (err) {
+        this.log.debug({ stream, err: (err as Error).message }, "cannot follow the stream yet; trying again");
+        await sleep(500);
+        continue;
       }
-    } finally {
-      options.signal?.removeEventListener("abort", stop);
-      stop();
+      let quietSince = Date.now();
+      try {
+        while (!options.signal?.aborted) {
+          const batch = await consumer.fetch({ max_messages: 256, expires: 1_000 });
+          // A pull whose server went away is never answered: end it ourselves and resume.
+          let stalled = false;
+          const watchdog = setTimeout(() => {
+            stalled = true;
+            batch.stop();
+          }, 4_000);
+          let got = 0;
+          try {
+            for await (const m of batch) {
+              got++;
+              next = m.seq + 1;
+              yield { subject: m.subject, seq: m.seq, data: m.data, time: m.info.timestampNanos / 1e6, pending: m.info.pending };
+              if (options.signal?.aborted) return;
+            }
+          } finally {
+            clearTimeout(watchdog);
+          }
+          if (stalled) break;
+          if (got > 0) quietSince = Date.now();
+          else if (Date.now() - quietSince > quietMs) break;
+        }
+      } catch (err) {
+        this.log.debug({ stream, err: (err as Error).message }, "following the stream failed; resuming");
+        await sleep(250);
+      } finally {
+        await consumer.delete().catch(() => undefined);
+      }
     }
   }
 
@@ -709,6 +749,35 @@ async function retryTransient<T>(fn: () => Promise<T>, deadlineMs = 30_000): Pro
       delay = Math.min(delay * 2, 1_000);
     }
   }
+}
+
+/**
+ * Runs a JetStream call with a bound on each attempt, trying again until `deadlineMs`:
+ * right after a stream or bucket is created on a cluster, or while a new stream leader is
+ * elected, a call can stay unanswered instead of failing.
+ */
+export async function withRetry<T>(what: string, fn: () => Promise<T>, options: { attemptMs?: number; deadlineMs?: number } = {}): Promise<T> {
+  const attemptMs = options.attemptMs ?? 3_000;
+  const deadline = Date.now() + (options.deadlineMs ?? 30_000);
+  let last: unknown;
+  for (;;) {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        fn(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new StackbusError(ErrorCode.Timeout, `${what}: no answer within ${attemptMs}ms`)), attemptMs);
+        }),
+      ]);
+    } catch (err) {
+      last = err;
+      if ((err as { code?: string }).code === ErrorCode.PermissionDenied || Date.now() > deadline) break;
+      await sleep(200);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  throw last instanceof StackbusError ? last : new StackbusError(ErrorCode.Unavailable, `${what} failed: ${(last as Error)?.message ?? String(last)}`, {}, { cause: last });
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -2,6 +2,7 @@ export {
   Bus,
   defaultNatsUrl,
   sleep,
+  withRetry,
   AckPolicy,
   DeliverPolicy,
   type BusOptions,

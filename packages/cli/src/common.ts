@@ -37,7 +37,8 @@ export function withBusOptions(cmd: Command): Command {
     .addOption(new Option("--creds <file>", "NATS credentials file").env("STACKBUS_NATS_CREDS"))
     .addOption(new Option("--tls-ca <file>", "CA certificate to verify the NATS server").env("STACKBUS_TLS_CA"))
     .addOption(new Option("--tls-cert <file>", "client certificate (mutual TLS)").env("STACKBUS_TLS_CERT"))
-    .addOption(new Option("--tls-key <file>", "client key (mutual TLS)").env("STACKBUS_TLS_KEY"));
+    .addOption(new Option("--tls-key <file>", "client key (mutual TLS)").env("STACKBUS_TLS_KEY"))
+    .addOption(new Option("--replicas <n>", "JetStream replicas for streams and buckets this process creates (3 on a 3-node cluster)").env("STACKBUS_REPLICAS"));
 }
 
 /** Adds `--lab NAME`. */

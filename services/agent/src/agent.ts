@@ -32,7 +32,7 @@ import {
   type StepRef,
   type StepResult,
 } from "@stackbus/protocol";
-import type { Bus, KV, Logger, Subscription } from "@stackbus/bus";
+import { withRetry, type Bus, type KV, type Logger, type Subscription } from "@stackbus/bus";
 import type { BashSession, HookSpec } from "./session.js";
 import { SessionRegistry, StateStore } from "./state.js";
 import { OutputLog } from "./output.js";
@@ -455,10 +455,10 @@ async function register(bus: Bus, registry: KV, info: AgentInfo, log: Logger): P
   const key = keys.agent(info.lab, info.host);
   const value = JSON.stringify(info);
   for (let attempt = 0; attempt < 5; attempt++) {
-    const entry = await registry.get(key);
+    const entry = await withRetry("reading the agent registry", () => registry.get(key));
     if (!entry || entry.operation !== "PUT") {
       try {
-        await registry.create(key, value);
+        await withRetry("registering the agent", () => registry.create(key, value), { deadlineMs: 10_000 });
         return;
       } catch {
         continue;

@@ -15,6 +15,7 @@ import {
   type HostConfig,
   type MergeGroup,
   type PluginResolveReply,
+  type PluginResolveRequest,
 } from "@stackbus/protocol";
 import type { Bus, Logger } from "@stackbus/bus";
 import { BashSession, sessionScriptPath, shq, type OutputSink } from "./session.js";
@@ -139,13 +140,7 @@ export async function installPlugins(options: {
   const replies: PluginResolveReply[] = await Promise.all(
     registered.map(async ([name = "", url = "", ref = ""]) => {
       options.log(`resolving plugin ${name} (${url} ${ref})`);
-      return bus.request(
-        subjects.pluginsResolve(config.lab),
-        PluginResolveRequestSchema,
-        { name, url, ref, runId: options.runId },
-        PluginResolveReplySchema,
-        { timeoutMs: 300_000 },
-      );
+      return resolvePlugin(bus, config.lab, { name, url, ref, runId: options.runId }, options.log);
     }),
   );
   const installed: InstalledPlugin[] = [];
@@ -173,6 +168,33 @@ export async function installPlugins(options: {
     options.log(`plugin order (plugin_requires): ${order.join(", ")}`);
   }
   return { plugins: installed, warnings };
+}
+
+/** How long one plugin request waits for the fetcher. @default 120 s (`STACKBUS_PLUGIN_REQUEST_TIMEOUT`, ms) */
+function pluginRequestTimeout(): number {
+  return Number(process.env["STACKBUS_PLUGIN_REQUEST_TIMEOUT"] ?? 120_000);
+}
+
+/**
+ * Asks the fetcher for a plugin, again and again while no fetcher answers (it is
+ * restarting, or was killed mid-fetch): the same run id makes every retry resolve the
+ * same commit, and a fetcher already cloning serves the retry from that clone. Coded
+ * errors (unknown ref, refused URL, ...) are not retried. Gives up after 15 minutes.
+ */
+async function resolvePlugin(bus: Bus, lab: string, req: PluginResolveRequest, log: (line: string) => void): Promise<PluginResolveReply> {
+  const deadline = Date.now() + 15 * 60_000;
+  let delay = 250;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await bus.request(subjects.pluginsResolve(lab), PluginResolveRequestSchema, req, PluginResolveReplySchema, { timeoutMs: pluginRequestTimeout() });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if ((code !== ErrorCode.Unavailable && code !== ErrorCode.Timeout) || Date.now() + delay > deadline) throw err;
+      log(`the plugin fetcher did not answer for ${req.name} (${(err as Error).message}); asking again (attempt ${attempt + 1})`);
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 5_000);
+    }
+  }
 }
 
 function dirParent(dir: string): string {

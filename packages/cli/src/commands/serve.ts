@@ -27,7 +27,6 @@ export function registerServeCommands(program: Command): void {
     .description("Run one stackbus service in the foreground (what a systemd unit runs).")
     .addArgument(new Argument("<service>", "the service to run").choices(Object.keys(SERVICES)))
     .addOption(new Option("--cache-dir <dir>", "fetcher: where plugin repositories are cached").env("STACKBUS_FETCHER_CACHE").default("./.stackbus/fetcher-cache"))
-    .addOption(new Option("--replicas <n>", "JetStream replicas for the streams and buckets it creates (3 on a cluster)").env("STACKBUS_REPLICAS"))
     .addHelpText("after", "\nExamples:\n  stackbus serve config --nats nats://10.0.0.1:4222\n  stackbus serve fetcher --cache-dir /var/cache/stackbus\n  stackbus serve coordinator --replicas 3");
   withBusOptions(serve).action(exitWith(async (name: ServiceName, flags: BusFlags & { cacheDir?: string }) => serveForeground(name, flags)));
 

@@ -212,9 +212,11 @@ export function registerWatchCommands(program: Command): void {
         }
         const abort = new AbortController();
         const poll = setInterval(() => {
-          void resolveRun(bus, lab, runId).then((r) => {
-            if (r.status !== "running") setTimeout(() => abort.abort(), 500);
-          });
+          void resolveRun(bus, lab, runId)
+            .then((r) => {
+              if (r.status !== "running") setTimeout(() => abort.abort(), 500);
+            })
+            .catch(() => undefined);
         }, 1_000);
         try {
           for await (const m of bus.followStream(STREAMS.logs, filter, { signal: abort.signal })) print(m.data, m.subject);

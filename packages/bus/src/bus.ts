@@ -254,7 +254,12 @@ export class Bus {
 
   /** Publishes an event (core NATS, fire and forget). A refusal is logged and reported to `onPermissionDenied`. */
   publish<S extends z.ZodType>(subject: string, schema: S, value: z.input<S>): void {
-    this.nc.publish(subject, encode(subject, schema, value));
+    const payload = encode(subject, schema, value);
+    try {
+      this.nc.publish(subject, payload);
+    } catch (err) {
+      throw isMaxPayload(err) ? tooLarge(subject, payload.length, err) : err;
+    }
   }
 
   /**
@@ -341,11 +346,13 @@ export class Bus {
   ): Promise<z.output<R>> {
     const timeout = options.timeoutMs ?? 5_000;
     let msg: Msg;
+    const payload = encode(subject, requestSchema, value);
     try {
-      msg = await this.nc.request(subject, encode(subject, requestSchema, value), { timeout });
+      msg = await this.nc.request(subject, payload, { timeout });
     } catch (err) {
       const violation = findViolation(err);
       if (violation) throw this.#permissionError(violation, err);
+      if (isMaxPayload(err)) throw tooLarge(subject, payload.length, err);
       throw requestFailure(subject, timeout, err);
     }
     const reply = decode(subject, replySchema(replyValueSchema), msg.data) as
@@ -712,6 +719,20 @@ function identityOf(options: BusOptions): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A message over the server's max_payload, named with its size. */
+function tooLarge(subject: string, bytes: number, err: unknown): StackbusError {
+  return new StackbusError(
+    ErrorCode.TooLarge,
+    `the message for ${subject} is ${bytes} bytes, more than the NATS server accepts (max_payload); nothing was sent`,
+    { subject, bytes },
+    { cause: err },
+  );
+}
+
+function isMaxPayload(err: unknown): boolean {
+  return /max_payload/i.test((err as Error)?.message ?? "");
 }
 
 function requestFailure(subject: string, timeout: number, err: unknown): StackbusError {

@@ -64,6 +64,8 @@ export function bash(script: string, options: BashOptions = {}): Promise<BashRun
       cleanup();
       resolve({ stdout, stderr, status });
     });
+    // A script may exit before reading its stdin: that is not an error of the test.
+    child.stdin.on("error", () => undefined);
     child.stdin.end(options.stdin ?? "");
   });
 }

@@ -12,8 +12,8 @@ __SB_HV_LOADED=0
 
 # One control record: fields separated by US (0x1f), ended by RS (0x1e).
 __sb_ctl() { local IFS=$'\x1f'; printf '%s\x1e' "$*" >&3; }
-__sb_now_us() { printf '%s' "${EPOCHREALTIME/./}"; }
-# A marker on stdout and stderr: output before it belongs to what came before.
+# A marker on stdout and stderr: output after it belongs to the hook it names (B<index>),
+# or to no hook (END); one marker per hook keeps the output path cheap.
 __sb_mark() { printf '\x1eSB%s:%s\x1e\n' "$__SB_NONCE" "$1"; printf '\x1eSB%s:%s\x1e\n' "$__SB_NONCE" "$1" >&2; }
 
 # The helper library's die calls this. Inside the session shell it must not exit the
@@ -71,14 +71,13 @@ __sb_hook() {
 __sb_run_hook() {
   local __sb_i=$1 __sb_kind=$2 __sb_name=$3 __sb_file=$4
   shift 4
-  __sb_ctl H "$__sb_i" start "$(__sb_now_us)" "$__sb_name"
+  __sb_ctl H "$__sb_i" start "${EPOCHREALTIME/./}" "$__sb_name"
   __sb_mark "B$__sb_i"
   __sb_dying=0
   __sb_invoke "$__sb_kind" "$__sb_file" "$@" </dev/null 3>&-
   local __sb_status=$__sb_rc
   set +e
-  __sb_mark "E$__sb_i"
-  __sb_ctl H "$__sb_i" end "$(__sb_now_us)" "$__sb_status" "$__sb_dying"
+  __sb_ctl H "$__sb_i" end "${EPOCHREALTIME/./}" "$__sb_status" "$__sb_dying"
   if (( __sb_status != 0 && __sb_errexit )); then __sb_stop=1; fi
   __sb_dying=0
   return 0

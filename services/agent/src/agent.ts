@@ -34,7 +34,7 @@ import {
 } from "@stackbus/protocol";
 import { withRetry, type Bus, type KV, type Logger, type Subscription } from "@stackbus/bus";
 import type { BashSession, HookSpec } from "./session.js";
-import { SessionRegistry, StateStore } from "./state.js";
+import { StateStore } from "./state.js";
 import { OutputLog } from "./output.js";
 import { executeStep } from "./step.js";
 import type { InstalledPlugin } from "./hooks.js";
@@ -115,8 +115,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   const dirs: HostDirs = { topDir: options.topDir, dest: options.dest, stateDir: options.stateDir, devstackDir: options.devstackDir };
   const state = new StateStore(options.stateDir);
   state.prune();
-  const sessions = new SessionRegistry(options.stateDir);
-  for (const orphan of sessions.reap()) {
+  for (const orphan of state.reapSessions()) {
     log.warn({ pgid: orphan.pgid, runId: orphan.runId }, "ended the hooks an earlier instance of this agent left running");
   }
   const runs = new Map<string, RunContext>();
@@ -157,7 +156,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     const ctx = runs.get(key);
     if (!ctx) return;
     runs.delete(key);
-    sessions.remove(ctx.session.pid);
+    state.sessionClosed(ctx.runId, ctx.session.pid);
     ctx.session.close();
     void ctx.out.close();
   }
@@ -226,7 +225,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
           out.line(spec ? spec.name : busy === null ? "(background)" : "(session)", stream, text);
         },
       });
-      sessions.add(opened.session.pid, cmd.runId);
+      state.sessionOpened(cmd.runId, opened.session.pid);
       ctx = {
         runId: cmd.runId,
         attempt: cmd.attempt,

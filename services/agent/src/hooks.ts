@@ -1,4 +1,4 @@
-import { readdirSync, statSync } from "node:fs";
+import { readdirSync, statSync, type Dirent } from "node:fs";
 import { join } from "node:path";
 import type { Action } from "@stackbus/protocol";
 import type { HookSpec } from "./session.js";
@@ -19,23 +19,24 @@ export interface InstalledPlugin {
  * under the C locale.
  */
 export function listExtras(topDir: string): string[] {
-  const dir = join(topDir, "extras.d");
-  let names: string[];
+  let entries: Dirent[];
   try {
-    names = readdirSync(dir);
+    entries = readdirSync(join(topDir, "extras.d"), { withFileTypes: true });
   } catch {
     return [];
   }
-  return names
-    .filter((n) => n.endsWith(".sh"))
-    .filter((n) => {
-      try {
-        return statSync(join(dir, n)).isFile();
-      } catch {
-        return false;
-      }
-    })
-    .sort((a, b) => (Buffer.from(a) < Buffer.from(b) ? -1 : Buffer.from(a) > Buffer.from(b) ? 1 : 0));
+  return entries
+    .filter((e) => e.name.endsWith(".sh") && (e.isFile() || (e.isSymbolicLink() && isFile(join(topDir, "extras.d", e.name)))))
+    .map((e) => e.name)
+    .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -163,10 +163,10 @@ export class BashSession {
   /**
    * Runs hooks in order. With `errexit`, the first failing hook ends the batch and the
    * rest are reported skipped. Resolves when every hook has reported and all their output
-   * has been read.
+   * has been read. `prelude` is session code run first, in the same write (no round trip).
    */
-  runBatch(hooks: readonly HookSpec[], errexit: boolean): Promise<HookRun[]> {
-    const lines = [`__sb_batch ${errexit ? 1 : 0}`];
+  runBatch(hooks: readonly HookSpec[], errexit: boolean, prelude?: string): Promise<HookRun[]> {
+    const lines = [...(prelude ? [prelude] : []), `__sb_batch ${errexit ? 1 : 0}`];
     hooks.forEach((h, i) => {
       const args = h.args.map(shq).join(" ");
       if (h.kind === "hv-load") lines.push(`__sb_hv_load ${i}`);

@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { StepResultSchema, type StepId, type StepResult } from "@stackbus/protocol";
 
@@ -8,13 +8,15 @@ export type StepRecord =
   | { state: "done"; result: StepResult };
 
 /**
- * The agent's durable memory, in its state dir: one small file per (run, attempt, step).
- * A step is recorded as running before it is acknowledged and as done with its result
- * before the result is published, so a redelivered command never runs a hook twice and a
- * result survives a restart of the agent.
+ * The agent's durable memory, in its state dir: one append-only journal per run, a line
+ * per change of a step's record. A step is recorded as running before it is
+ * acknowledged and as done with its result before the result is published, so a
+ * redelivered command never runs a hook twice and a result survives a restart of the
+ * agent. A torn last line (the agent died while writing it) is ignored.
  */
 export class StateStore {
   readonly #dir: string;
+  readonly #runs = new Map<string, { fd: number; records: Map<string, StepRecord>; sessions: Map<number, string> }>();
 
   constructor(stateDir: string) {
     this.#dir = join(stateDir, "runs");
@@ -25,33 +27,114 @@ export class StateStore {
     return join(this.#dir, runId);
   }
 
-  #file(runId: string, attempt: number, step: StepId): string {
-    return join(this.#dir, runId, `${attempt}.${step}.json`);
+  #open(runId: string): { fd: number; records: Map<string, StepRecord>; sessions: Map<number, string> } {
+    let run = this.#runs.get(runId);
+    if (run) return run;
+    const dir = join(this.#dir, runId);
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, "journal.jsonl");
+    const records = new Map<string, StepRecord>();
+    const sessions = new Map<number, string>();
+    let text = "";
+    if (existsSync(file)) {
+      try {
+        text = readFileSync(file, "utf8");
+      } catch {
+        // unreadable: start afresh
+      }
+    }
+    for (const line of text.split("\n")) {
+      if (!line) continue;
+      try {
+        const raw = JSON.parse(line) as {
+          key?: string;
+          record?: { state?: string; result?: unknown; startedAt?: number; instance?: string };
+          session?: { pgid: number; startTime: string };
+          closed?: number;
+        };
+        if (raw.session) sessions.set(raw.session.pgid, raw.session.startTime);
+        if (raw.closed !== undefined) sessions.delete(raw.closed);
+        const r = raw.record;
+        if (!raw.key || !r) continue;
+        if (r.state === "done") records.set(raw.key, { state: "done", result: StepResultSchema.parse(r.result) });
+        else if (r.state === "running") records.set(raw.key, { state: "running", startedAt: r.startedAt ?? 0, instance: r.instance ?? "" });
+      } catch {
+        // a torn or foreign line: skip it
+      }
+    }
+    run = { fd: openSync(file, "a"), records, sessions };
+    this.#runs.set(runId, run);
+    // Keep few runs open: a closed one is read again from its journal when needed.
+    if (this.#runs.size > 8) {
+      const [oldest, value] = this.#runs.entries().next().value as [string, { fd: number }];
+      closeSync(value.fd);
+      this.#runs.delete(oldest);
+    }
+    return run;
   }
 
   get(runId: string, attempt: number, step: StepId): StepRecord | undefined {
-    let text: string;
-    try {
-      text = readFileSync(this.#file(runId, attempt, step), "utf8");
-    } catch {
-      return undefined;
-    }
-    try {
-      const raw = JSON.parse(text) as { state?: string; result?: unknown; startedAt?: number; instance?: string };
-      if (raw.state === "done") return { state: "done", result: StepResultSchema.parse(raw.result) };
-      if (raw.state === "running") return { state: "running", startedAt: raw.startedAt ?? 0, instance: raw.instance ?? "" };
-    } catch {
-      // A torn or foreign file: treat as absent.
-    }
-    return undefined;
+    return this.#open(runId).records.get(`${attempt}.${step}`);
   }
 
   put(runId: string, attempt: number, step: StepId, record: StepRecord): void {
-    const file = this.#file(runId, attempt, step);
-    mkdirSync(join(this.#dir, runId), { recursive: true });
-    const tmp = `${file}.tmp`;
-    writeFileSync(tmp, JSON.stringify(record));
-    renameSync(tmp, file);
+    const run = this.#open(runId);
+    const key = `${attempt}.${step}`;
+    writeSync(run.fd, `${JSON.stringify({ key, record })}\n`);
+    run.records.set(key, record);
+  }
+
+  /**
+   * Notes a session shell this agent started for a run (its process group and the
+   * kernel start time of the shell), so that a later instance can end what a killed one
+   * left running; `sessionClosed` forgets it.
+   */
+  sessionOpened(runId: string, pgid: number): void {
+    const startTime = processStartTime(pgid);
+    if (startTime === undefined) return;
+    const run = this.#open(runId);
+    writeSync(run.fd, `${JSON.stringify({ session: { pgid, startTime } })}\n`);
+    run.sessions.set(pgid, startTime);
+  }
+
+  sessionClosed(runId: string, pgid: number): void {
+    const run = this.#open(runId);
+    if (!run.sessions.has(pgid)) return;
+    writeSync(run.fd, `${JSON.stringify({ closed: pgid })}\n`);
+    run.sessions.delete(pgid);
+  }
+
+  /**
+   * Kills the process groups of sessions a previous instance left open in the recent
+   * runs (only when the shell is still the same process: same pid and start time).
+   */
+  reapSessions(recentRuns = 5): Array<{ pgid: number; runId: string }> {
+    const ended: Array<{ pgid: number; runId: string }> = [];
+    let names: string[];
+    try {
+      names = readdirSync(this.#dir)
+        .map((name) => ({ name, mtime: statSync(join(this.#dir, name)).mtimeMs }))
+        .sort((a, b) => b.mtime - a.mtime)
+        .slice(0, recentRuns)
+        .map((r) => r.name);
+    } catch {
+      return ended;
+    }
+    for (const runId of names) {
+      const run = this.#open(runId);
+      for (const [pgid, startTime] of [...run.sessions]) {
+        if (processStartTime(pgid) === startTime) {
+          try {
+            process.kill(-pgid, "SIGKILL");
+            ended.push({ pgid, runId });
+          } catch {
+            // already gone
+          }
+        }
+        this.sessionClosed(runId, pgid);
+      }
+    }
+    return ended;
   }
 
   /** Removes all but the newest `keep` runs. */
@@ -64,68 +147,6 @@ export class StateStore {
     }
     runs.sort((a, b) => b.mtime - a.mtime);
     for (const old of runs.slice(keep)) rmSync(join(this.#dir, old.name), { recursive: true, force: true });
-  }
-}
-
-/** A session shell this agent started: its process group and the kernel start time of the shell. */
-export interface SessionRecord {
-  pgid: number;
-  startTime: string;
-  runId: string;
-}
-
-/**
- * The sessions an agent has open, kept in its state dir, so that the next instance can
- * end what a killed instance left running (hooks would otherwise go on in orphaned shells).
- */
-export class SessionRegistry {
-  readonly #file: string;
-
-  constructor(stateDir: string) {
-    this.#file = join(stateDir, "sessions.json");
-  }
-
-  #read(): SessionRecord[] {
-    try {
-      return JSON.parse(readFileSync(this.#file, "utf8")) as SessionRecord[];
-    } catch {
-      return [];
-    }
-  }
-
-  #write(records: SessionRecord[]): void {
-    const tmp = `${this.#file}.tmp`;
-    writeFileSync(tmp, JSON.stringify(records));
-    renameSync(tmp, this.#file);
-  }
-
-  add(pgid: number, runId: string): void {
-    const startTime = processStartTime(pgid);
-    if (startTime === undefined) return;
-    this.#write([...this.#read().filter((r) => r.pgid !== pgid), { pgid, startTime, runId }]);
-  }
-
-  remove(pgid: number): void {
-    this.#write(this.#read().filter((r) => r.pgid !== pgid));
-  }
-
-  /**
-   * Kills the process groups of sessions a previous instance left behind (only when the
-   * shell is still the same process: same pid and start time). Returns what it ended.
-   */
-  reap(): SessionRecord[] {
-    const ended: SessionRecord[] = [];
-    for (const r of this.#read()) {
-      if (processStartTime(r.pgid) !== r.startTime) continue;
-      try {
-        process.kill(-r.pgid, "SIGKILL");
-        ended.push(r);
-      } catch {
-        // already gone
-      }
-    }
-    this.#write([]);
-    return ended;
   }
 }
 

@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { factsDeclaration, parseFactsFile } from "@stackbus/bashlib";
 import {
   ErrorCode,
@@ -45,8 +45,8 @@ export async function executeStep(ctx: StepContext, step: Step, facts: Facts, st
   const warnings: string[] = [];
   let status: StepStatus = "ok";
 
-  await injectFacts(ctx.session, facts);
-
+  // The other hosts' exported values, readable with `stackbus_fact HOST VAR`: sent with the first batch.
+  let prelude: string | undefined = Object.keys(facts).length > 0 ? factsDeclaration(facts) : undefined;
   let batch: HookSpec[] = [];
   const flush = async (): Promise<boolean> => {
     if (batch.length === 0) return true;
@@ -55,7 +55,8 @@ export async function executeStep(ctx: StepContext, step: Step, facts: Facts, st
     ctx.setBatch(specs);
     let runs: HookRun[];
     try {
-      runs = await runBatchReporting(ctx, specs, step.errexit);
+      runs = await runBatchReporting(ctx, specs, step.errexit, prelude);
+      prelude = undefined;
     } finally {
       ctx.setBatch(null);
     }
@@ -158,14 +159,14 @@ export async function executeStep(ctx: StepContext, step: Step, facts: Facts, st
 }
 
 /** Runs a batch and reports each hook to `onHook` as the session starts it. */
-async function runBatchReporting(ctx: StepContext, specs: HookSpec[], errexit: boolean): Promise<HookRun[]> {
+async function runBatchReporting(ctx: StepContext, specs: HookSpec[], errexit: boolean, prelude: string | undefined): Promise<HookRun[]> {
   const poll = setInterval(() => {
     const i = ctx.session.currentHook;
     if (i !== null && specs[i]) ctx.onHook(specs[i].name);
   }, 200);
   try {
     if (specs[0]) ctx.onHook(specs[0].name);
-    return await ctx.session.runBatch(specs, errexit);
+    return await ctx.session.runBatch(specs, errexit, prelude);
   } finally {
     clearInterval(poll);
   }
@@ -188,15 +189,11 @@ function describeFailure(run: HookRun): string {
   return `${run.name} failed with exit status ${run.exitCode}`;
 }
 
-/** Makes the other hosts' exported values readable with `stackbus_fact HOST VAR`. */
-async function injectFacts(session: BashSession, facts: Facts): Promise<void> {
-  await session.eval(factsDeclaration(facts));
-}
-
 /** Reads and clears what `stackbus_export` wrote during the step. */
 export function readFacts(file: string): Record<string, string> {
   let data: Buffer;
   try {
+    if (statSync(file).size === 0) return {};
     data = readFileSync(file);
   } catch {
     return {};

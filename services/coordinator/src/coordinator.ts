@@ -96,7 +96,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       async (req, subject): Promise<RunStartReply> => {
         const lab = labOf(subject);
         if (req.resume) return resume(lab, req);
-        const busy = [...drivers.values()].find((d) => d.machine.spec.lab === lab && !d.machine.finished);
+        const busy = await busyRun(lab);
         if (busy) {
           throw new StackbusError(ErrorCode.Conflict, `run ${busy.machine.spec.runId} (${busy.machine.spec.kind}) is still running in lab ${lab}: wait for it or cancel it with "stackbus cancel ${busy.machine.spec.runId}"`, { runId: busy.machine.spec.runId });
         }
@@ -121,6 +121,20 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     ),
   );
 
+  /**
+   * The run still going in a lab, if any. A run whose end was just published (a client may
+   * already have seen run.finished) gets a moment to wind up before it counts as busy.
+   */
+  async function busyRun(lab: string): Promise<RunDriver | undefined> {
+    const find = () => [...drivers.values()].find((d) => d.machine.spec.lab === lab && !d.machine.finished);
+    for (let waited = 0; waited < 2_000; waited += 50) {
+      const busy = find();
+      if (!busy || !busy.finishing) return busy;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return find();
+  }
+
   async function resume(lab: string, req: RunStartRequest): Promise<RunStartReply> {
     const runId = req.resume as string;
     if (drivers.has(runId)) throw new StackbusError(ErrorCode.Conflict, `run ${runId} is still running; there is nothing to resume yet`);
@@ -129,7 +143,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     const record = RunRecordSchema.parse(entry.json());
     if (record.status === "succeeded") throw new StackbusError(ErrorCode.Conflict, `run ${runId} succeeded; there is nothing to resume`);
     if (record.spec.kind !== req.kind) throw new StackbusError(ErrorCode.InvalidArgument, `run ${runId} is a ${record.spec.kind} run, not ${req.kind}`);
-    const busy = [...drivers.values()].find((d) => d.machine.spec.lab === lab && !d.machine.finished);
+    const busy = await busyRun(lab);
     if (busy) throw new StackbusError(ErrorCode.Conflict, `run ${busy.machine.spec.runId} is still running in lab ${lab}`);
     const machine = await rebuild(bus, record);
     if (req.from && !machine.spec.hosts.length) throw new StackbusError(ErrorCode.InvalidArgument, "the run has no hosts");
@@ -259,6 +273,9 @@ class RunDriver {
   #stopped = false;
   #chain: Promise<unknown> = Promise.resolve();
   #ackedPublished = new Set<string>();
+  #stores: Promise<unknown> = Promise.resolve();
+  /** True from the moment the run's end is being published. */
+  finishing = false;
 
   constructor(bus: Bus, kv: KV, machine: RunMachine, log: Logger, onDone: () => void) {
     this.#bus = bus;
@@ -269,13 +286,24 @@ class RunDriver {
     this.#tick = setInterval(() => this.pump(), 1_000);
   }
 
-  /** Publishes an event durably, then applies it. Returns its stream sequence. */
-  async publish(draft: EventDraft): Promise<number> {
+  /**
+   * Applies an event and stores it in the run stream. Stores happen in order, in the
+   * background: the run does not wait for each one (a coordinator rebuilt after a crash
+   * decides again whatever was not stored, with the same message ids, and agents answer a
+   * repeated step from their records). Returns the event's stream sequence once stored.
+   */
+  publish(draft: EventDraft): Promise<number> {
     const spec = this.machine.spec;
     const event = { ...draft, lab: spec.lab, runId: spec.runId, at: Date.now() } as RunEvent;
-    const ack = await this.#bus.publishDurable(subjects.runEvent(spec.lab, spec.runId), RunEventSchema, event, { msgID: eventId(event) });
     this.machine.applyEvent(event);
-    return ack.seq;
+    const stored = this.#stores.then(() =>
+      this.#bus.publishDurable(subjects.runEvent(spec.lab, spec.runId), RunEventSchema, event, { msgID: eventId(event) }).then((ack) => ack.seq),
+    );
+    this.#stores = stored.catch((err: unknown) => {
+      this.#log.error({ err, type: event.type }, "could not store a run event");
+      return 0;
+    });
+    return stored;
   }
 
   /** Writes the run record snapshot to KV (in order, not on the hot path of a step). */
@@ -342,14 +370,9 @@ class RunDriver {
   async #execute(d: Decision): Promise<void> {
     switch (d.kind) {
       case "event": {
-        try {
-          await this.publish(d.event);
-        } catch (err) {
-          this.#log.error({ err, type: d.event.type }, "could not publish a run event; will retry");
-          await new Promise((r) => setTimeout(r, 500));
-          return;
-        }
-        if (d.event.type === "step.finished" || d.event.type === "run.finished") void this.save();
+        if (d.event.type === "run.finished") this.finishing = true;
+        const stored = this.publish(d.event);
+        if (d.event.type === "step.finished" || d.event.type === "run.finished") void stored.then(() => this.save(), () => undefined);
         if (d.event.type === "step.started") this.#ackedPublished.clear();
         return;
       }
@@ -398,7 +421,7 @@ class RunDriver {
   #finish(): void {
     clearInterval(this.#tick);
     clearTimeout(this.#timer);
-    void this.save().finally(() => {
+    void this.#stores.then(() => this.save()).finally(() => {
       this.#log.info({ status: this.machine.status }, "run finished");
       this.#onDone();
     });
@@ -411,6 +434,7 @@ class RunDriver {
   }
 
   async idle(): Promise<void> {
+    await this.#stores;
     await this.#chain;
   }
 }

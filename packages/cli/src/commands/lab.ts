@@ -14,7 +14,7 @@ import {
   type LabShow,
 } from "@stackbus/protocol";
 import { connectClient, EXIT, exitWith, withBusOptions, withLabOption, type BusFlags } from "../common.js";
-import { resolveLab } from "../lab-name.js";
+import { withLab } from "../lab-name.js";
 
 function printDiagnostics(diagnostics: readonly Diagnostic[]): void {
   for (const d of diagnostics) {
@@ -97,21 +97,17 @@ export function registerLabCommands(program: Command): void {
     .addHelpText("after", "\nExamples:\n  stackbus lab show\n  stackbus lab show --host compute1 --json");
   withLabOption(withBusOptions(show)).action(
     exitWith(async (flags: BusFlags & { host?: string; json?: boolean }) => {
-      const bus = await connectClient(flags);
-      try {
-        const name = await resolveLab(bus, flags.lab);
-        const shown = await bus.request(subjects.configShow(name), LabShowRequestSchema, {}, LabShowSchema);
-        if (flags.host && !shown.hosts.some((h) => h.name === flags.host)) {
-          throw new StackbusError(ErrorCode.NotFound, `lab ${name} has no host ${JSON.stringify(flags.host)}; its hosts are ${shown.hosts.map((h) => h.name).join(", ")}`);
-        }
-        if (flags.json) {
-          const out = flags.host ? { ...shown, hosts: shown.hosts.filter((h) => h.name === flags.host) } : shown;
-          process.stdout.write(`${JSON.stringify(out)}\n`);
-        } else process.stdout.write(`${renderLab(shown, flags.host)}\n`);
-        return EXIT.ok;
-      } finally {
-        await bus.drain();
+      return withLab(flags, async (bus, name) => {
+      const shown = await bus.request(subjects.configShow(name), LabShowRequestSchema, {}, LabShowSchema);
+      if (flags.host && !shown.hosts.some((h) => h.name === flags.host)) {
+        throw new StackbusError(ErrorCode.NotFound, `lab ${name} has no host ${JSON.stringify(flags.host)}; its hosts are ${shown.hosts.map((h) => h.name).join(", ")}`);
       }
+      if (flags.json) {
+        const out = flags.host ? { ...shown, hosts: shown.hosts.filter((h) => h.name === flags.host) } : shown;
+        process.stdout.write(`${JSON.stringify(out)}\n`);
+      } else process.stdout.write(`${renderLab(shown, flags.host)}\n`);
+      return EXIT.ok;
+      });
     }),
   );
 }

@@ -11,8 +11,8 @@ import {
   type HostPlan,
   type RunKind,
 } from "@stackbus/protocol";
-import { connectClient, EXIT, exitWith, parseHostList, withBusOptions, withLabOption, type BusFlags } from "../common.js";
-import { resolveLab } from "../lab-name.js";
+import { EXIT, exitWith, parseHostList, withBusOptions, withLabOption, type BusFlags } from "../common.js";
+import { withLab } from "../lab-name.js";
 
 /** Renders one host's plan for people. */
 export function renderPlan(plan: HostPlan): string {
@@ -38,31 +38,27 @@ export function registerPlanCommand(program: Command): void {
     .addHelpText("after", "\nEach host's agent answers from its own TOP_DIR and local.conf.\n\nExamples:\n  stackbus plan\n  stackbus plan clean --hosts compute1 --json");
   withLabOption(withBusOptions(cmd)).action(
     exitWith(async (kind: RunKind, flags: BusFlags & { hosts?: string; json?: boolean }) => {
-      const bus = await connectClient(flags);
-      try {
-        const lab = await resolveLab(bus, flags.lab);
-        const show = await bus.request(subjects.configShow(lab), LabShowRequestSchema, {}, LabShowSchema);
-        const wanted = flags.hosts ? new Set(parseHostList(flags.hosts)) : undefined;
-        const hosts = show.hosts.filter((h) => !wanted || wanted.has(h.name)).sort((a, b) => a.wave - b.wave || a.name.localeCompare(b.name));
-        let failed = false;
-        const plans = await Promise.all(
-          hosts.map((h) =>
-            bus.request(subjects.hostPlan(lab, h.name), PlanRequestSchema, { kind }, HostPlanSchema, { timeoutMs: 20_000 }).catch((err: unknown) => {
-              failed = true;
-              return { host: h.name, error: toStackbusError(err).message };
-            }),
-          ),
-        );
-        for (const p of plans) {
-          if ("error" in p) {
-            if (flags.json) process.stdout.write(`${JSON.stringify(p)}\n`);
-            else process.stdout.write(`${pc.bold(p.host)}\n  ${pc.red("no plan:")} ${p.error}\n`);
-          } else process.stdout.write(flags.json ? `${JSON.stringify(p)}\n` : `${renderPlan(p)}\n`);
-        }
-        return failed ? EXIT.failed : EXIT.ok;
-      } finally {
-        await bus.drain();
+      return withLab(flags, async (bus, lab) => {
+      const show = await bus.request(subjects.configShow(lab), LabShowRequestSchema, {}, LabShowSchema);
+      const wanted = flags.hosts ? new Set(parseHostList(flags.hosts)) : undefined;
+      const hosts = show.hosts.filter((h) => !wanted || wanted.has(h.name)).sort((a, b) => a.wave - b.wave || a.name.localeCompare(b.name));
+      let failed = false;
+      const plans = await Promise.all(
+        hosts.map((h) =>
+          bus.request(subjects.hostPlan(lab, h.name), PlanRequestSchema, { kind }, HostPlanSchema, { timeoutMs: 20_000 }).catch((err: unknown) => {
+            failed = true;
+            return { host: h.name, error: toStackbusError(err).message };
+          }),
+        ),
+      );
+      for (const p of plans) {
+        if ("error" in p) {
+          if (flags.json) process.stdout.write(`${JSON.stringify(p)}\n`);
+          else process.stdout.write(`${pc.bold(p.host)}\n  ${pc.red("no plan:")} ${p.error}\n`);
+        } else process.stdout.write(flags.json ? `${JSON.stringify(p)}\n` : `${renderPlan(p)}\n`);
       }
+      return failed ? EXIT.failed : EXIT.ok;
+      });
     }),
   );
 }

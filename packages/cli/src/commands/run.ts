@@ -13,8 +13,8 @@ import {
   type RunStartRequest,
 } from "@stackbus/protocol";
 import type { Bus } from "@stackbus/bus";
-import { connectClient, EXIT, parseHostList, UsageError, withBusOptions, withLabOption, type BusFlags, exitWith } from "../common.js";
-import { resolveLab } from "../lab-name.js";
+import { EXIT, parseHostList, UsageError, withBusOptions, withLabOption, type BusFlags, exitWith } from "../common.js";
+import { withLab } from "../lab-name.js";
 import { followRun, plainLine } from "../follow.js";
 
 interface RunFlags extends BusFlags {
@@ -104,13 +104,9 @@ export function registerRunCommands(program: Command): void {
       );
     withLabOption(withBusOptions(cmd)).action(exitWith(async (flags: RunFlags) => {
       const req = runRequest(kind, flags);
-      const bus = await connectClient(flags);
-      try {
-        const lab = await resolveLab(bus, flags.lab);
-        return await startRun(bus, lab, req, { wait: Boolean(flags.wait), json: Boolean(flags.json) });
-      } finally {
-        await bus.drain();
-      }
+      return withLab(flags, async (bus, lab) => {
+      return await startRun(bus, lab, req, { wait: Boolean(flags.wait), json: Boolean(flags.json) });
+      });
     }));
   }
 
@@ -121,14 +117,10 @@ export function registerRunCommands(program: Command): void {
     .option("--reason <text>", "why, recorded in the run's events")
     .addHelpText("after", "\nExample:\n  stackbus cancel r20261125T061234-8f3a --reason 'wrong branch'");
   withLabOption(withBusOptions(cancel)).action(exitWith(async (runId: string, flags: BusFlags & { reason?: string }) => {
-    const bus = await connectClient(flags);
-    try {
-      const lab = await resolveLab(bus, flags.lab);
-      const reply = await bus.request(subjects.runCancel(lab), RunCancelRequestSchema, { runId, ...(flags.reason ? { reason: flags.reason } : {}) }, RunCancelReplySchema);
-      process.stdout.write(reply.canceled ? `canceling run ${runId}\n` : `run ${runId} is not running (${reply.status})\n`);
-      return EXIT.ok;
-    } finally {
-      await bus.drain();
-    }
+    return withLab(flags, async (bus, lab) => {
+    const reply = await bus.request(subjects.runCancel(lab), RunCancelRequestSchema, { runId, ...(flags.reason ? { reason: flags.reason } : {}) }, RunCancelReplySchema);
+    process.stdout.write(reply.canceled ? `canceling run ${runId}\n` : `run ${runId} is not running (${reply.status})\n`);
+    return EXIT.ok;
+    });
   }));
 }

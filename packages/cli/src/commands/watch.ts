@@ -15,8 +15,8 @@ import {
 } from "@stackbus/protocol";
 import { decode, type Bus } from "@stackbus/bus";
 import Table from "cli-table3";
-import { connectClient, EXIT, exitWith, interactive, withBusOptions, withLabOption, type BusFlags } from "../common.js";
-import { resolveLab } from "../lab-name.js";
+import { EXIT, exitWith, interactive, withBusOptions, withLabOption, type BusFlags } from "../common.js";
+import { withLab } from "../lab-name.js";
 import { describeFailure, followRun, plainLine } from "../follow.js";
 import { RunView } from "../watch/model.js";
 import { renderMatrix, renderSummary } from "../watch/render.js";
@@ -110,14 +110,10 @@ export function registerWatchCommands(program: Command): void {
     .addHelpText("after", "\nWhen stdout is not a terminal, prints one plain line per event.\n\nExamples:\n  stackbus watch\n  stackbus watch r20261125T061234-8f3a --host compute1\n  stackbus watch --json | jq .type");
   withLabOption(withBusOptions(watchCmd)).action(
     exitWith(async (runId: string | undefined, flags: BusFlags & { json?: boolean; host?: string }) => {
-      const bus = await connectClient(flags);
-      try {
-        const lab = await resolveLab(bus, flags.lab);
-        const run = await resolveRun(bus, lab, runId);
-        return await watch(bus, lab, run.spec.runId, { json: Boolean(flags.json), ...(flags.host ? { host: flags.host } : {}) });
-      } finally {
-        await bus.drain();
-      }
+      return withLab(flags, async (bus, lab) => {
+      const run = await resolveRun(bus, lab, runId);
+      return await watch(bus, lab, run.spec.runId, { json: Boolean(flags.json), ...(flags.host ? { host: flags.host } : {}) });
+      });
     }),
   );
 
@@ -129,22 +125,18 @@ export function registerWatchCommands(program: Command): void {
     .addHelpText("after", "\nExamples:\n  stackbus status\n  stackbus status r20261125T061234-8f3a --json");
   withLabOption(withBusOptions(status)).action(
     exitWith(async (runId: string | undefined, flags: BusFlags & { json?: boolean }) => {
-      const bus = await connectClient(flags);
-      try {
-        const lab = await resolveLab(bus, flags.lab);
-        const record = await resolveRun(bus, lab, runId);
-        if (flags.json) {
-          process.stdout.write(`${JSON.stringify(record)}\n`);
-        } else {
-          const view = await replay(bus, lab, record.spec.runId);
-          process.stdout.write(`${renderMatrix(view, Date.now(), {})}\n`);
-          const failures = view.finished ? view.failures : record.failures;
-          if (failures.length > 0 && view.failures.length === 0) for (const f of failures) process.stdout.write(`${describeFailure(f)}\n`);
-        }
-        return record.status === "failed" || record.status === "canceled" ? EXIT.failed : EXIT.ok;
-      } finally {
-        await bus.drain();
+      return withLab(flags, async (bus, lab) => {
+      const record = await resolveRun(bus, lab, runId);
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(record)}\n`);
+      } else {
+        const view = await replay(bus, lab, record.spec.runId);
+        process.stdout.write(`${renderMatrix(view, Date.now(), {})}\n`);
+        const failures = view.finished ? view.failures : record.failures;
+        if (failures.length > 0 && view.failures.length === 0) for (const f of failures) process.stdout.write(`${describeFailure(f)}\n`);
       }
+      return record.status === "failed" || record.status === "canceled" ? EXIT.failed : EXIT.ok;
+      });
     }),
   );
 
@@ -156,28 +148,24 @@ export function registerWatchCommands(program: Command): void {
     .addHelpText("after", "\nExamples:\n  stackbus runs\n  stackbus runs --json --limit 5 | jq -r .runId");
   withLabOption(withBusOptions(runs)).action(
     exitWith(async (flags: BusFlags & { json?: boolean; limit: string }) => {
-      const bus = await connectClient(flags);
-      try {
-        const lab = await resolveLab(bus, flags.lab);
-        const list = (await listRuns(bus, lab)).slice(0, Number(flags.limit));
-        if (flags.json) {
-          for (const r of list) {
-            process.stdout.write(`${JSON.stringify({ runId: r.spec.runId, kind: r.spec.kind, status: r.status, attempt: r.attempt, hosts: r.spec.hosts.length, startedAt: r.startedAt, finishedAt: r.finishedAt, durationMs: r.finishedAt ? r.finishedAt - r.startedAt : null, failures: r.failures.length })}\n`);
-          }
-        } else if (list.length === 0) {
-          process.stdout.write(`lab ${lab} has no runs yet\n`);
-        } else {
-          const table = new Table({ head: ["run", "kind", "outcome", "started", "duration", "hosts", "failures"], style: { head: [], border: [] } });
-          for (const r of list) {
-            const outcome = r.status === "succeeded" ? pc.green(r.status) : r.status === "running" ? pc.cyan(r.status) : pc.red(r.status);
-            table.push([r.spec.runId, r.spec.kind, outcome, new Date(r.startedAt).toISOString().replace("T", " ").slice(0, 19), r.finishedAt ? formatDuration(r.finishedAt - r.startedAt) : "-", String(r.spec.hosts.length), String(r.failures.length)]);
-          }
-          process.stdout.write(`${table.toString()}\n`);
+      return withLab(flags, async (bus, lab) => {
+      const list = (await listRuns(bus, lab)).slice(0, Number(flags.limit));
+      if (flags.json) {
+        for (const r of list) {
+          process.stdout.write(`${JSON.stringify({ runId: r.spec.runId, kind: r.spec.kind, status: r.status, attempt: r.attempt, hosts: r.spec.hosts.length, startedAt: r.startedAt, finishedAt: r.finishedAt, durationMs: r.finishedAt ? r.finishedAt - r.startedAt : null, failures: r.failures.length })}\n`);
         }
-        return EXIT.ok;
-      } finally {
-        await bus.drain();
+      } else if (list.length === 0) {
+        process.stdout.write(`lab ${lab} has no runs yet\n`);
+      } else {
+        const table = new Table({ head: ["run", "kind", "outcome", "started", "duration", "hosts", "failures"], style: { head: [], border: [] } });
+        for (const r of list) {
+          const outcome = r.status === "succeeded" ? pc.green(r.status) : r.status === "running" ? pc.cyan(r.status) : pc.red(r.status);
+          table.push([r.spec.runId, r.spec.kind, outcome, new Date(r.startedAt).toISOString().replace("T", " ").slice(0, 19), r.finishedAt ? formatDuration(r.finishedAt - r.startedAt) : "-", String(r.spec.hosts.length), String(r.failures.length)]);
+        }
+        process.stdout.write(`${table.toString()}\n`);
       }
+      return EXIT.ok;
+      });
     }),
   );
 
@@ -192,41 +180,37 @@ export function registerWatchCommands(program: Command): void {
     .addHelpText("after", "\nExamples:\n  stackbus logs r20261125T061234-8f3a --host compute1 --step install\n  stackbus logs r20261125T061234-8f3a --hook demo-plugin/devstack/plugin.sh --follow");
   withLabOption(withBusOptions(logs)).action(
     exitWith(async (runId: string, flags: BusFlags & { host?: string; step?: string; hook?: string; follow?: boolean }) => {
-      const bus = await connectClient(flags);
-      try {
-        const lab = await resolveLab(bus, flags.lab);
-        const record = await resolveRun(bus, lab, runId);
-        const filter = flags.host ? subjects.runLog(lab, runId, flags.host) : subjects.runLogAll(lab, runId);
-        const several = !flags.host && record.spec.hosts.length > 1;
-        const print = (data: Uint8Array, subject: string) => {
-          const batch = decode(subject, LogBatchSchema, data);
-          if (flags.step && batch.step !== flags.step) return;
-          for (const l of batch.lines) {
-            if (flags.hook && l.hook !== flags.hook) continue;
-            process.stdout.write(`${several ? `[${batch.host}] ` : ""}${l.text}\n`);
-          }
-        };
-        if (!flags.follow) {
-          for (const m of await bus.readStream(STREAMS.logs, filter)) print(m.data, m.subject);
-          return EXIT.ok;
+      return withLab(flags, async (bus, lab) => {
+      const record = await resolveRun(bus, lab, runId);
+      const filter = flags.host ? subjects.runLog(lab, runId, flags.host) : subjects.runLogAll(lab, runId);
+      const several = !flags.host && record.spec.hosts.length > 1;
+      const print = (data: Uint8Array, subject: string) => {
+        const batch = decode(subject, LogBatchSchema, data);
+        if (flags.step && batch.step !== flags.step) return;
+        for (const l of batch.lines) {
+          if (flags.hook && l.hook !== flags.hook) continue;
+          process.stdout.write(`${several ? `[${batch.host}] ` : ""}${l.text}\n`);
         }
-        const abort = new AbortController();
-        const poll = setInterval(() => {
-          void resolveRun(bus, lab, runId)
-            .then((r) => {
-              if (r.status !== "running") setTimeout(() => abort.abort(), 500);
-            })
-            .catch(() => undefined);
-        }, 1_000);
-        try {
-          for await (const m of bus.followStream(STREAMS.logs, filter, { signal: abort.signal })) print(m.data, m.subject);
-        } finally {
-          clearInterval(poll);
-        }
+      };
+      if (!flags.follow) {
+        for (const m of await bus.readStream(STREAMS.logs, filter)) print(m.data, m.subject);
         return EXIT.ok;
-      } finally {
-        await bus.drain();
       }
+      const abort = new AbortController();
+      const poll = setInterval(() => {
+        void resolveRun(bus, lab, runId)
+          .then((r) => {
+            if (r.status !== "running") setTimeout(() => abort.abort(), 500);
+          })
+          .catch(() => undefined);
+      }, 1_000);
+      try {
+        for await (const m of bus.followStream(STREAMS.logs, filter, { signal: abort.signal })) print(m.data, m.subject);
+      } finally {
+        clearInterval(poll);
+      }
+      return EXIT.ok;
+      });
     }),
   );
 }

@@ -95,6 +95,8 @@ export class BashSession {
   #exitSignal: string | null = null;
   #killReason: "timeout" | "canceled" | undefined;
   #currentHook: number | null = null;
+  /** Leftover processes already looked at: not waited for again. */
+  readonly #settledStrays = new Set<number>();
 
   private constructor(child: BashProcess, options: SessionOptions) {
     this.#child = child;
@@ -400,9 +402,20 @@ export class BashSession {
     }
   }
 
-  /** Processes still in the session's process group besides the shell: hooks' leftovers. */
-  strayProcesses(): Array<{ pid: number; command: string }> {
-    return processGroupMembers(this.pid).filter((p) => p.pid !== this.pid);
+  /**
+   * Processes still in the session's process group besides the shell: hooks' leftovers.
+   * A process just forked by `cmd &` shows the shell's own command line until it execs,
+   * so one seen that way for the first time is looked at again for up to half a second.
+   */
+  async strayProcesses(): Promise<Array<{ pid: number; command: string }>> {
+    const shell = readCommand(this.pid);
+    let list = processGroupMembers(this.pid).filter((p) => p.pid !== this.pid);
+    for (let i = 0; i < 50 && list.some((p) => p.command === shell && !this.#settledStrays.has(p.pid)); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      list = processGroupMembers(this.pid).filter((p) => p.pid !== this.pid);
+    }
+    for (const p of list) this.#settledStrays.add(p.pid);
+    return list;
   }
 }
 

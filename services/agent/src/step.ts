@@ -135,7 +135,7 @@ export async function executeStep(ctx: StepContext, step: Step, facts: Facts, st
 
   const exported = ctx.session.ended ? {} : readFacts(ctx.factsFile);
   if (!ctx.session.ended) {
-    for (const stray of ctx.session.strayProcesses()) {
+    for (const stray of await ctx.session.strayProcesses()) {
       warnings.push(`process ${stray.pid} (${stray.command}) started by a hook of ${step.label} is still running`);
     }
   }

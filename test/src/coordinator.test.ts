@@ -178,9 +178,9 @@ describe("coordinator - hosts that stop answering, and cancel", () => {
   });
 
   it("an agent killed mid-phase fails as lost within the heartbeat timeout", async () => {
-    lab.writeHostFiles({ name: "up2", files: { "extras.d/10-slow.sh": 'if [[ "$1 $2" == "stack install" ]]; then sleep 30; fi\n' } });
+    lab.writeHostFiles({ name: "up2", files: { "extras.d/10-slow.sh": 'if [[ "$1 $2" == "stack install" ]]; then sleep 30.173; fi\n' } });
     const run = lab.cli(["stack", "--wait", "--json", "--hosts", "up1,up2", "--heartbeat-timeout", "2s"], 60_000);
-    await waitFor("up2 to be in install", () => psHas("sleep 30"), 30_000);
+    await waitFor("up2 to be in install", () => psHas("sleep 30.173"), 30_000);
     await lab.procs.get("agent-up2")?.kill("SIGKILL");
     const res = await run;
     assert.equal(res.code, 1);
@@ -188,10 +188,10 @@ describe("coordinator - hosts that stop answering, and cancel", () => {
     assert.equal(lost?.["status"], "lost");
     assert.equal(lost?.["step"], "install");
     assert.match(JSON.stringify(lost), /up2 stopped sending heartbeats during install/);
-    assert.ok(psHas("sleep 30"), "the killed agent's hook is still running");
+    assert.ok(psHas("sleep 30.173"), "the killed agent's hook is still running");
     lab.startAgent("up2");
     await lab.waitForAgents(["up2"]);
-    await waitFor("the restarted agent to end the hooks its killed instance left running", () => !psHas("sleep 30"), 10_000);
+    await waitFor("the restarted agent to end the hooks its killed instance left running", () => !psHas("sleep 30.173"), 10_000);
   });
 
   it("cancel stops the step in flight on every host and ends the run canceled", async () => {

@@ -35,12 +35,22 @@ export const WireErrorSchema = z.object({
   data: z.record(z.string(), z.unknown()).optional(),
 });
 
-/** Every request is answered with `{ ok: true, value }` or `{ ok: false, error }`. */
-export function replySchema<T extends z.ZodType>(value: T) {
+function buildReplySchema<T extends z.ZodType>(value: T) {
   return z.discriminatedUnion("ok", [
     z.object({ ok: z.literal(true), value }),
     z.object({ ok: z.literal(false), error: WireErrorSchema }),
   ]);
+}
+const replySchemas = new WeakMap<z.ZodType, unknown>();
+
+/**
+ * Every request is answered with `{ ok: true, value }` or `{ ok: false, error }`. Built
+ * once per value schema: requests and replies are on the hot path of every step.
+ */
+export function replySchema<T extends z.ZodType>(value: T): ReturnType<typeof buildReplySchema<T>> {
+  let schema = replySchemas.get(value) as ReturnType<typeof buildReplySchema<T>> | undefined;
+  if (!schema) replySchemas.set(value, (schema = buildReplySchema(value)));
+  return schema;
 }
 
 /** A problem found in a user's file: the file, the line or field path, and what is wrong. */

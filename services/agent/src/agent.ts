@@ -38,7 +38,7 @@ import { StateStore } from "./state.js";
 import { OutputLog } from "./output.js";
 import { executeStep } from "./step.js";
 import type { InstalledPlugin } from "./hooks.js";
-import { fetchHostConfig, installPlugins, mergeInSession, openSession, type HostDirs } from "./prepare.js";
+import { fetchHostConfig, installPlugins, mergeInSession, openSession, SpareSession, type HostDirs } from "./prepare.js";
 import { planHost } from "./plan.js";
 
 export const AGENT_VERSION = "0.1.0";
@@ -119,6 +119,8 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     log.warn({ pgid: orphan.pgid, runId: orphan.runId }, "ended the hooks an earlier instance of this agent left running");
   }
   const runs = new Map<string, RunContext>();
+  // The next run's shell, started and with its preamble sourced while the host is idle.
+  const spare = new SpareSession({ dirs, lab, host, logger: log });
   const active = new Map<string, Promise<void>>();
   let busy: StepRef | null = null;
   let currentHook: string | null = null;
@@ -159,6 +161,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     state.sessionClosed(ctx.runId, ctx.session.pid);
     ctx.session.close();
     void ctx.out.close();
+    spare.warmSoon();
   }
 
   const progress = (cmd: PhaseCommand, hook: string, done?: number, total?: number) => {
@@ -220,6 +223,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
         runId: cmd.runId,
         runDir,
         logger: log,
+        spare,
         onOutput: (stream, index, text) => {
           const spec = index !== null ? router.batch?.[index] : undefined;
           out.line(spec ? spec.name : busy === null ? "(background)" : "(session)", stream, text);
@@ -431,6 +435,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   );
 
   await bus.nc.flush();
+  spare.warm();
   log.info({ topDir: dirs.topDir, dest: dirs.dest, stateDir: options.stateDir }, "agent ready");
 
   return {
@@ -440,6 +445,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
       clearInterval(idleTimer);
       for (const sub of subs) sub.unsubscribe();
       await Promise.race([Promise.allSettled([...active.values()]), new Promise((r) => setTimeout(r, 1_000))]);
+      spare.close();
       for (const key of [...runs.keys()]) closeRun(key);
       await registry.delete(keys.agent(lab, host)).catch(() => undefined);
     },

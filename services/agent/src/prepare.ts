@@ -1,4 +1,5 @@
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { networkInterfaces, userInfo } from "node:os";
 import { join } from "node:path";
 import { bashlibEntry, stackbusFunctionsPath } from "@stackbus/bashlib";
 import { expansionScript, mergeConfigGroup, parseExpansionOutput, parseLocalConf, type Expander } from "@stackbus/localconf";
@@ -49,10 +50,137 @@ export function sessionSetup(dirs: HostDirs): string {
   return dirs.devstackDir ? "__sb_wrap_devstack_die" : "true";
 }
 
+/** The environment a session starts with; a run adds STACKBUS_RUN and STACKBUS_FACTS_FILE. */
+function baseEnv(lab: string, host: string): Record<string, string> {
+  return {
+    PATH: process.env["PATH"] ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    HOME: process.env["HOME"] ?? "/root",
+    USER: process.env["USER"] ?? "",
+    LANG: "C.UTF-8",
+    LC_ALL: "C.UTF-8",
+    TERM: "dumb",
+    STACKBUS_LAB: lab,
+    STACKBUS_HOST: host,
+  };
+}
+
+/** The user the agent runs as (DevStack's STACK_USER default, `id -un`). */
+function currentUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return process.env["USER"] ?? "";
+  }
+}
+
+/**
+ * The host's first IPv4 address that is not loopback, as `hostname -I | awk '{print $1}'`
+ * finds it for DevStack's HOST_IP default; 127.0.0.1 when there is none.
+ */
+export function defaultHostIp(): string {
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const a of addresses ?? []) {
+      if (a.family === "IPv4" && !a.internal) return a.address;
+    }
+  }
+  return "127.0.0.1";
+}
+
+/**
+ * A session opened ahead of the next run: bash started and the preamble sourced, nothing
+ * of any run in it yet. Taking it saves the run the shell's start; a spare whose
+ * preamble files changed since (a DevStack checkout updated) is thrown away.
+ */
+export class SpareSession {
+  readonly #dirs: HostDirs;
+  readonly #env: Record<string, string>;
+  readonly #logger: Logger;
+  #next: Promise<{ session: BashSession; stamp: string } | undefined> | undefined;
+  #closed = false;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(options: { dirs: HostDirs; lab: string; host: string; logger: Logger }) {
+    this.#dirs = options.dirs;
+    this.#env = baseEnv(options.lab, options.host);
+    this.#logger = options.logger;
+  }
+
+  /**
+   * Starts a spare after `delayMs` (a run that just ended leaves the host's CPU to the
+   * other hosts' last steps first) unless one is ready or starting.
+   */
+  warmSoon(delayMs = 1_000): void {
+    if (this.#timer || this.#next || this.#closed) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.warm();
+    }, delayMs);
+    this.#timer.unref();
+  }
+
+  /** Starts a spare now unless one is ready or starting. */
+  warm(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#next || this.#closed) return;
+    const stamp = preambleStamp(this.#dirs);
+    this.#next = (async () => {
+      mkdirSync(this.#dirs.topDir, { recursive: true });
+      const session = await BashSession.open({ cwd: this.#dirs.topDir, env: this.#env, preamble: sessionPreamble(this.#dirs), logger: this.#logger, onOutput: () => undefined });
+      return { session, stamp };
+    })().catch((err: unknown) => {
+      this.#logger.warn({ err }, "could not open a spare session; the next run opens its own");
+      return undefined;
+    });
+  }
+
+  /** The spare, for a run that sends its output to `onOutput`; a new session when there is none fit to use. */
+  async take(onOutput: OutputSink): Promise<BashSession> {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const next = this.#next;
+    this.#next = undefined;
+    const spare = next ? await next : undefined;
+    if (spare && !spare.session.ended && spare.stamp === preambleStamp(this.#dirs)) {
+      spare.session.redirectOutput(onOutput);
+      return spare.session;
+    }
+    spare?.session.kill("SIGKILL");
+    return this.fresh(onOutput);
+  }
+
+  /** A new session, not the spare (the spare died between take() and its first use). */
+  fresh(onOutput: OutputSink): Promise<BashSession> {
+    return BashSession.open({ cwd: this.#dirs.topDir, env: this.#env, preamble: sessionPreamble(this.#dirs), logger: this.#logger, onOutput });
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    const next = this.#next;
+    this.#next = undefined;
+    void next?.then((spare) => spare?.session.close());
+  }
+}
+
+/** What the preamble files are now (their modification times): a spare opened on other files is stale. */
+function preambleStamp(dirs: HostDirs): string {
+  return sessionPreamble(dirs)
+    .map((f) => {
+      try {
+        return String(statSync(f).mtimeMs);
+      } catch {
+        return "-";
+      }
+    })
+    .join(",");
+}
+
 /**
  * Opens the run's session the way stack.sh starts: helper functions, base variables,
  * the host's local.conf written to TOP_DIR, its localrc sourced (enable_plugin,
- * enable_service, variables), then DevStack's negated-service clean-up.
+ * enable_service, variables), then DevStack's negated-service clean-up. Takes the
+ * spare session when one is given.
  */
 export async function openSession(options: {
   dirs: HostDirs;
@@ -63,6 +191,7 @@ export async function openSession(options: {
   onOutput: OutputSink;
   /** Write the lab's local.conf to TOP_DIR (a run does; a plan does not). @default true */
   writeLocalConf?: boolean;
+  spare?: SpareSession | undefined;
 }): Promise<{ session: BashSession; factsFile: string; localrcStatus: number; localrcDied: boolean }> {
   const { dirs, config } = options;
   mkdirSync(dirs.topDir, { recursive: true });
@@ -75,46 +204,44 @@ export async function openSession(options: {
   }
   writeFileSync(localrc, `# Generated by stackbus from the lab's local.conf (revision ${config.revision}), do not edit\n${config.localrc}`);
 
-  const env: Record<string, string> = {
-    PATH: process.env["PATH"] ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    HOME: process.env["HOME"] ?? "/root",
-    USER: process.env["USER"] ?? "",
-    LANG: "C.UTF-8",
-    LC_ALL: "C.UTF-8",
-    TERM: "dumb",
-    STACKBUS_LAB: config.lab,
-    STACKBUS_HOST: config.host,
-    STACKBUS_RUN: options.runId,
-    STACKBUS_FACTS_FILE: factsFile,
-  };
-  const session = await BashSession.open({
-    cwd: dirs.topDir,
-    env,
-    preamble: sessionPreamble(dirs),
-    logger: options.logger,
-    onOutput: options.onOutput,
-  });
+  let session = options.spare
+    ? await options.spare.take(options.onOutput)
+    : await BashSession.open({
+        cwd: dirs.topDir,
+        env: baseEnv(config.lab, config.host),
+        preamble: sessionPreamble(dirs),
+        logger: options.logger,
+        onOutput: options.onOutput,
+      });
   const base = [
+    `export STACKBUS_RUN=${shq(options.runId)} STACKBUS_FACTS_FILE=${shq(factsFile)}`,
     sessionSetup(dirs),
     `TOP_DIR=${shq(dirs.topDir)}`,
     `DEST=${shq(dirs.dest)}`,
     `FILES=$TOP_DIR/files`,
     `DATA_DIR=$DEST/data`,
     `LOGDIR=$DEST/logs`,
-    `STACK_USER=$(id -un)`,
+    `STACK_USER=${shq(currentUser())}`,
     `ENABLED_SERVICES=${shq(DEVSTACK_DEFAULT_SERVICES)}`,
     `DISABLED_SERVICES=""`,
     `cd "$TOP_DIR"`,
   ];
-  const status = await session.eval(base.join("\n"));
+  let status: number;
+  try {
+    status = await session.eval(base.join("\n"));
+  } catch (err) {
+    // A spare can die while idle (killed, out of memory) and be seen dead only now.
+    if (!options.spare || !session.ended) throw err;
+    session = await options.spare.fresh(options.onOutput);
+    status = await session.eval(base.join("\n"));
+  }
   if (status !== 0) throw new StackbusError(ErrorCode.SessionEnded, `setting the base variables failed with status ${status}`);
-  const [run] = await session.runBatch([{ name: "localrc", kind: "noargs", target: localrc, args: [] }], false);
   const after = [
     "disable_negated_services",
-    `HOST_IP=\${HOST_IP:-$(hostname -I 2>/dev/null | awk '{print $1}')}`,
-    `HOST_IP=\${HOST_IP:-127.0.0.1}`,
+    `HOST_IP=\${HOST_IP:-${shq(defaultHostIp())}}`,
     `SERVICE_HOST=\${SERVICE_HOST:-$HOST_IP}`,
   ];
+  const [run] = await session.runBatch([{ name: "localrc", kind: "noargs", target: localrc, args: [] }], false);
   await session.eval(after.join("\n"));
   return { session, factsFile, localrcStatus: run?.exitCode ?? 0, localrcDied: run?.died ?? false };
 }

@@ -95,12 +95,14 @@ export class BashSession {
   #exitSignal: string | null = null;
   #killReason: "timeout" | "canceled" | undefined;
   #currentHook: number | null = null;
+  #sink: OutputSink;
   /** Leftover processes already looked at: not waited for again. */
   readonly #settledStrays = new Set<number>();
 
   private constructor(child: BashProcess, options: SessionOptions) {
     this.#child = child;
     this.#options = options;
+    this.#sink = options.onOutput;
     if (child.pid === undefined) throw new StackbusError(ErrorCode.SessionEnded, "bash did not start");
     this.pid = child.pid;
     child.stdout?.setEncoding("utf8");
@@ -111,7 +113,21 @@ export class BashSession {
     control?.setEncoding("utf8");
     control?.on("data", (chunk: string) => this.#onControl(chunk));
     child.stdin?.on("error", () => undefined);
-    child.on("exit", (code, signal) => this.#onExit(code, signal));
+    // The shell's last control records (the start of a hook that then exited the shell)
+    // can still be in the pipe when the exit is seen: read them first.
+    const controlEnded = new Promise<void>((resolve) => {
+      if (!control) return resolve();
+      control.once("end", resolve);
+      control.once("close", resolve);
+      control.once("error", () => resolve());
+    });
+    child.on("exit", (code, signal) => {
+      const late = setTimeout(() => this.#onExit(code, signal), 500);
+      void controlEnded.then(() => {
+        clearTimeout(late);
+        this.#onExit(code, signal);
+      });
+    });
   }
 
   /** Starts bash, sources the preamble files, and waits until the shell answers. */
@@ -125,6 +141,11 @@ export class BashSession {
       throw new StackbusError(ErrorCode.SessionEnded, `the session preamble failed with status ${status}`, { status });
     }
     return session;
+  }
+
+  /** Sends the session's output from now on to `sink` (a session opened ahead of its run). */
+  redirectOutput(sink: OutputSink): void {
+    this.#sink = sink;
   }
 
   get ended(): boolean {
@@ -312,10 +333,10 @@ export class BashSession {
     const marker = `\x1eSB${this.#nonce}:`;
     const at = line.indexOf(marker);
     if (at < 0) {
-      this.#options.onOutput(stream, state.hook, line);
+      this.#sink(stream, state.hook, line);
       return;
     }
-    if (at > 0) this.#options.onOutput(stream, state.hook, line.slice(0, at));
+    if (at > 0) this.#sink(stream, state.hook, line.slice(0, at));
     const rest = line.slice(at + marker.length);
     const end = rest.indexOf("\x1e");
     const tag = end < 0 ? rest : rest.slice(0, end);
@@ -328,12 +349,13 @@ export class BashSession {
   }
 
   #onExit(code: number | null, signal: string | null): void {
+    if (this.#exited) return;
     this.#exited = true;
     this.#exitCode = code;
     this.#exitSignal = signal;
     for (const stream of ["stdout", "stderr"] as const) {
       const state = this.#streams[stream];
-      if (state.buffer.length > 0) this.#options.onOutput(stream, state.hook, state.buffer);
+      if (state.buffer.length > 0) this.#sink(stream, state.hook, state.buffer);
       state.buffer = "";
     }
     const p = this.#pending;
@@ -404,13 +426,14 @@ export class BashSession {
 
   /**
    * Processes still in the session's process group besides the shell: hooks' leftovers.
-   * A process just forked by `cmd &` shows the shell's own command line until it execs,
-   * so one seen that way for the first time is looked at again for up to half a second.
+   * A process just forked by `cmd &` shows the shell's own command line until it execs
+   * (and none while it execs), so one seen that way for the first time is looked at
+   * again for up to half a second.
    */
   async strayProcesses(): Promise<Array<{ pid: number; command: string }>> {
     const shell = readCommand(this.pid);
     let list = processGroupMembers(this.pid).filter((p) => p.pid !== this.pid);
-    for (let i = 0; i < 50 && list.some((p) => p.command === shell && !this.#settledStrays.has(p.pid)); i++) {
+    for (let i = 0; i < 50 && list.some((p) => (p.command === shell || p.command === "") && !this.#settledStrays.has(p.pid)); i++) {
       await new Promise((resolve) => setTimeout(resolve, 10));
       list = processGroupMembers(this.pid).filter((p) => p.pid !== this.pid);
     }

@@ -296,13 +296,25 @@ class RunDriver {
     const spec = this.machine.spec;
     const event = { ...draft, lab: spec.lab, runId: spec.runId, at: Date.now() } as RunEvent;
     this.machine.applyEvent(event);
-    const stored = this.#stores.then(() =>
-      this.#bus.publishDurable(subjects.runEvent(spec.lab, spec.runId), RunEventSchema, event, { msgID: eventId(event) }).then((ack) => ack.seq),
-    );
-    this.#stores = stored.catch((err: unknown) => {
+    const store = () => this.#bus.publishDurable(subjects.runEvent(spec.lab, spec.runId), RunEventSchema, event, { msgID: eventId(event) }).then((ack) => ack.seq);
+    const failed = (err: unknown) => {
       this.#log.error({ err, type: event.type }, "could not store a run event");
       return 0;
-    });
+    };
+    if (event.type === "host.acked") {
+      // Sent in its place (one connection keeps the order) without holding back what
+      // follows until the server confirms it: an acknowledgement only turns a pending
+      // cell into a running one, so one stored late (after a retry) changes nothing.
+      let stored: Promise<number> | undefined;
+      const sent = this.#stores.then(() => {
+        stored = store();
+        stored.catch(failed);
+      });
+      this.#stores = sent;
+      return sent.then(() => stored as Promise<number>);
+    }
+    const stored = this.#stores.then(store);
+    this.#stores = stored.catch(failed);
     return stored;
   }
 

@@ -1,7 +1,8 @@
 /**
- * One process of the floor benchmark: `count` hosts, each with its own NATS connection.
- * Step -1 starts a fresh bash for the run and sources the helper library in it; each
- * later step sources that step's hooks in the shell, then replies. No stackbus code.
+ * One process of the floor benchmark: `count` hosts, each with its own NATS connection
+ * and one persistent bash that sourced the helper library when it started. Step -1 (the
+ * prepare barrier) runs nothing in the shell; each later step sources that step's hooks
+ * in the shell, then replies. No stackbus code.
  */
 import { spawn } from "node:child_process";
 import { connect } from "@nats-io/transport-node";
@@ -35,13 +36,14 @@ async function host(index: number): Promise<void> {
       waiting = resolve;
       bash?.stdin.write(`${code}\necho __done__\n`);
     });
+  open();
+  await run(`source ${JSON.stringify(library)} </dev/null`);
   nc.subscribe("floor.step", {
     callback: (_err, msg) => {
       const step = Number(new TextDecoder().decode(msg.data));
-      if (step < 0) open();
       const code =
         step < 0
-          ? `source ${JSON.stringify(library)} </dev/null`
+          ? ":"
           : hooks.map((h) => `source ${JSON.stringify(h)} ${(STACK_PHASES[step] ?? []).join(" ")} </dev/null`).join("\n");
       void run(code).then(() => nc.publish(msg.reply ?? "floor.done", String(first + index)));
     },

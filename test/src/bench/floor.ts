@@ -6,9 +6,10 @@ import { STACK_PHASES } from "./hooks.js";
 const WORKER = new URL("./floor-worker.js", import.meta.url).pathname;
 
 /**
- * The floor: N persistent bash shells driven by a bare NATS barrier — for each step one
- * publish, then wait for N replies. A repetition opens the shells' library first (what
- * any session must do), then runs the seven stack steps.
+ * The floor: N persistent bash shells (the helper library sourced once, when they start)
+ * driven by a bare NATS barrier — for each step one publish, then wait for N replies. A
+ * repetition is the same eight barriers as a stackbus stack run: one for prepare (nothing
+ * to run), then the seven stack steps' hooks.
  */
 export async function startFloor(url: string, hosts: number, processes: number, hooks: string[], library: string): Promise<{ run(): Promise<number>; stop(): Promise<void> }> {
   const workers: ChildProcess[] = [];

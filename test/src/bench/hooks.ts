@@ -33,3 +33,8 @@ export function median(values: number[]): number {
   const mid = Math.floor(s.length / 2);
   return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
+
+/** The name of host `index` in a benchmark lab. */
+export function hostName(index: number): string {
+  return `h${String(index).padStart(3, "0")}`;
+}

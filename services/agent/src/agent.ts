@@ -407,7 +407,9 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
         throw new StackbusError(ErrorCode.Conflict, `host ${host} is busy with run ${busy.runId} (${busy.step})`, { busy });
       }
       state.put(cmd.runId, cmd.attempt, cmd.step, { state: "running", startedAt: Date.now(), instance: info.instance });
-      const done = runStep(cmd).finally(() => active.delete(activeKey));
+      const done = runStep(cmd)
+        .catch((err: unknown) => log.error({ err, runId: cmd.runId, step: cmd.step }, "a step ended with an error inside the agent"))
+        .finally(() => active.delete(activeKey));
       active.set(activeKey, done);
       return { host, instance: info.instance, state: "started" };
     }),

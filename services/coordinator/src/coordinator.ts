@@ -33,7 +33,7 @@ import {
   type RunStartRequest,
   type StepResult,
 } from "@stackbus/protocol";
-import { decode, type Bus, type KV, type Logger, type Subscription } from "@stackbus/bus";
+import { decode, withRetry, type Bus, type KV, type Logger, type Subscription } from "@stackbus/bus";
 import { planAttempt, RunMachine, type Decision, type EventDraft } from "@stackbus/engine";
 
 export interface CoordinatorOptions {
@@ -274,6 +274,8 @@ class RunDriver {
   #chain: Promise<unknown> = Promise.resolve();
   #ackedPublished = new Set<string>();
   #stores: Promise<unknown> = Promise.resolve();
+  /** Acknowledgements sent and not yet confirmed by the server. */
+  #acks: Array<Promise<unknown>> = [];
   /** True from the moment the run's end is being published. */
   finishing = false;
 
@@ -302,27 +304,44 @@ class RunDriver {
       return 0;
     };
     if (event.type === "host.acked") {
-      // Sent in its place (one connection keeps the order) without holding back what
-      // follows until the server confirms it: an acknowledgement only turns a pending
-      // cell into a running one, so one stored late (after a retry) changes nothing.
+      // Sent in its place (one connection keeps the order), without holding back the
+      // acknowledgements that follow until the server confirms it; the next event of
+      // another kind waits for them all, so a retried one never lands after it.
       let stored: Promise<number> | undefined;
       const sent = this.#stores.then(() => {
         stored = store();
-        stored.catch(failed);
+        this.#acks.push(stored.catch(failed));
       });
       this.#stores = sent;
       return sent.then(() => stored as Promise<number>);
     }
-    const stored = this.#stores.then(store);
+    const stored = this.#stores.then(async () => {
+      const acks = this.#acks;
+      this.#acks = [];
+      await Promise.all(acks);
+      return store();
+    });
     this.#stores = stored.catch(failed);
     return stored;
   }
 
-  /** Writes the run record snapshot to KV (in order, not on the hot path of a step). */
+  /**
+   * Writes the run record snapshot to KV (in order, not on the hot path of a step),
+   * again while the bucket has no leader (a NATS node lost): for up to a minute.
+   */
   save(): Promise<void> {
-    const next = this.#chain.then(() => this.#kv.put(keys.run(this.machine.spec.lab, this.machine.spec.runId), JSON.stringify(this.machine.record())));
+    const next = this.#chain.then(() =>
+      withRetry("saving the run record", () => this.#kv.put(keys.run(this.machine.spec.lab, this.machine.spec.runId), JSON.stringify(this.machine.record())), {
+        deadlineMs: 60_000,
+      }),
+    );
     this.#chain = next.catch((err: unknown) => this.#log.error({ err }, "could not save the run record"));
     return next.then(() => undefined);
+  }
+
+  /** save() in the background: a failure is logged (by save) and never ends the process. */
+  #saveLater(): Promise<void> {
+    return this.save().catch(() => undefined);
   }
 
   /** A host's result (already stored in the run stream by its agent) moves the barrier. */
@@ -350,13 +369,15 @@ class RunDriver {
       return;
     }
     this.#pumping = true;
-    void this.#pumpLoop().finally(() => {
-      this.#pumping = false;
-      if (this.#again) {
-        this.#again = false;
-        this.pump();
-      }
-    });
+    void this.#pumpLoop()
+      .catch((err: unknown) => this.#log.error({ err }, "deciding the run's next step failed; trying again on the next tick"))
+      .finally(() => {
+        this.#pumping = false;
+        if (this.#again) {
+          this.#again = false;
+          this.pump();
+        }
+      });
   }
 
   async #pumpLoop(): Promise<void> {
@@ -383,8 +404,10 @@ class RunDriver {
     switch (d.kind) {
       case "event": {
         if (d.event.type === "run.finished") this.finishing = true;
+        // A store that failed for good is logged by publish(); the run goes on.
         const stored = this.publish(d.event);
-        if (d.event.type === "step.finished" || d.event.type === "run.finished") void stored.then(() => this.save(), () => undefined);
+        if (d.event.type === "step.finished" || d.event.type === "run.finished") void stored.then(() => this.#saveLater(), () => undefined);
+        else stored.catch(() => undefined);
         if (d.event.type === "step.started") this.#ackedPublished.clear();
         return;
       }
@@ -433,7 +456,7 @@ class RunDriver {
   #finish(): void {
     clearInterval(this.#tick);
     clearTimeout(this.#timer);
-    void this.#stores.then(() => this.save()).finally(() => {
+    void this.#stores.then(() => this.#saveLater()).finally(() => {
       this.#log.info({ status: this.machine.status }, "run finished");
       this.#onDone();
     });
@@ -447,6 +470,7 @@ class RunDriver {
 
   async idle(): Promise<void> {
     await this.#stores;
+    await Promise.all(this.#acks);
     await this.#chain;
   }
 }

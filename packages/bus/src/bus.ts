@@ -581,10 +581,17 @@ export class Bus {
     while (!options.signal?.aborted && !this.#closed) {
       let consumer;
       try {
-        consumer = await this.js.consumers.get(stream, {
-          filter_subjects: filter,
-          ...(next > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: next } : { deliver_policy: DeliverPolicy.All }),
-        });
+        // Bounded: a creation the server never answers (its node just died) is given up and
+        // tried again, so an abort is seen within seconds.
+        consumer = await withRetry(
+          `following stream ${stream}`,
+          () =>
+            this.js.consumers.get(stream, {
+              filter_subjects: filter,
+              ...(next > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: next } : { deliver_policy: DeliverPolicy.All }),
+            }),
+          { attemptMs: 5_000, deadlineMs: 5_000 },
+        );
       } catch (err) {
         this.log.debug({ stream, err: (err as Error).message }, "cannot follow the stream yet; trying again");
         await sleep(500);

@@ -23,7 +23,7 @@ import { startFloor } from "./floor.js";
 import { median, writeNoopHooks } from "./hooks.js";
 import { rssMiB, sampleRss } from "./rss.js";
 import { startStackbusSide, type StackTiming } from "./stackbus.js";
-import { renderMarkdown, TARGETS, type BenchResults, type StackRow } from "./report.js";
+import { renderMarkdown, TARGETS, type BenchResults, type FanoutRow, type StackRow } from "./report.js";
 
 const REPO_ROOT = new URL("../../../", import.meta.url).pathname;
 const CLI = join(REPO_ROOT, "packages/cli/bin/stackbus.js");
@@ -200,19 +200,7 @@ function medianSteps(timings: StackTiming[]): Array<{ step: string; finishedAtMs
   return first.map((s, i) => ({ step: s.step, finishedAtMs: median(timings.map((t) => t.steps[i]?.finishedAtMs ?? Number.NaN)) }));
 }
 
-interface FanoutFigures {
-  hosts: number;
-  sizeMB: number;
-  archiveBytes: number;
-  stackbusMs: number[];
-  clonesMs: number[];
-  medianStackbusMs: number;
-  medianClonesMs: number;
-  speedup: number;
-  stackbusUploadPacks: number;
-}
-
-async function runFanout(hosts: number, repetitions: number): Promise<FanoutFigures> {
+async function runFanout(hosts: number, repetitions: number): Promise<FanoutRow> {
   const child = spawn(process.execPath, [FANOUT, "--hosts", String(hosts), "--size-mb", "5", "--repetitions", String(repetitions), "--json"], { stdio: ["ignore", "pipe", "inherit"] });
   track(child);
   let out = "";
@@ -220,7 +208,7 @@ async function runFanout(hosts: number, repetitions: number): Promise<FanoutFigu
   const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
   untrack(child);
   if (code !== 0) throw new Error(`the fan-out benchmark for ${hosts} hosts exited ${code}`);
-  return JSON.parse(out.trim().split("\n").pop() as string) as FanoutFigures;
+  return JSON.parse(out.trim().split("\n").pop() as string) as FanoutRow;
 }
 
 main().then(

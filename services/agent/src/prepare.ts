@@ -64,6 +64,11 @@ function baseEnv(lab: string, host: string): Record<string, string> {
   };
 }
 
+/** Starts a session shell in TOP_DIR and sources the preamble in it. */
+function openShell(dirs: HostDirs, env: Record<string, string>, logger: Logger, onOutput: OutputSink): Promise<BashSession> {
+  return BashSession.open({ cwd: dirs.topDir, env, preamble: sessionPreamble(dirs), logger, onOutput });
+}
+
 /** The user the agent runs as (DevStack's STACK_USER default, `id -un`). */
 function currentUser(): string {
   try {
@@ -126,7 +131,7 @@ export class SpareSession {
     const stamp = preambleStamp(this.#dirs);
     this.#next = (async () => {
       mkdirSync(this.#dirs.topDir, { recursive: true });
-      const session = await BashSession.open({ cwd: this.#dirs.topDir, env: this.#env, preamble: sessionPreamble(this.#dirs), logger: this.#logger, onOutput: () => undefined });
+      const session = await openShell(this.#dirs, this.#env, this.#logger, () => undefined);
       return { session, stamp };
     })().catch((err: unknown) => {
       this.#logger.warn({ err }, "could not open a spare session; the next run opens its own");
@@ -151,7 +156,7 @@ export class SpareSession {
 
   /** A new session, not the spare (the spare died between take() and its first use). */
   fresh(onOutput: OutputSink): Promise<BashSession> {
-    return BashSession.open({ cwd: this.#dirs.topDir, env: this.#env, preamble: sessionPreamble(this.#dirs), logger: this.#logger, onOutput });
+    return openShell(this.#dirs, this.#env, this.#logger, onOutput);
   }
 
   close(): void {
@@ -206,13 +211,7 @@ export async function openSession(options: {
 
   let session = options.spare
     ? await options.spare.take(options.onOutput)
-    : await BashSession.open({
-        cwd: dirs.topDir,
-        env: baseEnv(config.lab, config.host),
-        preamble: sessionPreamble(dirs),
-        logger: options.logger,
-        onOutput: options.onOutput,
-      });
+    : await openShell(dirs, baseEnv(config.lab, config.host), options.logger, options.onOutput);
   const base = [
     `export STACKBUS_RUN=${shq(options.runId)} STACKBUS_FACTS_FILE=${shq(factsFile)}`,
     sessionSetup(dirs),

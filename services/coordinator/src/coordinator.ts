@@ -307,13 +307,13 @@ class RunDriver {
       // Sent in its place (one connection keeps the order), without holding back the
       // acknowledgements that follow until the server confirms it; the next event of
       // another kind waits for them all, so a retried one never lands after it.
-      let stored: Promise<number> | undefined;
       const sent = this.#stores.then(() => {
-        stored = store();
+        const stored = store();
         this.#acks.push(stored.catch(failed));
+        return { stored };
       });
       this.#stores = sent;
-      return sent.then(() => stored as Promise<number>);
+      return sent.then(({ stored }) => stored);
     }
     const stored = this.#stores.then(async () => {
       const acks = this.#acks;

@@ -1,3 +1,5 @@
+import type { FanoutBenchResult } from "@stackbus/fetcher-service/bench/fanout";
+
 /** The targets of issue 9, as ratios and limits from the same run. */
 export const TARGETS = {
   /** stackbus / floor at N = 50 and 100, at most. */
@@ -25,18 +27,8 @@ export interface StackRow {
   stepsMs: Array<{ step: string; finishedAtMs: number }>;
 }
 
-export interface FanoutRow {
-  hosts: number;
-  sizeMB: number;
-  archiveBytes: number;
-  stackbusMs: number[];
-  clonesMs: number[];
-  medianStackbusMs: number;
-  medianClonesMs: number;
-  speedup: number;
-  stackbusUploadPacks: number;
-  hostProcesses?: number;
-}
+/** One fan-out measurement, as the fetcher's fan-out benchmark reports it. */
+export type FanoutRow = FanoutBenchResult;
 
 export interface BenchResults {
   at: string;

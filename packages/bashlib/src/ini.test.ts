@@ -2,69 +2,10 @@ import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { tempDir } from "@stackbus/testkit";
+import { DEVSTACK_TEST_INI, tempDir } from "@stackbus/testkit";
 import { bash, bashOut, q } from "./bash-harness.js";
 
-/** DevStack's tests/test_ini_config.sh fixture (etc/test.ini). */
-const FIXTURE = `[default]
-# comment an option
-#log_file=./log.conf
-log_file=/etc/log.conf
-handlers=do not disturb
-
-[aaa]
-# the commented option should not change
-#handlers=cc,dd
-handlers = aa, bb
-
-[bbb]
-handlers=ee,ff
-
-[ ccc ]
-spaces  =  yes
-
-[ddd]
-empty =
-
-[eee]
-multi = foo1
-multi = foo2
-
-[fff]
-ampersand =
-
-[ggg]
-backslash =
-
-[key_with_spaces]
-rgw special key = something
-
-# inidelete(a)
-[del_separate_options]
-a=b
-b=c
-
-# inidelete(a)
-[del_same_option]
-a=b
-a=c
-
-# inidelete(a)
-[del_missing_option]
-b=c
-
-# inidelete(a)
-[del_missing_option_multi]
-b=c
-b=d
-
-# inidelete(a)
-[del_no_options]
-
-# inidelete(a)
-# no section - del_no_section
-
-`;
+const FIXTURE = DEVSTACK_TEST_INI + "\n";
 
 for (const sudo of ["", "-sudo "]) {
   describe(`ini functions${sudo ? " with -sudo" : ""} - DevStack's test_ini_config.sh cases, in order`, () => {

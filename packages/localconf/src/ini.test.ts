@@ -1,66 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { DEVSTACK_TEST_INI } from "@stackbus/testkit";
 import { iniAddLiteral, iniDelete, iniGet, iniGetMultiline, iniHasOption, iniSections, iniSet } from "./ini.js";
 
-/** DevStack's tests/test_ini_config.sh fixture (etc/test.ini), as §5.2 describes it. */
-const FIXTURE = `[default]
-# comment an option
-#log_file=./log.conf
-log_file=/etc/log.conf
-handlers=do not disturb
-
-[aaa]
-# the commented option should not change
-#handlers=cc,dd
-handlers = aa, bb
-
-[bbb]
-handlers=ee,ff
-
-[ ccc ]
-spaces  =  yes
-
-[ddd]
-empty =
-
-[eee]
-multi = foo1
-multi = foo2
-
-[fff]
-ampersand =
-
-[ggg]
-backslash =
-
-[key_with_spaces]
-rgw special key = something
-
-# inidelete(a)
-[del_separate_options]
-a=b
-b=c
-
-# inidelete(a)
-[del_same_option]
-a=b
-a=c
-
-# inidelete(a)
-[del_missing_option]
-b=c
-
-# inidelete(a)
-[del_missing_option_multi]
-b=c
-b=d
-
-# inidelete(a)
-[del_no_options]
-
-# inidelete(a)
-# no section - del_no_section
-`;
+const FIXTURE = DEVSTACK_TEST_INI;
 
 describe("ini - DevStack's test_ini_config.sh cases on the TypeScript ini operations (state carries over)", () => {
   let ini = FIXTURE;

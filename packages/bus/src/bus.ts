@@ -22,7 +22,7 @@ import {
   type StreamConfig,
 } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
-import { Objm, type ObjectStore } from "@nats-io/obj";
+import { Objm, setSha256Backend, type ObjectStore } from "@nats-io/obj";
 import {
   ErrorCode,
   INBOX_ROOT,
@@ -39,6 +39,16 @@ import type { z } from "zod";
 import { decode, encode } from "./codec.js";
 import { findViolation, PermissionDeniedError, type Violation } from "./errors.js";
 import type { Logger } from "./logger.js";
+
+// Object-store digests are computed by Node's crypto rather than the client's
+// pure-JS default, which hashed a plugin archive several times slower than it arrived.
+setSha256Backend("native");
+
+/** The object store's `SHA-256=<base64url>` digest as stackbus's `sha256-<hex>`. */
+export function natsDigestToHex(digest: string): string {
+  const b64 = digest.replace(/^SHA-256=/, "").replace(/=+$/, "");
+  return `sha256-${Buffer.from(b64, "base64url").toString("hex")}`;
+}
 
 /** The default bus URL: `$NATS_URL`, else the local server. */
 export function defaultNatsUrl(): string {

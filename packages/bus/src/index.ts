@@ -1,6 +1,7 @@
 export {
   Bus,
   defaultNatsUrl,
+  natsDigestToHex,
   sleep,
   withRetry,
   AckPolicy,

@@ -162,6 +162,24 @@ describe("installPlugin - download, verify, unpack beside, rename into DEST/<nam
     assert.equal(git(join(existing, "epsilon"), "rev-parse", "HEAD"), first.commit);
   });
 
+  it("detects bytes added to a stored archive whose record was left alone, and unpacks nothing", async () => {
+    const fixture = new Fixture(tmp.path, "theta");
+    const plugin = await fixture.commit(store, { "devstack/plugin.sh": "echo t\n" });
+    const info = await store.info(plugin.object);
+    assert.ok(info);
+    // The archive's bytes are chunk messages of the bucket's stream; one more chunk makes them differ from the recorded digest.
+    await bus.js.publish(`$O.${OBJECT_STORES.plugins}.C.${info.nuid}`, new TextEncoder().encode("tampered"));
+
+    const dest = join(tmp.path, "dest-theta");
+    await assert.rejects(installPlugin({ store, plugin, dest, reclone: false }), (err: unknown) => {
+      assert.ok(err instanceof DigestMismatchError, String(err));
+      assert.equal(err.expected, plugin.digest);
+      assert.match(err.message, /plugin theta: archive theta\/[0-9a-f]{40}\.tar\.gz is corrupt.*nothing was unpacked/);
+      return true;
+    });
+    assert.deepEqual(readdirSync(dest), []);
+  });
+
   it("fails with a clear error naming the path when DEST cannot be written", async () => {
     const fixture = new Fixture(tmp.path, "zeta");
     const plugin = await fixture.commit(store, { "devstack/plugin.sh": "echo z\n" });

@@ -1,8 +1,8 @@
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { x as extractTar } from "tar";
-import type { ObjectStore } from "@stackbus/bus";
+import { natsDigestToHex, type ObjectStore } from "@stackbus/bus";
 import { ErrorCode, StackbusError, validateName, type PluginResolveReply } from "@stackbus/protocol";
 import { readCheckout } from "./checkout.js";
 import { DigestMismatchError, PluginArchiveMissingError, PluginInstallError } from "./errors.js";
@@ -109,15 +109,24 @@ export async function installPlugin(options: InstallOptions): Promise<InstallOut
   }
 }
 
-/** Streams the archive to `file`, hashing as it goes; throws DigestMismatchError when the bytes are not the announced ones. */
+/**
+ * Streams the archive to `file`. The object must be the one the fetcher announced (its
+ * stored SHA-256 equals the reply's digest), and the object store checks the bytes it
+ * delivers against that digest as they arrive; the size is counted here. Throws
+ * DigestMismatchError when either differs, before anything is unpacked.
+ */
 async function downloadVerified(options: InstallOptions, name: string, file: string): Promise<void> {
   const { plugin, store, onProgress } = options;
   const result = await store.get(plugin.object);
   if (result === null) throw new PluginArchiveMissingError(name, plugin.object);
+  const stored = natsDigestToHex(result.info.digest);
+  if (stored !== plugin.digest) {
+    result.data.cancel().catch(() => undefined);
+    throw new DigestMismatchError(name, plugin.object, plugin.digest, stored, { expected: plugin.size, actual: result.info.size });
+  }
   const handle = await open(file, "wx").catch((err: unknown) => {
     throw new PluginInstallError(name, file, reasonOf(err), err);
   });
-  const hash = createHash("sha256");
   let size = 0;
   let streamError: unknown;
   try {
@@ -131,7 +140,6 @@ async function downloadVerified(options: InstallOptions, name: string, file: str
         break;
       }
       if (chunk.done) break;
-      hash.update(chunk.value);
       size += chunk.value.byteLength;
       await handle.write(chunk.value).catch((err: unknown) => {
         throw new PluginInstallError(name, file, reasonOf(err), err);
@@ -146,14 +154,11 @@ async function downloadVerified(options: InstallOptions, name: string, file: str
     await handle.close();
   }
   streamError ??= await result.error;
-  const actual = `sha256-${hash.digest("hex")}`;
-  if (actual !== plugin.digest || size !== plugin.size) {
-    throw new DigestMismatchError(name, plugin.object, plugin.digest, actual, { expected: plugin.size, actual: size });
-  }
   if (streamError) {
     const message = streamError instanceof Error ? streamError.message : String(streamError);
     if (/digest|corrupt/i.test(message)) {
-      throw new DigestMismatchError(name, plugin.object, plugin.digest, `unverifiable (${message})`, {
+      const computed = /computed: SHA-256 ([0-9a-f]{64})/.exec(message)?.[1];
+      throw new DigestMismatchError(name, plugin.object, plugin.digest, computed ? `sha256-${computed}` : "bytes the object store could not verify", {
         expected: plugin.size,
         actual: size,
       });
@@ -162,6 +167,9 @@ async function downloadVerified(options: InstallOptions, name: string, file: str
       plugin: name,
       object: plugin.object,
     }, { cause: streamError });
+  }
+  if (size !== plugin.size) {
+    throw new DigestMismatchError(name, plugin.object, plugin.digest, `${plugin.digest} over ${size} bytes`, { expected: plugin.size, actual: size });
   }
 }
 

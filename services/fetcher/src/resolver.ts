@@ -3,7 +3,7 @@ import { createReadStream } from "node:fs";
 import { rm } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { z } from "zod";
-import type { KV, Logger, ObjectStore } from "@stackbus/bus";
+import { natsDigestToHex, type KV, type Logger, type ObjectStore } from "@stackbus/bus";
 import { parsePluginSettings, requirementsOf } from "@stackbus/plugins";
 import {
   InvalidNameError,
@@ -243,12 +243,6 @@ function indexKey(name: string, source: PluginSource, ref: string): string {
 
 function runKey(runId: string, source: PluginSource, ref: string): string {
   return `run.${hash(runId, source.key, ref)}`;
-}
-
-/** The object store's `SHA-256=<base64url>` digest as stackbus's `sha256-<hex>`. */
-export function natsDigestToHex(digest: string): string {
-  const b64 = digest.replace(/^SHA-256=/, "").replace(/=+$/, "");
-  return `sha256-${Buffer.from(b64, "base64url").toString("hex")}`;
 }
 
 function safeJson(text: string): unknown {

@@ -1,9 +1,9 @@
 import type { Bus, Logger } from "@stackbus/bus";
-import { startConfigService } from "@stackbus/config-service";
-import { startCoordinator } from "@stackbus/coordinator";
-import { startFetcherService } from "@stackbus/fetcher-service";
 
-/** What `stackbus serve NAME` starts. */
+/**
+ * What `stackbus serve NAME` starts. Each service's code is loaded only by the process
+ * that runs it, so an agent or a watcher does not carry the fetcher's git client.
+ */
 export interface ServiceContext {
   bus: Bus;
   logger: Logger;
@@ -11,9 +11,10 @@ export interface ServiceContext {
 }
 
 export const SERVICES = {
-  config: (ctx: ServiceContext) => startConfigService({ bus: ctx.bus, logger: ctx.logger }),
-  fetcher: (ctx: ServiceContext) => startFetcherService({ bus: ctx.bus, logger: ctx.logger, cacheDir: ctx.cacheDir ?? "./.stackbus/fetcher-cache" }),
-  coordinator: (ctx: ServiceContext) => startCoordinator({ bus: ctx.bus, logger: ctx.logger }),
+  config: async (ctx: ServiceContext) => (await import("@stackbus/config-service")).startConfigService({ bus: ctx.bus, logger: ctx.logger }),
+  fetcher: async (ctx: ServiceContext) =>
+    (await import("@stackbus/fetcher-service")).startFetcherService({ bus: ctx.bus, logger: ctx.logger, cacheDir: ctx.cacheDir ?? "./.stackbus/fetcher-cache" }),
+  coordinator: async (ctx: ServiceContext) => (await import("@stackbus/coordinator")).startCoordinator({ bus: ctx.bus, logger: ctx.logger }),
 } satisfies Record<string, (ctx: ServiceContext) => Promise<{ stop(): Promise<void> }>>;
 
 export type ServiceName = keyof typeof SERVICES;

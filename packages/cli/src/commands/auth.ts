@@ -1,6 +1,5 @@
 import { Option, type Command } from "commander";
 import { resolve } from "node:path";
-import { authGenFromManifestFile } from "@stackbus/auth";
 import { EXIT, exitWith } from "../common.js";
 
 interface AuthFlags {
@@ -37,6 +36,7 @@ export function registerAuthCommands(program: Command): void {
     .action(
       exitWith(async (flags: AuthFlags) => {
         const tls = flags.tlsCa && flags.tlsCert && flags.tlsKey ? { ca: flags.tlsCa, cert: flags.tlsCert, key: flags.tlsKey, verifyClients: Boolean(flags.tlsVerifyClients) } : undefined;
+        const { authGenFromManifestFile } = await import("@stackbus/auth");
         const { generated, written } = await authGenFromManifestFile(resolve(flags.lab), resolve(flags.out), {
           mode: flags.mode,
           replicas: Number(flags.replicas),

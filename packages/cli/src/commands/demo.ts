@@ -3,7 +3,6 @@ import { join, resolve } from "node:path";
 import { Option, type Command } from "commander";
 import pc from "picocolors";
 import { Bus, silentLogger } from "@stackbus/bus";
-import { commitToBareRepo, serveGitHttp } from "@stackbus/githttp";
 import { formatDuration } from "@stackbus/protocol";
 import { busOptions, EXIT, exitWith } from "../common.js";
 import { up } from "./up.js";
@@ -25,6 +24,7 @@ export async function runDemo(options: { dataDir: string; keep: boolean; say: (l
   const say = options.say;
 
   const gitRoot = join(dataDir, "git");
+  const { commitToBareRepo, serveGitHttp } = await import("@stackbus/githttp");
   const commit = await commitToBareRepo(gitRoot, join(dataDir, "git-work"), "demo-plugin", {}, { fromDir: join(EXAMPLES, "plugins/demo-plugin"), tags: ["1.0.0"] });
   const git = await serveGitHttp({ root: gitRoot });
   const pluginUrl = `${git.url}/demo-plugin.git`;

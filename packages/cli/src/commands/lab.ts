@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import pc from "picocolors";
-import { validateLabFile } from "@stackbus/lab";
 import {
   ConfigApplyReplySchema,
   ConfigApplyRequestSchema,
@@ -48,7 +47,7 @@ export function registerLabCommands(program: Command): void {
     .addHelpText("after", "\nExample:\n  stackbus lab validate lab.yaml")
     .action(
       exitWith(async (file: string) => {
-        const v = validateLabFile(file);
+        const v = (await import("@stackbus/lab")).validateLabFile(file);
         printDiagnostics(v.diagnostics);
         if (!v.ok || !v.lab) {
           process.stderr.write(`${pc.red("invalid:")} ${file}: ${v.diagnostics.filter((d) => d.severity === "error").length} error(s)\n`);
@@ -66,7 +65,7 @@ export function registerLabCommands(program: Command): void {
     .addHelpText("after", "\nExample:\n  stackbus lab apply lab.yaml --nats nats://controller:4222");
   withBusOptions(apply).action(
     exitWith(async (file: string, flags: BusFlags) => {
-      const v = validateLabFile(file);
+      const v = (await import("@stackbus/lab")).validateLabFile(file);
       if (!v.ok || !v.lab) {
         printDiagnostics(v.diagnostics);
         process.stderr.write(`${pc.red("not applied:")} ${file} has ${v.diagnostics.filter((d) => d.severity === "error").length} error(s); the current revision stays in force\n`);

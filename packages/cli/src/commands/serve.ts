@@ -1,6 +1,5 @@
 import { Argument, Option, type Command } from "commander";
 import { Bus, createLogger, onShutdown } from "@stackbus/bus";
-import { startAgent } from "@stackbus/agent";
 import { validateName } from "@stackbus/protocol";
 import { resolve } from "node:path";
 import { busOptions, EXIT, withBusOptions, withLabOption, type BusFlags, exitWith } from "../common.js";
@@ -46,6 +45,7 @@ export function registerServeCommands(program: Command): void {
       const logger = createLogger("stackbus-agent").child({ host });
       const bus = await Bus.connect(busOptions(flags, `stackbus-agent/${host}`, logger, { waitForServer: true }));
       const lab = flags.lab ? validateName("lab", flags.lab) : await waitForLab(bus, host);
+      const { startAgent } = await import("@stackbus/agent");
       const handle = await startAgent({
         bus,
         logger,

@@ -1,5 +1,4 @@
 import { type Command } from "commander";
-import logUpdate from "log-update";
 import pc from "picocolors";
 import {
   BUCKETS,
@@ -14,12 +13,10 @@ import {
   type RunRecord,
 } from "@stackbus/protocol";
 import { decode, type Bus } from "@stackbus/bus";
-import Table from "cli-table3";
 import { EXIT, exitWith, interactive, withBusOptions, withLabOption, type BusFlags } from "../common.js";
 import { withLab } from "../lab-name.js";
 import { describeFailure, followRun, plainLine } from "../follow.js";
 import { RunView } from "../watch/model.js";
-import { renderMatrix, renderSummary } from "../watch/render.js";
 
 /** Every run record of a lab, newest first. */
 export async function listRuns(bus: Bus, lab: string): Promise<RunRecord[]> {
@@ -76,7 +73,9 @@ export async function watch(bus: Bus, lab: string, runId: string, options: { jso
       );
     }
   }
-  const draw = () => logUpdate(renderMatrix(view, Date.now(), { ...(options.host ? { tail, tailHost: options.host } : {}) }));
+  const { renderMatrix, renderSummary } = await import("../watch/render.js");
+  const logUpdate = tty ? (await import("log-update")).default : undefined;
+  const draw = () => logUpdate?.(renderMatrix(view, Date.now(), { ...(options.host ? { tail, tailHost: options.host } : {}) }));
   const timer = tty ? setInterval(draw, 250) : undefined;
   try {
     for await (const item of followRun(bus, lab, runId, { stopAtEnd: true })) {
@@ -93,7 +92,7 @@ export async function watch(bus: Bus, lab: string, runId: string, options: { jso
   }
   if (tty) {
     draw();
-    logUpdate.done();
+    logUpdate?.done();
     out("");
     out(renderSummary(view));
   }
@@ -131,6 +130,7 @@ export function registerWatchCommands(program: Command): void {
         process.stdout.write(`${JSON.stringify(record)}\n`);
       } else {
         const view = await replay(bus, lab, record.spec.runId);
+        const { renderMatrix } = await import("../watch/render.js");
         process.stdout.write(`${renderMatrix(view, Date.now(), {})}\n`);
         const failures = view.finished ? view.failures : record.failures;
         if (failures.length > 0 && view.failures.length === 0) for (const f of failures) process.stdout.write(`${describeFailure(f)}\n`);
@@ -157,6 +157,7 @@ export function registerWatchCommands(program: Command): void {
       } else if (list.length === 0) {
         process.stdout.write(`lab ${lab} has no runs yet\n`);
       } else {
+        const { default: Table } = await import("cli-table3");
         const table = new Table({ head: ["run", "kind", "outcome", "started", "duration", "hosts", "failures"], style: { head: [], border: [] } });
         for (const r of list) {
           const outcome = r.status === "succeeded" ? pc.green(r.status) : r.status === "running" ? pc.cyan(r.status) : pc.red(r.status);
@@ -197,17 +198,24 @@ export function registerWatchCommands(program: Command): void {
         return EXIT.ok;
       }
       const abort = new AbortController();
+      // One look at the run at a time; the last is awaited before the connection closes
+      // (a listing cut off by the close leaves the client's heartbeat timer running).
+      let looking: Promise<void> = Promise.resolve();
       const poll = setInterval(() => {
-        void resolveRun(bus, lab, runId)
-          .then((r) => {
-            if (r.status !== "running") setTimeout(() => abort.abort(), 500);
-          })
-          .catch(() => undefined);
+        looking = looking.then(() =>
+          resolveRun(bus, lab, runId).then(
+            (r) => {
+              if (r.status !== "running") setTimeout(() => abort.abort(), 500);
+            },
+            () => undefined,
+          ),
+        );
       }, 1_000);
       try {
         for await (const m of bus.followStream(STREAMS.logs, filter, { signal: abort.signal })) print(m.data, m.subject);
       } finally {
         clearInterval(poll);
+        await looking;
       }
       return EXIT.ok;
       });

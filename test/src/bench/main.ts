@@ -15,6 +15,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { bashlibEntry } from "@stackbus/bashlib";
+import { AGENT_NODE_FLAGS } from "@stackbus/agent/node-flags";
 import { Bus, silentLogger } from "@stackbus/bus";
 import { startNats, tempDir, track, untrack, waitFor } from "@stackbus/testkit";
 import { LabListRequestSchema, LabListSchema, subjects } from "@stackbus/protocol";
@@ -92,7 +93,7 @@ async function main(): Promise<void> {
     for (const hosts of sizes) {
       const processes = processesFor(hosts);
       const floor = await startFloor(nats.url, hosts, processes, hooks, library);
-      const side = await startStackbusSide({ bus, url: nats.url, lab: `bench${hosts}`, root: join(work.path, `n${hosts}`), hosts, processes, k });
+      const side = await startStackbusSide({ bus, url: nats.url, lab: `bench${hosts}`, root: join(work.path, `n${hosts}`), hosts, processes, k, nodeFlags: AGENT_NODE_FLAGS });
       try {
         await floor.run();
         await side.run();

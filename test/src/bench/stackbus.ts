@@ -1,6 +1,7 @@
-import { fork, type ChildProcess } from "node:child_process";
+import { fork, spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import type { Subscription } from "@nats-io/nats-core";
 import {
   ConfigApplyReplySchema,
@@ -13,6 +14,7 @@ import type { Bus } from "@stackbus/bus";
 import { hostName, writeNoopHooks } from "./hooks.js";
 
 const AGENTS_HOST = new URL("./agents-host.js", import.meta.url).pathname;
+const CLI = new URL("../../../packages/cli/bin/stackbus.js", import.meta.url).pathname;
 
 /** One timed `stack` run: wall time from the start request to `run.finished`, and where it went. */
 export interface StackTiming {
@@ -32,7 +34,9 @@ export interface StackbusSide {
 /**
  * The stackbus side for one N: writes the K hooks into every host's TOP_DIR, applies a
  * lab of N hosts (all wave 1), starts the agents in `processes` processes, and times
- * `stack` from the start request to the `run.finished` event.
+ * `stack` from the start request to the `run.finished` event. A process that holds one
+ * host is the real `stackbus agent` command, started as a deployment starts it (with
+ * `nodeFlags`); a process that holds several runs them with `startAgent`.
  */
 export async function startStackbusSide(options: {
   bus: Bus;
@@ -42,6 +46,8 @@ export async function startStackbusSide(options: {
   hosts: number;
   processes: number;
   k: number;
+  /** Node flags of an agent process, as deployed. */
+  nodeFlags: readonly string[];
 }): Promise<StackbusSide> {
   const { bus, lab, root, hosts } = options;
   const files: Record<string, string> = {};
@@ -60,7 +66,13 @@ export async function startStackbusSide(options: {
   const started: Array<Promise<void>> = [];
   for (let first = 0; first < hosts; first += per) {
     const count = Math.min(per, hosts - first);
-    const child = fork(AGENTS_HOST, [options.url, lab, root, String(first), String(count)], { stdio: "inherit" });
+    if (count === 1) {
+      const { child, ready } = startCliAgent(options.url, lab, root, first, options.nodeFlags);
+      children.push(child);
+      started.push(ready);
+      continue;
+    }
+    const child = fork(AGENTS_HOST, [options.url, lab, root, String(first), String(count)], { stdio: "inherit", execArgv: [...options.nodeFlags] });
     children.push(child);
     started.push(
       new Promise<void>((resolve, reject) => {
@@ -114,10 +126,39 @@ export async function startStackbusSide(options: {
                 clearTimeout(timer);
                 resolve();
               });
-              c.send("stop");
+              if (c.connected) c.send("stop");
+              else c.kill("SIGTERM");
             }),
         ),
       );
     },
   };
+}
+
+/**
+ * `stackbus agent` for host `index`, ready when it logs "agent ready". Its log lines of
+ * level warn and above are passed on to this process's stderr.
+ */
+function startCliAgent(url: string, lab: string, root: string, index: number, nodeFlags: readonly string[]): { child: ChildProcess; ready: Promise<void> } {
+  const host = hostName(index);
+  const dir = join(root, host);
+  const args = [...nodeFlags, CLI, "agent", "--host", host, "--lab", lab, "--nats", url];
+  args.push("--top-dir", join(dir, "devstack"), "--dest", join(dir, "stack"), "--state-dir", join(dir, "state"));
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, STACKBUS_LOG_LEVEL: "info" } });
+  const ready = new Promise<void>((resolve, reject) => {
+    const lines = createInterface({ input: child.stderr as NodeJS.ReadableStream });
+    lines.on("line", (line) => {
+      let entry: { level?: number; msg?: string } = {};
+      try {
+        entry = JSON.parse(line) as typeof entry;
+      } catch {
+        process.stderr.write(`${host}: ${line}\n`);
+        return;
+      }
+      if (entry.msg === "agent ready") resolve();
+      else if ((entry.level ?? 0) >= 40) process.stderr.write(`${host}: ${line}\n`);
+    });
+    child.once("exit", (code) => reject(new Error(`the agent of ${host} exited with ${code} before it was ready`)));
+  });
+  return { child, ready };
 }

@@ -5,7 +5,7 @@ import { join, resolve } from "node:path";
 import { Option, type Command } from "commander";
 import pc from "picocolors";
 import { Bus, silentLogger } from "@stackbus/bus";
-import { validateLabFile, type Lab } from "@stackbus/lab";
+import type { Lab } from "@stackbus/lab";
 import {
   ConfigApplyReplySchema,
   ConfigApplyRequestSchema,
@@ -16,6 +16,7 @@ import {
   subjects,
   type Diagnostic,
 } from "@stackbus/protocol";
+import { AGENT_NODE_FLAGS } from "@stackbus/agent/node-flags";
 import { busOptions, EXIT, withBusOptions, type BusFlags, exitWith } from "../common.js";
 
 const CLI_BIN = new URL("../../bin/stackbus.js", import.meta.url).pathname;
@@ -123,6 +124,7 @@ export async function up(options: UpOptions): Promise<UpHandle> {
       options.say("config, fetcher and coordinator services are running");
       let lab: Lab | undefined;
       if (options.labFile) {
+        const { validateLabFile } = await import("@stackbus/lab");
         const validation = validateLabFile(options.labFile);
         const request = validation.request;
         if (!validation.ok || !validation.lab) {
@@ -139,7 +141,7 @@ export async function up(options: UpOptions): Promise<UpHandle> {
           mkdirSync(topDir, { recursive: true });
           mkdirSync(dest, { recursive: true });
           start(`agent-${host.name}`, process.execPath, [
-            CLI_BIN, "agent", "--host", host.name, "--lab", lab.name, "--top-dir", topDir, "--dest", dest, "--state-dir", join(base, "state"), ...common,
+            ...AGENT_NODE_FLAGS, CLI_BIN, "agent", "--host", host.name, "--lab", lab.name, "--top-dir", topDir, "--dest", dest, "--state-dir", join(base, "state"), ...common,
           ]);
         }
         const locals = lab.hosts.filter((h) => h.local).map((h) => h.name);

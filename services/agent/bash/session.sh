@@ -10,8 +10,14 @@ __sb_stop=0
 __sb_rc=0
 __SB_HV_LOADED=0
 
-# One control record: fields separated by US (0x1f), ended by RS (0x1e).
-__sb_ctl() { local IFS=$'\x1f'; printf '%s\x1e' "$*" >&3; }
+# One control record: fields separated by US (0x1f), ended by RS (0x1e). A held record
+# goes out first, in the same write.
+__sb_ctl() { local IFS=$'\x1f'; printf '%s%s\x1e' "$__sb_held" "$*" >&3; __sb_held=; }
+# Holds a record until the next one is written: a hook's end record waits for the next
+# hook's start (or the batch end, which follows at once), so each hook boundary costs
+# one write to the agent instead of two. Its clock reading is taken when it is held.
+__sb_held=
+__sb_hold() { local IFS=$'\x1f'; __sb_held+="$*"$'\x1e'; }
 # A marker on stdout and stderr: output after it belongs to the hook it names (B<index>),
 # or to no hook (END); one marker per hook keeps the output path cheap.
 __sb_mark() { printf '\x1eSB%s:%s\x1e\n' "$__SB_NONCE" "$1"; printf '\x1eSB%s:%s\x1e\n' "$__SB_NONCE" "$1" >&2; }
@@ -58,7 +64,8 @@ __sb_batch() {
 }
 
 # __sb_hook INDEX KIND NAME FILE ARGS...
-# Reports start and end (exit status, microsecond clock) on fd 3; skips a missing file and,
+# Reports start and end (exit status, microsecond clock) on fd 3 (the end held until the
+# next record); skips a missing file and,
 # after an errexit failure, every later hook of the batch.
 __sb_hook() {
   local __sb_i=$1 __sb_kind=$2 __sb_name=$3 __sb_file=$4
@@ -77,7 +84,7 @@ __sb_run_hook() {
   __sb_invoke "$__sb_kind" "$__sb_file" "$@" </dev/null 3>&-
   local __sb_status=$__sb_rc
   set +e
-  __sb_ctl H "$__sb_i" end "${EPOCHREALTIME/./}" "$__sb_status" "$__sb_dying"
+  __sb_hold H "$__sb_i" end "${EPOCHREALTIME/./}" "$__sb_status" "$__sb_dying"
   if (( __sb_status != 0 && __sb_errexit )); then __sb_stop=1; fi
   __sb_dying=0
   return 0
@@ -115,6 +122,10 @@ __sb_batch_end() {
   __sb_mark END
   __sb_ctl B end
 }
+
+# Reads the next script the agent sends, exactly $1 bytes, into __sb_script in one read
+# (the caller evaluates it at the top level, where a script read from stdin would run).
+__sb_read() { local LC_ALL=C; IFS= read -r -N "$1" __sb_script; }
 
 # Evaluates agent code (not a hook) and reports its status.
 __sb_eval_done() { __sb_ctl V "$1"; }

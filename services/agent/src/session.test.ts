@@ -64,6 +64,24 @@ describe("session - one bash for the whole run", () => {
     s.close();
   });
 
+  it("reads each script whole in a UTF-8 locale: names, arguments and facts with multibyte characters", { timeout: 10_000 }, async (t) => {
+    const lines: Line[] = [];
+    const s = await BashSession.open({
+      cwd: dir.path,
+      env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: dir.path, LANG: "C.UTF-8", LC_ALL: "C.UTF-8" },
+      preamble: [sessionScriptPath()],
+      logger: silentLogger(),
+      onOutput: (stream, hook, text) => void lines.push({ stream, hook, text }),
+    });
+    t.after(() => s.close());
+    // ${#1} counts characters: the hooks run in the session's UTF-8 locale.
+    const hook = file("extras.d/20-café.sh", 'echo "$1 ${#1} $WORD"\n');
+    const runs = await s.runBatch([src("extras.d/20-café.sh", hook, "naïve—ü"), src("again", hook, "ß")], true, "WORD=déjà");
+    assert.deepEqual(runs.map((r) => [r.name, r.status]), [["extras.d/20-café.sh", "ok"], ["again", "ok"]]);
+    assert.deepEqual(lines.map((l) => l.text), ["naïve—ü 7 déjà", "ß 1 déjà"]);
+    assert.deepEqual(await s.query('__sb_report word "$WORD-€"'), { word: "déjà-€" });
+  });
+
   it("with errexit, a failing command ends the hook and skips the rest of the batch", async () => {
     const lines: Line[] = [];
     const s = await openSession(dir.path, lines);

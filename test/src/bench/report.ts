@@ -84,8 +84,8 @@ export function renderMarkdown(r: BenchResults): string {
     "",
     "| memory (RSS) | MiB | target |",
     "| --- | ---: | --- |",
-    `| agent process, idle | ${m.agentIdleMiB.toFixed(1)} | ≤ ${TARGETS.agentIdleMiB}: ${verdict(m.agentIdleMiB <= TARGETS.agentIdleMiB)} |`,
-    `| agent process, peak during a run | ${m.agentRunMiB.toFixed(1)} | |`,
+    `| agent process (\`stackbus agent\`), idle | ${m.agentIdleMiB.toFixed(1)} | ≤ ${TARGETS.agentIdleMiB}: ${verdict(m.agentIdleMiB <= TARGETS.agentIdleMiB)} |`,
+    `| agent process (\`stackbus agent\`), peak during a run | ${m.agentRunMiB.toFixed(1)} | |`,
     `| coordinator, peak during runs at N = ${m.coordinatorHosts} | ${m.coordinatorMiB.toFixed(1)} | ${m.coordinatorHosts === TARGETS.coordinatorHosts ? `≤ ${TARGETS.coordinatorMiB}: ${verdict(m.coordinatorMiB <= TARGETS.coordinatorMiB)}` : ""} |`,
   );
   return lines.join("\n");

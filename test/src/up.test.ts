@@ -3,7 +3,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { freePort, tempDir, waitFor } from "@stackbus/testkit";
+import { freePort, processAlive, tempDir, waitFor } from "@stackbus/testkit";
 import { runCli, spawnCli } from "./harness.js";
 
 describe("stackbus up - the whole stack as one foreground process tree", () => {
@@ -33,7 +33,7 @@ describe("stackbus up - the whole stack as one foreground process tree", () => {
     assert.ok(pids.length >= 6, `nats-server, three services and two agents run under up: ${pids.length}`);
     up.child.kill("SIGINT");
     assert.equal(await up.exited(), 0);
-    await waitFor("every process of the tree to end", () => pids.every((p) => !alive(p)), 15_000);
+    await waitFor("every process of the tree to end", () => pids.every((p) => !processAlive(p)), 15_000);
     const unreachable = await runCli(["runs", ...nats, "--lab", "uplab"]);
     assert.equal(unreachable.code, 3, "the bus is gone with it");
     assert.match(unreachable.stderr, /cannot reach NATS at nats:\/\/127\.0\.0\.1:\d+.*stackbus up/);
@@ -48,13 +48,4 @@ function childPids(parent: number): number[] {
     .map((l) => l.trim().split(/\s+/).map(Number))
     .filter(([, ppid]) => ppid === parent)
     .map(([pid]) => pid as number);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }

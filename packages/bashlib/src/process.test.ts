@@ -4,17 +4,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { tempDir, waitFor } from "@stackbus/testkit";
+import { processAlive, tempDir, waitFor } from "@stackbus/testkit";
 import { bash, bashOut, q } from "./bash-harness.js";
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe("run_process / stop_process - without systemd", () => {
   let dir: { path: string; remove: () => void };
@@ -33,10 +24,10 @@ describe("run_process / stop_process - without systemd", () => {
     const run = await bash(`ENABLED_SERVICES=svc\nrun_process svc "${svc.slice(1, -1)} one two" "" "" "FOO=bar"`, { env });
     assert.equal(run.status, 0, run.stderr);
     const pid = Number(readFileSync(join(dir.path, "status", "svc.pid"), "utf8"));
-    assert.ok(alive(pid));
+    assert.ok(processAlive(pid));
     await waitFor("the service's log line", () => existsSync(join(dir.path, "logs", "svc.log")) && readFileSync(join(dir.path, "logs", "svc.log"), "utf8").includes("started bar one two"));
     await bashOut("ENABLED_SERVICES=svc\nstop_process svc", { env });
-    await waitFor("the service to end", () => !alive(pid));
+    await waitFor("the service to end", () => !processAlive(pid));
     assert.ok(!existsSync(join(dir.path, "status", "svc.pid")));
   });
 

@@ -8,6 +8,6 @@ export {
   type NatsServerOptions,
 } from "./nats.js";
 export { startGitServer, type GitServer, type GitRequest, type CommitOptions, type FixtureFile } from "./git.js";
-export { tempDir, waitFor } from "./util.js";
+export { processAlive, tempDir, waitFor } from "./util.js";
 export { track, trackGroup, untrack } from "./cleanup.js";
 export { DEVSTACK_TEST_INI } from "./devstack.js";

@@ -169,7 +169,7 @@ async function downloadVerified(options: InstallOptions, name: string, file: str
     }, { cause: streamError });
   }
   if (size !== plugin.size) {
-    throw new DigestMismatchError(name, plugin.object, plugin.digest, `${plugin.digest} over ${size} bytes`, { expected: plugin.size, actual: size });
+    throw new DigestMismatchError(name, plugin.object, plugin.digest, "an archive of another size", { expected: plugin.size, actual: size });
   }
 }
 

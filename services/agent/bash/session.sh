@@ -64,9 +64,9 @@ __sb_batch() {
 }
 
 # __sb_hook INDEX KIND NAME FILE ARGS...
-# Reports start and end (exit status, microsecond clock) on fd 3 (the end held until the
-# next record); skips a missing file and,
-# after an errexit failure, every later hook of the batch.
+# Reports start and end (exit status, microsecond clock) on fd 3, the end held until the
+# next record; skips a missing file and, after an errexit failure, every later hook of
+# the batch.
 __sb_hook() {
   local __sb_i=$1 __sb_kind=$2 __sb_name=$3 __sb_file=$4
   shift 4

@@ -80,6 +80,9 @@ describe("session - one bash for the whole run", () => {
     assert.deepEqual(runs.map((r) => [r.name, r.status]), [["extras.d/20-café.sh", "ok"], ["again", "ok"]]);
     assert.deepEqual(lines.map((l) => l.text), ["naïve—ü 7 déjà", "ß 1 déjà"]);
     assert.deepEqual(await s.query('__sb_report word "$WORD-€"'), { word: "déjà-€" });
+    // bash cannot carry a NUL byte: such a script is refused, and the session goes on
+    await assert.rejects(s.eval("echo 'a\0b'"), /contains a NUL byte/);
+    assert.equal(await s.eval("true"), 0);
   });
 
   it("with errexit, a failing command ends the hook and skips the rest of the batch", async () => {

@@ -210,6 +210,11 @@ export class BashSession {
           reject(this.#endedError());
           return;
         }
+        if (script.includes("\0")) {
+          // bash drops NUL bytes: the script would not be what was sent, nor its length.
+          reject(new StackbusError(ErrorCode.InvalidArgument, "a script for the hook session contains a NUL byte, which bash cannot carry"));
+          return;
+        }
         this.#pending = {
           kind,
           controlDone: false,

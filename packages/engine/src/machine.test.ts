@@ -3,15 +3,21 @@ import { describe, it } from "node:test";
 import type { RunEvent, RunSpec, StepId, StepResult, StepStatus } from "@stackbus/protocol";
 import { planAttempt, RunMachine, type Decision, type EventDraft } from "./machine.js";
 
-function spec(hosts: Array<[string, number]>, policy: Partial<RunSpec["policy"]> = {}, kind: RunSpec["kind"] = "stack"): RunSpec {
+function spec(
+  hosts: Array<[string, number] | [string, number, "hooks" | "devstack"]>,
+  policy: Partial<RunSpec["policy"]> = {},
+  kind: RunSpec["kind"] = "stack",
+  finallyCommands: RunSpec["finally"] = [],
+): RunSpec {
   return {
     lab: "lab",
     runId: "r1",
     kind,
-    hosts: hosts.map(([name, wave]) => ({ name, wave })),
+    hosts: hosts.map(([name, wave, runner]) => ({ name, wave, runner: runner ?? "hooks" })),
     configRevision: 1,
-    policy: { failurePolicy: "abort", maxFail: null, phaseTimeoutMs: 60_000, ackTimeoutMs: 5_000, heartbeatTimeoutMs: 3_000, ...policy },
+    policy: { failurePolicy: "abort", maxFail: null, phaseTimeoutMs: 60_000, ackTimeoutMs: 5_000, heartbeatTimeoutMs: 3_000, waveSteps: null, ...policy },
     createdAt: 0,
+    finally: finallyCommands,
   };
 }
 
@@ -22,7 +28,7 @@ class World {
   sent: Array<{ host: string; step: StepId; at: number }> = [];
   outcome: (host: string, step: StepId) => StepStatus | "silent" | "no-ack" = () => "ok";
   constructor(readonly m: RunMachine) {
-    const plan = planAttempt(undefined, m.spec.kind);
+    const plan = planAttempt(undefined, m.spec);
     this.publish({ type: "run.attempt", attempt: 1, steps: plan.steps, reason: "start", from: plan.from, carried: {} });
   }
   publish(draft: EventDraft): void {
@@ -86,6 +92,35 @@ describe("engine - lockstep barrier", () => {
     }
     const started = w.events.filter((e) => e.type === "step.started").map((e) => e.type === "step.started" && `${e.step}:${e.wave}`);
     assert.deepEqual(started.slice(0, 4), ["prepare:1", "prepare:2", "override_defaults:1", "override_defaults:2"]);
+  });
+
+  it("with waveSteps, a step outside them starts on every host at once; a step in them keeps wave order", () => {
+    const w = new World(new RunMachine(spec([["controller", 1], ["compute1", 2], ["compute2", 2]], { waveSteps: ["extra"] })));
+    w.outcome = (host, step) => (host === "controller" && (step === "install" || step === "extra") ? "silent" : "ok");
+    w.settle();
+    assert.deepEqual(w.sent.filter((s) => s.step === "install").map((s) => s.host).sort(), ["compute1", "compute2", "controller"], "computes install while the controller installs");
+    w.m.applyResult(w.result("controller", "install", "ok"));
+    w.settle();
+    assert.deepEqual(w.sent.filter((s) => s.step === "extra").map((s) => s.host), ["controller"], "extra waits for wave 1");
+    w.m.applyResult(w.result("controller", "extra", "ok"));
+    w.settle();
+    assert.deepEqual(w.sent.filter((s) => s.step === "extra").map((s) => s.host).sort(), ["compute1", "compute2", "controller"]);
+    const started = w.events.filter((e) => e.type === "step.started").map((e) => e.type === "step.started" && `${e.step}:${e.wave}`);
+    assert.ok(started.includes("install:1") && !started.includes("install:2"));
+    assert.ok(started.includes("extra:1") && started.includes("extra:2"));
+    assert.equal(w.finished()?.type === "run.finished" && w.finished()?.type, "run.finished");
+  });
+
+  it("finally runs after the last step, on the hosts its commands name only", () => {
+    const w = new World(new RunMachine(spec([["controller", 1], ["compute1", 2]], {}, "stack", [{ hosts: ["controller"], command: "./tools/discover_hosts.sh" }])));
+    w.settle();
+    const last = w.sent.map((s) => s.step);
+    assert.deepEqual(w.sent.filter((s) => s.step === "finally").map((s) => s.host), ["controller"]);
+    assert.equal(last.indexOf("finally"), last.length - 1, "finally comes after every host's test-config");
+    assert.equal(w.sent.filter((s) => s.step === "test-config").length, 2);
+    assert.equal(w.m.cells.get("compute1")?.has("finally"), false, "a host that runs no finally command has no cell for it");
+    const fin = w.finished();
+    assert.ok(fin?.type === "run.finished" && fin.status === "succeeded");
   });
 
   it("keeps waiting while one host has not answered", () => {
@@ -245,7 +280,7 @@ describe("engine - restart and resume", () => {
     const w = new World(new RunMachine(spec([["a", 0], ["b", 0]])));
     w.outcome = (host, step) => (host === "b" && step === "post-config" ? "failed" : "ok");
     w.settle();
-    const plan = planAttempt(w.m, "stack");
+    const plan = planAttempt(w.m, w.m.spec);
     assert.equal(plan.from, "post-config");
     assert.deepEqual(plan.steps, ["prepare", "override_defaults", "source", "post-config", "extra", "test-config"]);
     assert.deepEqual(plan.carried, { "post-config": ["a"] });
@@ -263,8 +298,29 @@ describe("engine - restart and resume", () => {
   it("resume --from reruns that step everywhere", () => {
     const w = new World(new RunMachine(spec([["a", 0], ["b", 0]])));
     w.settle();
-    const plan = planAttempt(w.m, "stack", { from: "extra" });
+    const plan = planAttempt(w.m, w.m.spec, { from: "extra" });
     assert.deepEqual(plan.steps, ["prepare", "override_defaults", "source", "extra", "test-config"]);
     assert.deepEqual(plan.carried, {});
+  });
+
+  it("resume in DevStack mode reruns every step on a host that did not finish, and carries one that finished everything", () => {
+    const w = new World(new RunMachine(spec([["controller", 1, "devstack"], ["compute1", 2, "devstack"], ["hookhost", 2, "hooks"]], { failurePolicy: "continue" })));
+    w.outcome = (host, step) => (host === "compute1" && step === "post-config" ? "failed" : "ok");
+    w.settle();
+    const plan = planAttempt(w.m, w.m.spec);
+    assert.deepEqual(plan.steps, STACK, "stack.sh cannot start mid-way: every step is in the attempt");
+    for (const step of STACK) assert.ok(plan.carried[step]?.includes("controller"), `controller finished everything: carried in ${step}`);
+    for (const step of STACK) assert.ok(!plan.carried[step]?.includes("compute1"), `compute1 reruns ${step}`);
+    assert.ok(plan.carried["install"]?.includes("hookhost") && !plan.carried["prepare"]?.includes("hookhost"), "a hooks host replays its session steps and carries the rest");
+    w.sent = [];
+    w.outcome = () => "ok";
+    w.publish({ type: "run.attempt", attempt: 2, steps: plan.steps, reason: "resume", from: plan.from, carried: plan.carried });
+    w.settle();
+    assert.deepEqual([...new Set(w.sent.filter((s) => s.host === "compute1").map((s) => s.step))], STACK);
+    assert.deepEqual(w.sent.filter((s) => s.host === "controller"), [], "nothing is sent to a carried DevStack host");
+    const forced = planAttempt(w.m, w.m.spec, { from: "extra" });
+    assert.deepEqual(forced.steps, STACK, "--from reruns stack.sh from its start on DevStack hosts");
+    assert.ok(!forced.carried["prepare"]?.includes("controller"));
+    assert.ok(forced.carried["install"]?.includes("hookhost"), "hooks hosts skip the steps before --from");
   });
 });

@@ -1,5 +1,6 @@
 import {
   findStep,
+  FINALLY_STEP,
   SESSION_STEPS,
   stepsOf,
   type CommandAck,
@@ -88,6 +89,28 @@ export class RunMachine {
     return [...new Set(this.spec.hosts.map((h) => h.wave))].sort((a, b) => a - b);
   }
 
+  /**
+   * True when wave order holds in `step` (the lab's `waveSteps`, every step by default):
+   * elsewhere every host of the run takes the step together, as one wave.
+   */
+  waveOrdered(step: StepId): boolean {
+    const only = this.spec.policy.waveSteps;
+    return only === null || only === undefined || only.includes(step);
+  }
+
+  /** The waves of `step`, in order: one per wave number, or a single one where wave order does not hold. */
+  wavesOf(step: StepId): number[] {
+    const waves = this.waves;
+    return this.waveOrdered(step) ? waves : waves.slice(0, 1);
+  }
+
+  /** The hosts that take part in `step`: every host, but for `finally`, the hosts its commands name. */
+  participants(step: StepId): RunSpec["hosts"] {
+    if (step !== FINALLY_STEP.id) return this.spec.hosts;
+    const named = new Set(this.spec.finally.flatMap((f) => f.hosts));
+    return this.spec.hosts.filter((h) => named.has(h.name));
+  }
+
   get finished(): boolean {
     return this.status !== "running";
   }
@@ -126,7 +149,7 @@ export class RunMachine {
         this.#volatile.clear();
         this.#cancelsSent.clear();
         for (const step of this.steps) {
-          for (const h of this.spec.hosts) {
+          for (const h of this.participants(step)) {
             const carried = this.#carried.get(step)?.has(h.name);
             if (!carried) Object.assign(this.cell(h.name, step), { status: "pending", attempt: event.attempt, startedAt: null, finishedAt: null, durationMs: null, failures: [] });
           }
@@ -234,7 +257,7 @@ export class RunMachine {
   position(): { step: StepId; wave: number; hosts: string[] } | undefined {
     for (const step of this.steps) {
       if (this.#finishedSteps.has(step)) continue;
-      for (const wave of this.waves) {
+      for (const wave of this.wavesOf(step)) {
         const hosts = this.#waveHosts(step, wave);
         if (hosts.length === 0) continue;
         if (hosts.every((h) => this.#isDone(h, step))) continue;
@@ -246,12 +269,14 @@ export class RunMachine {
   }
 
   #waveHosts(step: StepId, wave: number): string[] {
-    return this.spec.hosts
-      .filter((h) => h.wave === wave && !this.#excluded.has(h.name) && !this.#carried.get(step)?.has(h.name))
+    const inWave = this.waveOrdered(step) ? (h: { wave: number }) => h.wave === wave : () => true;
+    const hosts = this.participants(step).filter(inWave);
+    return hosts
+      .filter((h) => !this.#excluded.has(h.name) && !this.#carried.get(step)?.has(h.name))
       .map((h) => h.name)
       .concat(
         // a host that failed this very step stays part of its wave until the wave is over
-        this.spec.hosts.filter((h) => h.wave === wave && this.#excluded.has(h.name) && this.#failedAt(h.name, step)).map((h) => h.name),
+        hosts.filter((h) => this.#excluded.has(h.name) && this.#failedAt(h.name, step)).map((h) => h.name),
       );
   }
 
@@ -452,30 +477,45 @@ function ms(value: number): string {
 
 /**
  * The steps of a new attempt and the hosts that skip each. A first attempt runs every
- * step of the kind. A resume replays prepare, override_defaults and source on every host
- * (a new session, as a new stack.sh would), then runs from `from`: by default the first
- * step not finished on every host; hosts that already finished a step are carried over,
- * unless `forced` (`--from`), which runs it again everywhere.
+ * step of the kind (and `finally` when the lab gives commands for it).
+ *
+ * A resume replays prepare, override_defaults and source on every hooks-runner host (a new
+ * session, as a new stack.sh would), then runs from `from`: by default the first step not
+ * finished on every host; hosts that already finished a step are carried over, unless
+ * `forced` (`--from`), which runs it again everywhere.
+ *
+ * A host in DevStack mode cannot start its stack.sh mid-way: a resume runs every step on
+ * it again (its stack.sh from the start), unless it finished every step of the kind in
+ * an earlier attempt and no `--from` is given, in which case it is carried in every step.
+ * Its steps are never reported done unless they ran.
  */
 export function planAttempt(
   machine: RunMachine | undefined,
-  kind: RunSpec["kind"],
+  spec: RunSpec,
   options: { from?: StepId | undefined } = {},
 ): { steps: StepId[]; from: StepId; carried: Record<string, string[]> } {
-  const all = stepsOf(kind).map((s) => s.id);
+  const kindSteps = stepsOf(spec.kind).map((s) => s.id);
+  const all = spec.finally.length > 0 ? [...kindSteps, FINALLY_STEP.id] : kindSteps;
   if (!machine) return { steps: all, from: all[0] as StepId, carried: {} };
-  const hosts = machine.spec.hosts.map((h) => h.name);
-  const okOn = (step: StepId) => hosts.filter((h) => machine.cells.get(h)?.get(step)?.status === "ok");
+  const okOn = (host: string, step: StepId) => machine.cells.get(host)?.get(step)?.status === "ok";
+  const devstack = spec.hosts.filter((h) => h.runner === "devstack").map((h) => h.name);
+  const hooks = spec.hosts.filter((h) => h.runner !== "devstack").map((h) => h.name);
+  const complete = (host: string) => kindSteps.every((s) => okOn(host, s));
+  // DevStack hosts that run again, from the start of their script.
+  const restarting = devstack.filter((h) => options.from !== undefined || !complete(h));
   const work = all.filter((s) => !SESSION_STEPS.includes(s));
-  const from = options.from ?? work.find((s) => okOn(s).length < hosts.length) ?? work[work.length - 1] ?? "prepare";
+  const firstUnfinished = work.find((s) => spec.hosts.some((h) => machine.participants(s).some((p) => p.name === h.name) && !okOn(h.name, s)));
+  const from = options.from ?? (restarting.length > 0 ? (work[0] as StepId) : (firstUnfinished ?? work[work.length - 1] ?? "prepare"));
   const fromIndex = all.indexOf(from);
-  const steps = all.filter((s, i) => SESSION_STEPS.includes(s) || i >= fromIndex);
+  const steps = restarting.length > 0 ? all : all.filter((s, i) => SESSION_STEPS.includes(s) || i >= fromIndex);
   const carried: Record<string, string[]> = {};
-  if (!options.from) {
-    for (const step of steps) {
-      if (SESSION_STEPS.includes(step)) continue;
-      const done = okOn(step);
-      if (done.length > 0) carried[step] = done;
+  const carry = (step: StepId, host: string) => (carried[step] ??= []).push(host);
+  for (const step of steps) {
+    for (const host of devstack) if (!restarting.includes(host)) carry(step, host);
+    if (SESSION_STEPS.includes(step)) continue;
+    for (const host of hooks) {
+      const before = options.from !== undefined && all.indexOf(step) < fromIndex;
+      if (before || (options.from === undefined && okOn(host, step))) carry(step, host);
     }
   }
   return { steps, from, carried };

@@ -51,7 +51,7 @@ describe("lab manifest - a valid lab", () => {
     const lab = validation.lab;
     assert.ok(lab);
     assert.equal(lab.name, "demo");
-    assert.deepEqual(lab.defaults, { failurePolicy: "continue", maxFail: { percent: 25 }, phaseTimeoutMs: 1_200_000, ackTimeoutMs: 30_000, heartbeatTimeoutMs: 15_000 });
+    assert.deepEqual(lab.defaults, { failurePolicy: "continue", maxFail: { percent: 25 }, phaseTimeoutMs: 1_200_000, ackTimeoutMs: 30_000, heartbeatTimeoutMs: 15_000, waveSteps: null });
     assert.deepEqual(lab.pluginSettings, {
       order: "requires",
       reclone: false,
@@ -114,6 +114,60 @@ describe("lab manifest - a valid lab", () => {
     ]);
     assert.ok(!JSON.stringify(show).includes("s3cret"));
     assert.deepEqual(LabPluginAccessSchema.parse(labPluginAccess(lab)).credentials, lab.credentials);
+  });
+});
+
+describe("lab manifest - DevStack mode, waves per step, finally", () => {
+  const text = [
+    "lab: ds",
+    "defaults:",
+    "  runner: devstack",
+    "  waveSteps: [extra, test-config]",
+    "hosts:",
+    "  - name: controller",
+    "    wave: 1",
+    "    localConfText: |",
+    "      [[local|localrc]]",
+    "  - name: compute1",
+    "    wave: 2",
+    "    devstackUser: stackuser",
+    "    localConfText: |",
+    "      [[local|localrc]]",
+    "  - name: plain",
+    "    runner: hooks",
+    "    localConfText: |",
+    "      [[local|localrc]]",
+    "finally:",
+    "  - hosts: [controller]",
+    "    run: ./tools/discover_hosts.sh",
+    "",
+  ].join("\n");
+
+  it("takes the runner and DevStack's user from the host, else from defaults, else hooks and stack", () => {
+    const v = validateLab({ file: "lab.yaml", text, files: {} });
+    assert.equal(v.ok, true, messages(v.diagnostics));
+    const hosts = v.lab?.hosts ?? [];
+    assert.deepEqual(hosts.map((h) => [h.name, h.runner, h.devstackUser]), [["controller", "devstack", "stack"], ["compute1", "devstack", "stackuser"], ["plain", "hooks", "stack"]]);
+    assert.deepEqual(v.lab?.defaults.waveSteps, ["extra", "test-config"]);
+    assert.deepEqual(v.lab?.finally, [{ hosts: ["controller"], kinds: ["stack"], command: "./tools/discover_hosts.sh" }]);
+    const lab = v.lab;
+    assert.ok(lab);
+    const controller = HostConfigSchema.parse(hostConfig(lab, "controller", 1));
+    assert.deepEqual([controller.runner, controller.devstackUser, controller.finally], ["devstack", "stack", [{ kinds: ["stack"], command: "./tools/discover_hosts.sh" }]]);
+    assert.deepEqual(hostConfig(lab, "compute1", 1).finally, [], "a host a finally entry does not name has no finally command");
+    const show = labShow(lab, 1, 0);
+    assert.deepEqual(show.finally, [{ hosts: ["controller"], kinds: ["stack"], command: "./tools/discover_hosts.sh" }]);
+    assert.deepEqual(show.hosts.map((h) => h.runner), ["devstack", "devstack", "hooks"]);
+  });
+
+  it("refuses an unknown runner, an unknown step in waveSteps and a finally host that is not in the lab, naming each line", () => {
+    const bad = text.replace("runner: devstack", "runner: ansible").replace("[extra, test-config]", "[extra, post-extra]").replace("hosts: [controller]", "hosts: [controler]");
+    const v = validateLab({ file: "lab.yaml", text: bad, files: {} });
+    assert.equal(v.ok, false);
+    const out = v.diagnostics.map((d) => `${d.file}:${d.line ?? "?"}: ${d.path ?? ""}: ${d.message}`).join("\n");
+    assert.match(out, /lab\.yaml:3: defaults\.runner: must be one of "hooks", "devstack", not string "ansible"/);
+    assert.match(out, /lab\.yaml:4: defaults\.waveSteps\[1\]: must be one of .*"extra".*not string "post-extra"/);
+    assert.match(out, /lab\.yaml:20: finally\[0\]\.hosts\[0\]: "controler" is not a host of this lab \(its hosts: controller, compute1, plain\)/);
   });
 });
 

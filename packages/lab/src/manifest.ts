@@ -4,6 +4,12 @@ import { combineLocalConfs, parseLocalConf, type ParsedLocalConf } from "@stackb
 import {
   nameProblem,
   parseDuration,
+  RUN_KINDS,
+  RUNNERS,
+  STEP_IDS,
+  type RunKind,
+  type RunnerKind,
+  type StepId,
   type ConfigApplyRequest,
   type Diagnostic,
   type LocalConfSource,
@@ -20,7 +26,11 @@ export const DEFAULT_RUN_DEFAULTS: RunDefaults = {
   phaseTimeoutMs: 15 * 60_000,
   ackTimeoutMs: 30_000,
   heartbeatTimeoutMs: 15_000,
+  waveSteps: null,
 };
+
+/** The user an agent running as root runs DevStack's scripts as, when the manifest names none. */
+export const DEFAULT_DEVSTACK_USER = "stack";
 
 /** The plugin settings a lab gets when its manifest does not set them. */
 export const DEFAULT_PLUGIN_SETTINGS: PluginSettings = {
@@ -46,6 +56,10 @@ export interface LabHost {
   labels: Record<string, string>;
   /** An agent that `stackbus up` starts on this machine. */
   local: boolean;
+  /** How the agent runs this host's steps. @default "hooks" */
+  runner: RunnerKind;
+  /** With the devstack runner: the user an agent running as root runs DevStack's scripts as. */
+  devstackUser: string;
   /** Absolute (resolved against the manifest's directory). */
   topDir?: string;
   dest?: string;
@@ -64,6 +78,15 @@ export interface Lab {
   pluginSettings: PluginSettings;
   credentials: Credential[];
   hosts: LabHost[];
+  /** Commands run on named hosts after every host finished a run's last step. */
+  finally: LabFinally[];
+}
+
+/** One `finally` entry of a lab. */
+export interface LabFinally {
+  hosts: string[];
+  kinds: RunKind[];
+  command: string;
 }
 
 /** The outcome of validating a lab: ok when no diagnostic is an error. */
@@ -74,6 +97,8 @@ export interface LabValidation {
 }
 
 const Duration = z.union([z.string(), z.number()]);
+const Runner = z.enum(RUNNERS);
+const StepName = z.enum(STEP_IDS as [StepId, ...StepId[]]);
 const LocalConfFields = { localConf: z.string().optional(), localConfText: z.string().optional() };
 
 const ManifestSchema = z.strictObject({
@@ -85,6 +110,9 @@ const ManifestSchema = z.strictObject({
       phaseTimeout: Duration.optional(),
       ackTimeout: Duration.optional(),
       heartbeatTimeout: Duration.optional(),
+      waveSteps: z.array(StepName).optional(),
+      runner: Runner.optional(),
+      devstackUser: z.string().min(1).optional(),
     })
     .optional(),
   plugins: z
@@ -105,27 +133,40 @@ const ManifestSchema = z.strictObject({
         wave: z.number().int().optional(),
         labels: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
         local: z.boolean().optional(),
+        runner: Runner.optional(),
+        devstackUser: z.string().min(1).optional(),
         topDir: z.string().min(1).optional(),
         dest: z.string().min(1).optional(),
         ...LocalConfFields,
       }),
     )
     .min(1),
+  finally: z
+    .array(
+      z.strictObject({
+        hosts: z.array(z.string()).min(1),
+        run: z.string().min(1),
+        kinds: z.array(z.enum(RUN_KINDS)).min(1).optional(),
+      }),
+    )
+    .optional(),
 });
 type Manifest = z.infer<typeof ManifestSchema>;
 
 const KNOWN_FIELDS: Record<string, readonly string[]> = {
-  "": ["lab", "defaults", "plugins", "common", "hosts"],
-  defaults: ["failurePolicy", "maxFail", "phaseTimeout", "ackTimeout", "heartbeatTimeout"],
+  "": ["lab", "defaults", "plugins", "common", "hosts", "finally"],
+  defaults: ["failurePolicy", "maxFail", "phaseTimeout", "ackTimeout", "heartbeatTimeout", "waveSteps", "runner", "devstackUser"],
   plugins: ["order", "reclone", "offline", "mirrors", "allowSchemes", "credentials"],
   common: ["localConf", "localConfText"],
-  host: ["name", "wave", "labels", "local", "topDir", "dest", "localConf", "localConfText"],
+  host: ["name", "wave", "labels", "local", "runner", "devstackUser", "topDir", "dest", "localConf", "localConfText"],
+  finally: ["hosts", "run", "kinds"],
   mirror: ["prefix", "replace"],
   credential: ["prefix", "username", "password"],
 };
 
 function fieldsAt(path: FieldPath): readonly string[] {
   if (path.length === 2 && path[0] === "hosts") return KNOWN_FIELDS["host"] ?? [];
+  if (path.length === 2 && path[0] === "finally") return KNOWN_FIELDS["finally"] ?? [];
   if (path.length === 3 && path[0] === "plugins" && path[1] === "mirrors") return KNOWN_FIELDS["mirror"] ?? [];
   if (path.length === 3 && path[0] === "plugins" && path[1] === "credentials") return KNOWN_FIELDS["credential"] ?? [];
   return KNOWN_FIELDS[path.map(String).join(".")] ?? [];
@@ -267,6 +308,18 @@ function semanticDiagnostics(source: YamlSource, data: Record<string, unknown>):
       out.push(...exclusiveSource(source, ["hosts", i], host, false));
     });
   }
+  const finallyList = data["finally"];
+  if (Array.isArray(finallyList) && Array.isArray(hosts)) {
+    const names = new Set(hosts.filter(isRecord).map((h) => h["name"]).filter((n): n is string => typeof n === "string"));
+    finallyList.forEach((entry, i) => {
+      if (!isRecord(entry) || !Array.isArray(entry["hosts"])) return;
+      entry["hosts"].forEach((name, j) => {
+        if (typeof name === "string" && !names.has(name)) {
+          out.push(source.at("error", ["finally", i, "hosts", j], `${JSON.stringify(name)} is not a host of this lab (its hosts: ${[...names].join(", ")})`));
+        }
+      });
+    });
+  }
   return out;
 }
 
@@ -388,6 +441,7 @@ function buildLab(request: ConfigApplyRequest, manifest: Manifest, combined: Par
       phaseTimeoutMs: d.phaseTimeout !== undefined ? parseDuration(d.phaseTimeout) : DEFAULT_RUN_DEFAULTS.phaseTimeoutMs,
       ackTimeoutMs: d.ackTimeout !== undefined ? parseDuration(d.ackTimeout) : DEFAULT_RUN_DEFAULTS.ackTimeoutMs,
       heartbeatTimeoutMs: d.heartbeatTimeout !== undefined ? parseDuration(d.heartbeatTimeout) : DEFAULT_RUN_DEFAULTS.heartbeatTimeoutMs,
+      waveSteps: d.waveSteps !== undefined ? [...new Set(d.waveSteps)] : DEFAULT_RUN_DEFAULTS.waveSteps,
     },
     pluginSettings: {
       order: p.order ?? DEFAULT_PLUGIN_SETTINGS.order,
@@ -402,11 +456,14 @@ function buildLab(request: ConfigApplyRequest, manifest: Manifest, combined: Par
       wave: h.wave ?? 0,
       labels: Object.fromEntries(Object.entries(h.labels ?? {}).map(([k, v]) => [k, String(v)])),
       local: h.local ?? false,
+      runner: h.runner ?? d.runner ?? "hooks",
+      devstackUser: h.devstackUser ?? d.devstackUser ?? DEFAULT_DEVSTACK_USER,
       ...(h.topDir !== undefined ? { topDir: resolve(base, h.topDir) } : {}),
       ...(h.dest !== undefined ? { dest: resolve(base, h.dest) } : {}),
       localConf: [...common, ...sourceOf(request, h)],
       parsed: combined[i] as ParsedLocalConf,
     })),
+    finally: (manifest.finally ?? []).map((f) => ({ hosts: [...new Set(f.hosts)], kinds: f.kinds ?? ["stack"], command: f.run })),
   };
 }
 

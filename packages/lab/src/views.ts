@@ -29,6 +29,9 @@ export function hostConfig(lab: Lab, host: string, revision: number): HostConfig
     plugins: h.parsed.plugins.map((p) => ({ ...p })),
     diagnostics: h.parsed.diagnostics.map((d) => ({ ...d })),
     pluginSettings: structuredClone(lab.pluginSettings),
+    runner: h.runner,
+    devstackUser: h.devstackUser,
+    finally: lab.finally.filter((f) => f.hosts.includes(h.name)).map((f) => ({ kinds: [...f.kinds], command: f.command })),
   };
 }
 
@@ -46,11 +49,13 @@ export function labShow(lab: Lab, revision: number, appliedAt: number): LabShow 
       wave: h.wave,
       labels: { ...h.labels },
       local: h.local,
+      runner: h.runner,
       ...(h.topDir !== undefined ? { topDir: h.topDir } : {}),
       ...(h.dest !== undefined ? { dest: h.dest } : {}),
       plugins: h.parsed.plugins.map((p) => ({ ...p })),
       warnings: h.parsed.diagnostics.filter((d) => d.severity === "warning").length,
     })),
+    finally: lab.finally.map((f) => ({ hosts: [...f.hosts], kinds: [...f.kinds], command: f.command })),
   };
 }
 

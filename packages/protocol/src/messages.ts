@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { ErrorCode } from "./errors.js";
 import { nameProblem, type NameKind } from "./names.js";
-import { MERGE_GROUPS, RUN_KINDS, STEP_IDS, type StepId } from "./phases.js";
+import { MERGE_GROUPS, RUN_KINDS, RUNNERS, STEP_IDS, type StepId } from "./phases.js";
 
 /** A string that must be a safe subject token; the issue names the kind and the value. */
 export function nameSchema(kind: NameKind) {
@@ -25,6 +25,9 @@ const Timestamp = z.number().int().nonnegative();
 export const RunKindSchema = z.enum(RUN_KINDS);
 export const StepIdSchema = z.enum(STEP_IDS as [StepId, ...StepId[]]);
 export const MergeGroupSchema = z.enum(MERGE_GROUPS);
+export const RunnerSchema = z.enum(RUNNERS);
+/** Steps in which wave order holds; null: every step. */
+const WaveStepsSchema = z.array(StepIdSchema).nullable().default(null);
 
 // ---------------------------------------------------------------------------
 // Errors and replies
@@ -80,6 +83,7 @@ export const RunDefaultsSchema = z.object({
   phaseTimeoutMs: Millis,
   ackTimeoutMs: Millis,
   heartbeatTimeoutMs: Millis,
+  waveSteps: WaveStepsSchema,
 });
 export type RunDefaults = z.infer<typeof RunDefaultsSchema>;
 
@@ -127,6 +131,15 @@ export const MetaBlockSchema = z.object({
 });
 export type MetaBlockWire = z.infer<typeof MetaBlockSchema>;
 
+/** A command the lab runs on some hosts after every host finished a run's last step. */
+export const FinallyCommandSchema = z.object({
+  /** The run kinds it follows. */
+  kinds: z.array(RunKindSchema).min(1),
+  /** A bash command line, run in the host's TOP_DIR. */
+  command: z.string().min(1),
+});
+export type FinallyCommand = z.infer<typeof FinallyCommandSchema>;
+
 /** What the config service answers for one host: everything the agent needs to run it. */
 export const HostConfigSchema = z.object({
   lab: LabName,
@@ -142,6 +155,12 @@ export const HostConfigSchema = z.object({
   plugins: z.array(PluginDeclSchema),
   diagnostics: z.array(DiagnosticSchema),
   pluginSettings: PluginSettingsSchema,
+  /** How the agent runs this host's steps. */
+  runner: RunnerSchema.default("hooks"),
+  /** With the devstack runner, the user an agent running as root runs DevStack's scripts as. */
+  devstackUser: z.string().default("stack"),
+  /** This host's `finally` commands. */
+  finally: z.array(FinallyCommandSchema).default([]),
 });
 export type HostConfig = z.infer<typeof HostConfigSchema>;
 
@@ -171,6 +190,7 @@ export const LabHostSummarySchema = z.object({
   wave: z.number().int(),
   labels: z.record(z.string(), z.string()),
   local: z.boolean(),
+  runner: RunnerSchema.default("hooks"),
   topDir: z.string().optional(),
   dest: z.string().optional(),
   plugins: z.array(PluginDeclSchema),
@@ -184,6 +204,7 @@ export const LabShowSchema = z.object({
   defaults: RunDefaultsSchema,
   pluginSettings: PluginSettingsSchema,
   hosts: z.array(LabHostSummarySchema),
+  finally: z.array(FinallyCommandSchema.extend({ hosts: z.array(HostName).min(1) })).default([]),
 });
 export type LabShow = z.infer<typeof LabShowSchema>;
 
@@ -292,7 +313,7 @@ export const HookResultSchema = z.object({
 });
 export type HookResult = z.infer<typeof HookResultSchema>;
 
-export const FailureReasonSchema = z.enum(["hook", "prepare", "merge", "timeout", "canceled", "lost", "session", "busy", "internal"]);
+export const FailureReasonSchema = z.enum(["hook", "devstack", "prepare", "merge", "timeout", "canceled", "lost", "session", "busy", "internal"]);
 export type FailureReason = z.infer<typeof FailureReasonSchema>;
 
 /** Why a host failed a step: host, step, hook, exit status, and the output tail. */
@@ -305,11 +326,30 @@ export const FailureSchema = z.object({
   signal: z.string().nullable(),
   message: z.string(),
   outputTail: z.array(z.string()),
+  /** The command that failed, when known (e.g. `false`, `install_foo`). */
+  command: z.string().optional(),
+  /** Where it failed, as DevStack's xtrace writes it: `file:function:line`. */
+  location: z.string().optional(),
+  /** DevStack's own log of the run on the host (its LOGFILE), when it keeps one. */
+  logFile: z.string().optional(),
 });
 export type Failure = z.infer<typeof FailureSchema>;
 
 export const StepStatusSchema = z.enum(["ok", "failed", "timeout", "canceled", "lost"]);
 export type StepStatus = z.infer<typeof StepStatusSchema>;
+
+/** What a step in DevStack mode adds: DevStack's log, its last summary line, its own timings. */
+export const DevstackStepSchema = z.object({
+  /** The DevStack script the step ran (`stack.sh`, `unstack.sh`, `clean.sh`). */
+  script: z.string(),
+  /** DevStack's LOGFILE on the host, or null when the localrc sets none. */
+  logFile: z.string().nullable(),
+  /** The last `echo_summary` line DevStack printed during the step. */
+  summary: z.string().nullable(),
+  /** DevStack's `time_totals` (seconds by component), printed at the end of stack.sh. */
+  timeTotals: z.record(z.string(), z.number()),
+});
+export type DevstackStep = z.infer<typeof DevstackStepSchema>;
 
 /** Agent -> stream: the outcome of one step on one host. */
 export const StepResultSchema = z.object({
@@ -327,6 +367,8 @@ export const StepResultSchema = z.object({
   failures: z.array(FailureSchema),
   facts: z.record(z.string(), z.string()),
   warnings: z.array(z.string()),
+  /** Set by the devstack runner. */
+  devstack: DevstackStepSchema.optional(),
 });
 export type StepResult = z.infer<typeof StepResultSchema>;
 
@@ -342,7 +384,7 @@ export type CommandAck = z.infer<typeof CommandAckSchema>;
 /** Ask an agent what a run of this kind would run on its host, running nothing. */
 export const PlanRequestSchema = z.object({ kind: RunKindSchema });
 export const PlanEntrySchema = z.object({
-  action: z.enum(["session", "extras", "plugin", "merge", "hypervisor", "builtin"]),
+  action: z.enum(["session", "extras", "plugin", "merge", "hypervisor", "builtin", "devstack", "command"]),
   name: z.string(),
   args: z.array(z.string()),
   /** False when the host's configuration means it will be skipped (note says why). */
@@ -355,11 +397,19 @@ export const HostPlanSchema = z.object({
   host: HostName,
   revision: z.number().int().positive(),
   kind: RunKindSchema,
+  runner: RunnerSchema.default("hooks"),
   steps: z.array(z.object({ step: StepIdSchema, label: z.string(), errexit: z.boolean(), entries: z.array(PlanEntrySchema) })),
 });
 export type HostPlan = z.infer<typeof HostPlanSchema>;
 
-export const CancelRequestSchema = z.object({ runId: RunId, reason: z.string() });
+export const CancelRequestSchema = z.object({
+  runId: RunId,
+  reason: z.string(),
+  /** The run is over: release what the host holds for it (a session, a paused stack.sh). */
+  end: z.boolean().optional(),
+  /** With end: the attempt that ended (a later attempt of the same run is left alone). */
+  attempt: z.number().int().positive().optional(),
+});
 export const CancelReplySchema = z.object({ host: HostName, canceled: z.boolean() });
 
 /** One batch of output lines from the hooks of one step on one host. */
@@ -392,6 +442,8 @@ export const ProgressSchema = z.object({
   /** Work counters for long actions, e.g. plugin download bytes. */
   done: z.number().nonnegative().optional(),
   total: z.number().nonnegative().optional(),
+  /** What the host is doing, in its own words (DevStack's `echo_summary` lines). */
+  activity: z.string().optional(),
 });
 export type Progress = z.infer<typeof ProgressSchema>;
 
@@ -404,10 +456,11 @@ export const RunPolicySchema = z.object({
   phaseTimeoutMs: Millis,
   ackTimeoutMs: Millis,
   heartbeatTimeoutMs: Millis,
+  waveSteps: WaveStepsSchema,
 });
 export type RunPolicy = z.infer<typeof RunPolicySchema>;
 
-export const RunHostSchema = z.object({ name: HostName, wave: z.number().int() });
+export const RunHostSchema = z.object({ name: HostName, wave: z.number().int(), runner: RunnerSchema.default("hooks") });
 
 export const RunSpecSchema = z.object({
   lab: LabName,
@@ -417,6 +470,8 @@ export const RunSpecSchema = z.object({
   configRevision: z.number().int().positive(),
   policy: RunPolicySchema,
   createdAt: Timestamp,
+  /** The lab's `finally` commands for this run's kind, with the hosts that run them. */
+  finally: z.array(z.object({ hosts: z.array(HostName).min(1), command: z.string() })).default([]),
 });
 export type RunSpec = z.infer<typeof RunSpecSchema>;
 
@@ -428,6 +483,8 @@ export const RunStartRequestSchema = z.object({
   phaseTimeoutMs: Millis.optional(),
   ackTimeoutMs: Millis.optional(),
   heartbeatTimeoutMs: Millis.optional(),
+  /** Steps in which wave order holds (null: every step); default: the lab's. */
+  waveSteps: z.array(StepIdSchema).nullable().optional(),
   /** Continue this failed run instead of starting a new one. */
   resume: RunId.optional(),
   /** With resume: the step to start from (default: the first step not finished everywhere). */
@@ -525,6 +582,8 @@ export const HostStepStateSchema = z.object({
   finishedAt: Timestamp.nullable(),
   durationMs: Millis.nullable(),
   failures: z.array(FailureSchema),
+  /** Set for a step a host ran in DevStack mode. */
+  devstack: DevstackStepSchema.optional(),
 });
 export type HostStepState = z.infer<typeof HostStepStateSchema>;
 

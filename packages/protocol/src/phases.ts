@@ -50,7 +50,8 @@ export type StepId =
   | "extra"
   | "test-config"
   | "unstack"
-  | "clean";
+  | "clean"
+  | "finally";
 
 export const STEP_IDS: readonly StepId[] = [
   "prepare",
@@ -63,6 +64,7 @@ export const STEP_IDS: readonly StepId[] = [
   "test-config",
   "unstack",
   "clean",
+  "finally",
 ];
 
 export interface Step {
@@ -124,6 +126,13 @@ const CLEAN: Step = {
   actions: [extras("clean"), plugins("plugin.sh", "clean"), hypervisor("cleanup_nova_hypervisor", "nova")],
 };
 
+/**
+ * The lab's `finally` commands: run on the hosts they name after every host of the run
+ * finished the kind's last step (e.g. DevStack's `tools/discover_hosts.sh` on the
+ * controller). A run has this step only when the lab gives commands for its kind.
+ */
+export const FINALLY_STEP: Step = { id: "finally", label: "finally", errexit: true, actions: [] };
+
 /** Every step of each run kind, in the order the coordinator runs them. */
 export const PHASE_MODEL: Readonly<Record<RunKind, readonly Step[]>> = {
   stack: [
@@ -150,10 +159,15 @@ export function stepsOf(kind: RunKind): readonly Step[] {
   return PHASE_MODEL[kind];
 }
 
-/** One step of a run kind, or undefined when that kind has no such step. */
+/** One step of a run kind (or the `finally` step), or undefined when that kind has no such step. */
 export function findStep(kind: RunKind, id: string): Step | undefined {
+  if (id === FINALLY_STEP.id) return FINALLY_STEP;
   return PHASE_MODEL[kind].find((s) => s.id === id);
 }
+
+/** How an agent runs a host's steps: its own hook session, or the host's DevStack checkout's scripts. */
+export const RUNNERS = ["hooks", "devstack"] as const;
+export type RunnerKind = (typeof RUNNERS)[number];
 
 /**
  * The steps that rebuild a host's shell state: a new session replays these first, as a

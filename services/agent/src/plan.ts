@@ -83,5 +83,8 @@ export async function planHost(options: { dirs: HostDirs; config: HostConfig; ki
     }
     return { step: step.id, label: step.label, errexit: step.errexit, entries };
   });
-  return { lab: config.lab, host: config.host, revision: config.revision, kind, steps };
+  for (const f of config.finally.filter((x) => x.kinds.includes(kind))) {
+    steps.push({ step: "finally", label: "finally", errexit: true, entries: [{ action: "command", name: f.command, args: [], active: true, note: "after every host finished the run" }] });
+  }
+  return { lab: config.lab, host: config.host, revision: config.revision, kind, runner: "hooks", steps };
 }

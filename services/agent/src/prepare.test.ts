@@ -78,6 +78,9 @@ describe("spare session - the next run's shell, opened while the host is idle", 
       blocks: [],
       plugins: [],
       diagnostics: [],
+      runner: "hooks",
+      devstackUser: "stack",
+      finally: [],
       pluginSettings: { order: "registration", reclone: false, offline: false, mirrors: [], allowSchemes: ["https", "http", "file", "path"] },
     };
     const runDir = join(dir.path, "run");

@@ -51,7 +51,7 @@ export function sessionSetup(dirs: HostDirs): string {
 }
 
 /** The environment a session starts with; a run adds STACKBUS_RUN and STACKBUS_FACTS_FILE. */
-function baseEnv(lab: string, host: string): Record<string, string> {
+export function baseEnv(lab: string, host: string): Record<string, string> {
   return {
     PATH: process.env["PATH"] ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     HOME: process.env["HOME"] ?? "/root",
@@ -159,6 +159,15 @@ export class SpareSession {
     return openShell(this.#dirs, this.#env, this.#logger, onOutput);
   }
 
+  /** Ends the spare (if any) without closing: a later warm() opens a new one. */
+  drop(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const next = this.#next;
+    this.#next = undefined;
+    void next?.then((spare) => spare?.session.close());
+  }
+
   close(): void {
     this.#closed = true;
     clearTimeout(this.#timer);
@@ -245,33 +254,43 @@ export async function openSession(options: {
   return { session, factsFile, localrcStatus: run?.exitCode ?? 0, localrcDied: run?.died ?? false };
 }
 
+/** A plugin as enable_plugin registered it: name, URL, ref, and its GITDIR. */
+export interface RegisteredPlugin {
+  name: string;
+  url: string;
+  ref: string;
+  /** `GITDIR[name]`: `$DEST/<name>` as DEST was when enable_plugin ran (empty: under `dest`). */
+  dir: string;
+}
+
 /**
  * Gets every registered plugin through the fetcher and installs it where DevStack would
- * have cloned it. Returns them in the order the lab asks for (registration by default).
+ * have cloned it, in registration order. `onInstalled` is told each checkout's directory
+ * (the devstack runner hands it to DevStack's user).
  */
-export async function installPlugins(options: {
+export async function fetchPlugins(options: {
   bus: Bus;
-  session: BashSession;
   config: HostConfig;
   runId: string;
+  registered: readonly RegisteredPlugin[];
   dest: string;
   log: (line: string) => void;
   onProgress: (plugin: string, done: number, total: number) => void;
-}): Promise<{ plugins: InstalledPlugin[]; warnings: string[] }> {
-  const { bus, session, config } = options;
-  const registered = await session.listPlugins();
-  if (registered.length === 0) return { plugins: [], warnings: [] };
+  onInstalled?: (path: string) => Promise<void> | void;
+}): Promise<{ plugins: InstalledPlugin[]; replies: PluginResolveReply[]; warnings: string[] }> {
+  const { bus, config, registered } = options;
+  if (registered.length === 0) return { plugins: [], replies: [], warnings: [] };
   const warnings: string[] = [];
   const store = await bus.objectStore(OBJECT_STORES.plugins);
   const replies: PluginResolveReply[] = await Promise.all(
-    registered.map(async ([name = "", url = "", ref = ""]) => {
+    registered.map(async ({ name, url, ref }) => {
       options.log(`resolving plugin ${name} (${url} ${ref})`);
       return resolvePlugin(bus, config.lab, { name, url, ref, runId: options.runId }, options.log);
     }),
   );
   const installed: InstalledPlugin[] = [];
   for (const [i, reply] of replies.entries()) {
-    const dir = registered[i]?.[3] || join(options.dest, reply.name);
+    const dir = registered[i]?.dir || join(options.dest, reply.name);
     warnings.push(...reply.warnings.map((w) => `${reply.name}: ${w}`));
     const outcome = await installPlugin({
       store,
@@ -282,9 +301,29 @@ export async function installPlugins(options: {
     });
     options.log(`plugin ${reply.name} at ${reply.commit.slice(0, 12)}: ${outcome.action} in ${outcome.path}`);
     if (outcome.warning) warnings.push(outcome.warning);
+    await options.onInstalled?.(outcome.path);
     installed.push({ name: reply.name, url: reply.url, ref: reply.ref, dir: outcome.path, commit: outcome.commit });
   }
-  if (config.pluginSettings.order === "requires") {
+  return { plugins: installed, replies, warnings };
+}
+
+/**
+ * The hooks runner's plugins: those the session's localrc registered, fetched and
+ * installed (fetchPlugins), in the order the lab asks for (registration by default).
+ */
+export async function installPlugins(options: {
+  bus: Bus;
+  session: BashSession;
+  config: HostConfig;
+  runId: string;
+  dest: string;
+  log: (line: string) => void;
+  onProgress: (plugin: string, done: number, total: number) => void;
+}): Promise<{ plugins: InstalledPlugin[]; warnings: string[] }> {
+  const { session, config } = options;
+  const registered = (await session.listPlugins()).map(([name = "", url = "", ref = "", dir = ""]) => ({ name, url, ref, dir }));
+  const { plugins: installed, replies, warnings } = await fetchPlugins({ ...options, registered });
+  if (config.pluginSettings.order === "requires" && replies.length > 0) {
     const order = orderPlugins(
       replies.map((r) => ({ name: r.name, requires: r.requires })),
       "requires",

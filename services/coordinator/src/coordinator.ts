@@ -110,7 +110,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         const driver = startDriver(machine);
         const created = await driver.publish({ type: "run.created", spec } as EventDraft);
         machine.firstSeq = created;
-        const plan = planAttempt(undefined, spec.kind);
+        const plan = planAttempt(undefined, spec);
         await driver.publish({ type: "run.attempt", attempt: 1, steps: plan.steps, reason: "start", from: plan.from, carried: {} });
         await driver.save();
         log.info({ runId: spec.runId, lab, kind: spec.kind, hosts: spec.hosts.length }, "run started");
@@ -147,7 +147,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     if (busy) throw new StackbusError(ErrorCode.Conflict, `run ${busy.machine.spec.runId} is still running in lab ${lab}`);
     const machine = await rebuild(bus, record);
     if (req.from && !machine.spec.hosts.length) throw new StackbusError(ErrorCode.InvalidArgument, "the run has no hosts");
-    const plan = planAttempt(machine, machine.spec.kind, { from: req.from });
+    const plan = planAttempt(machine, machine.spec, { from: req.from });
     const driver = startDriver(machine);
     const attempt = machine.attempt + 1;
     await driver.publish({ type: "run.attempt", attempt, steps: plan.steps, reason: "resume", from: plan.from, carried: plan.carried });
@@ -198,7 +198,7 @@ function labOf(subject: string): string {
 }
 
 function newSpec(lab: string, req: RunStartRequest, show: LabShow): RunSpec {
-  let hosts = show.hosts.map((h) => ({ name: h.name, wave: h.wave }));
+  let hosts = show.hosts.map((h) => ({ name: h.name, wave: h.wave, runner: h.runner }));
   if (req.hosts && req.hosts.length > 0) {
     const known = new Set(hosts.map((h) => h.name));
     const unknown = req.hosts.filter((h) => !known.has(h));
@@ -222,9 +222,19 @@ function newSpec(lab: string, req: RunStartRequest, show: LabShow): RunSpec {
       phaseTimeoutMs: req.phaseTimeoutMs ?? d.phaseTimeoutMs,
       ackTimeoutMs: req.ackTimeoutMs ?? d.ackTimeoutMs,
       heartbeatTimeoutMs: req.heartbeatTimeoutMs ?? d.heartbeatTimeoutMs,
+      waveSteps: req.waveSteps !== undefined ? req.waveSteps : d.waveSteps,
     },
     createdAt: Date.now(),
+    finally: finallyFor(req.kind, show, new Set(hosts.map((h) => h.name))),
   };
+}
+
+/** The lab's `finally` commands that follow a run of `kind`, on the hosts of the run. */
+function finallyFor(kind: RunSpec["kind"], show: LabShow, inRun: Set<string>): RunSpec["finally"] {
+  return show.finally
+    .filter((f) => f.kinds.includes(kind))
+    .map((f) => ({ hosts: f.hosts.filter((h) => inRun.has(h)), command: f.command }))
+    .filter((f) => f.hosts.length > 0);
 }
 
 async function listRecords(kv: KV): Promise<RunRecord[]> {
@@ -456,10 +466,25 @@ class RunDriver {
   #finish(): void {
     clearInterval(this.#tick);
     clearTimeout(this.#timer);
+    this.#release();
     void this.#stores.then(() => this.#saveLater()).finally(() => {
       this.#log.info({ status: this.machine.status }, "run finished");
       this.#onDone();
     });
+  }
+
+  /**
+   * Tells every host of the run that it is over, so each releases what it holds for it:
+   * a hook session, or a DevStack script paused between two phases (which then stops).
+   */
+  #release(): void {
+    const spec = this.machine.spec;
+    const reason = `run ${spec.runId} ${this.machine.status}`;
+    for (const h of spec.hosts) {
+      void this.#bus
+        .request(subjects.hostCancel(spec.lab, h.name), CancelRequestSchema, { runId: spec.runId, reason, end: true, attempt: this.machine.attempt }, CancelReplySchema, { timeoutMs: 5_000 })
+        .catch((err: unknown) => this.#log.debug({ host: h.name, err: (err as Error).message }, "the end of the run did not reach the host"));
+    }
   }
 
   stop(): void {

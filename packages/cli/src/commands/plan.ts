@@ -17,6 +17,9 @@ import { withLab } from "../lab-name.js";
 /** Renders one host's plan for people. */
 export function renderPlan(plan: HostPlan): string {
   const lines = [pc.bold(`${plan.host}`) + pc.dim(` (lab ${plan.lab} revision ${plan.revision})`)];
+  if (plan.runner === "devstack") {
+    lines.push(pc.dim(`  DevStack mode: this host's own ${plan.kind}.sh runs, unchanged; DevStack's own work runs between the hooks, and the script pauses at the end of each step`));
+  }
   for (const step of plan.steps) {
     lines.push(`  ${pc.cyan(step.label)}${step.errexit ? "" : pc.dim(" (goes on past failures)")}`);
     if (step.entries.length === 0) lines.push(pc.dim("    (nothing)"));

@@ -2,6 +2,7 @@ import { Option, type Command } from "commander";
 import {
   findStep,
   parseDuration,
+  ProgressSchema,
   RunCancelReplySchema,
   RunCancelRequestSchema,
   RunStartReplySchema,
@@ -69,6 +70,25 @@ export async function startRun(bus: Bus, lab: string, req: RunStartRequest, opti
     return EXIT.ok;
   }
   let status = "failed";
+  // What each host says it is doing (DevStack's echo_summary lines), printed as it changes.
+  const said = new Map<string, string>();
+  const activity = options.json
+    ? undefined
+    : bus.subscribe(subjects.runProgressAll(lab, reply.runId), ProgressSchema, (p) => {
+        if (p.attempt !== reply.attempt || !p.activity || said.get(p.host) === p.activity) return;
+        said.set(p.host, p.activity);
+        out(`${new Date(p.at).toISOString().slice(11, 19)}   ${p.host} ${p.step}: ${p.activity}`);
+      });
+  try {
+    status = await followToEnd(bus, lab, reply, options, out);
+  } finally {
+    activity?.unsubscribe();
+  }
+  return status === "succeeded" ? EXIT.ok : EXIT.failed;
+}
+
+async function followToEnd(bus: Bus, lab: string, reply: { runId: string; attempt: number }, options: { json: boolean }, out: (line: string) => void): Promise<string> {
+  let status = "failed";
   for await (const item of followRun(bus, lab, reply.runId, { untilAttempt: reply.attempt })) {
     if (options.json) out(JSON.stringify(item.kind === "event" ? { kind: "event", ...item.event } : { kind: "result", ...item.result }));
     else {
@@ -79,7 +99,7 @@ export async function startRun(bus: Bus, lab: string, req: RunStartRequest, opti
     }
     if (item.kind === "event" && item.event.type === "run.finished" && item.event.attempt >= reply.attempt) status = item.event.status;
   }
-  return status === "succeeded" ? EXIT.ok : EXIT.failed;
+  return status;
 }
 
 export function registerRunCommands(program: Command): void {

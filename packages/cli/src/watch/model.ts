@@ -9,6 +9,8 @@ export interface Cell {
   durationMs: number | null;
   /** The hook running now (live progress), when running. */
   hook: string | null;
+  /** What the host says it is doing (DevStack's echo_summary lines), when running. */
+  activity?: string;
   /** Bytes done/total of long work (plugin download), when known. */
   done?: number;
   total?: number;
@@ -34,6 +36,13 @@ export class RunView {
 
   get hosts(): string[] {
     return this.spec ? [...this.spec.hosts].sort((a, b) => a.wave - b.wave || a.name.localeCompare(b.name)).map((h) => h.name) : [];
+  }
+
+  /** The hosts of a step: every host, but for `finally`, those its commands name. */
+  participants(step: StepId): string[] {
+    if (step !== "finally" || !this.spec) return this.hosts;
+    const named = new Set(this.spec.finally.flatMap((f) => f.hosts));
+    return this.hosts.filter((h) => named.has(h));
   }
 
   get finished(): boolean {
@@ -62,10 +71,11 @@ export class RunView {
         return;
       case "run.attempt":
         this.attempt = e.attempt;
+        for (const step of e.steps) if (!this.steps.includes(step)) this.steps.push(step);
         this.status = "running";
         this.finishedAt = null;
         for (const step of e.steps) {
-          for (const host of this.hosts) {
+          for (const host of this.participants(step)) {
             if (e.carried[step]?.includes(host)) continue;
             const c = this.cell(host, step);
             if (e.attempt > 1) Object.assign(c, { status: "pending", startedAt: null, durationMs: null, hook: null, hooks: [], failures: [] });
@@ -100,7 +110,7 @@ export class RunView {
         this.finishedAt = e.at;
         this.failures = e.failures;
         for (const row of this.cells.values()) for (const c of row.values()) if (c.status === "running") c.status = e.status === "canceled" ? "canceled" : "lost";
-        for (const host of this.hosts) for (const step of this.steps) if (this.cell(host, step).status === "pending") this.cell(host, step).status = "skipped";
+        for (const step of this.steps) for (const host of this.participants(step)) if (this.cell(host, step).status === "pending") this.cell(host, step).status = "skipped";
         return;
     }
   }
@@ -118,13 +128,14 @@ export class RunView {
     c.status = "running";
     c.startedAt ??= p.at;
     c.hook = p.hook;
+    if (p.activity !== undefined) c.activity = p.activity;
     if (p.done !== undefined) c.done = p.done;
     if (p.total !== undefined) c.total = p.total;
   }
 
   /** Hosts done of total for a step. */
   progressOf(step: StepId): { done: number; total: number } {
-    const hosts = this.hosts;
+    const hosts = this.participants(step);
     const done = hosts.filter((h) => !["pending", "running"].includes(this.cell(h, step).status)).length;
     return { done, total: hosts.length };
   }

@@ -74,7 +74,8 @@ export function renderMatrix(view: RunView, now: number, options: { tail?: strin
       const cell = view.cell(host, current);
       if (cell.status !== "running") continue;
       const bytes = cell.total ? ` ${formatBytes(cell.done ?? 0)}/${formatBytes(cell.total)}` : "";
-      lines.push(`  ${pad(host, hostWidth)} ${cell.hook ? pc.cyan(cell.hook) : pc.dim("(starting)")}${bytes}`);
+      const activity = cell.activity && cell.activity !== cell.hook ? pc.dim(` ${cell.activity}`) : "";
+      lines.push(`  ${pad(host, hostWidth)} ${cell.hook ? pc.cyan(cell.hook) : pc.dim("(starting)")}${bytes}${activity}`);
     }
   }
   const failed = view.failures.length > 0 ? view.failures : hosts.flatMap((h) => steps.flatMap((s) => view.cell(h, s).failures));

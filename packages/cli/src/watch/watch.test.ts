@@ -16,10 +16,11 @@ const spec: RunSpec = {
   lab: "lab",
   runId: "r1",
   kind: "unstack",
-  hosts: [{ name: "controller", wave: 1 }, { name: "compute1", wave: 2 }],
+  hosts: [{ name: "controller", wave: 1, runner: "hooks" }, { name: "compute1", wave: 2, runner: "hooks" }],
   configRevision: 1,
-  policy: { failurePolicy: "abort", maxFail: null, phaseTimeoutMs: 1000, ackTimeoutMs: 1000, heartbeatTimeoutMs: 1000 },
+  policy: { failurePolicy: "abort", maxFail: null, phaseTimeoutMs: 1000, ackTimeoutMs: 1000, heartbeatTimeoutMs: 1000, waveSteps: null },
   createdAt: 1000,
+  finally: [],
 };
 const ev = (e: Record<string, unknown>, at: number) => ({ kind: "event" as const, event: { lab: "lab", runId: "r1", at, ...e } as RunEvent, seq: 0, pending: 0 });
 const result = (host: string, step: StepResult["step"], status: StepResult["status"], hooks: StepResult["hooks"] = []): { kind: "result"; result: StepResult; seq: number; pending: number } => ({

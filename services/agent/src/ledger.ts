@@ -1,0 +1,111 @@
+import { ErrorCode, StackbusError, StepResultSchema, subjects, type CommandAck, type PhaseCommand, type StepRef, type StepResult } from "@stackbus/protocol";
+import type { Bus, Logger } from "@stackbus/bus";
+import { StateStore } from "./state.js";
+import { agentFailure, failedResult, originOf, resultMsgId, type StepOrigin } from "./results.js";
+
+/** The key of a step in the ledger and among the active steps. */
+function stepKey(ref: { runId: string; attempt: number; step: string }): string {
+  return `${ref.runId}#${ref.attempt}#${ref.step}`;
+}
+
+/**
+ * Exactly once, on the agent's side: a step is recorded as running before it is
+ * acknowledged and as done with its result before the result is published, so a
+ * redelivered command never runs a hook twice (it is answered from the record), a
+ * result survives a restart of the agent, and a step a killed instance left running is
+ * reported `lost`, never run again.
+ */
+export class CommandLedger {
+  readonly #bus: Bus;
+  readonly #state: StateStore;
+  readonly #host: string;
+  readonly #instance: string;
+  readonly #log: Logger;
+  readonly #onIdle: () => void;
+  readonly #active = new Map<string, Promise<void>>();
+  /** The step running now on this host, if any. */
+  busy: StepRef | null = null;
+
+  constructor(options: { bus: Bus; state: StateStore; host: string; instance: string; logger: Logger; onIdle: () => void }) {
+    this.#onIdle = options.onIdle;
+    this.#bus = options.bus;
+    this.#state = options.state;
+    this.#host = options.host;
+    this.#instance = options.instance;
+    this.#log = options.logger;
+  }
+
+  /** True while a step of this run and attempt runs here. */
+  hasActive(runId: string, attempt: number): boolean {
+    const prefix = `${runId}#${attempt}#`;
+    return [...this.#active.keys()].some((k) => k.startsWith(prefix));
+  }
+
+  /**
+   * Answers a command: the stored result of a step already done, `running` for one
+   * running now, or `started` after recording it and handing it to `run`.
+   */
+  accept(cmd: PhaseCommand, run: (cmd: PhaseCommand) => Promise<StepResult>): CommandAck {
+    const ack = (state: CommandAck["state"], result?: StepResult): CommandAck => ({ host: this.#host, instance: this.#instance, state, ...(result ? { result } : {}) });
+    const recorded = this.#state.get(cmd.runId, cmd.attempt, cmd.step);
+    if (recorded?.state === "done") {
+      void this.#store(recorded.result).catch(() => undefined);
+      return ack("done", recorded.result);
+    }
+    if (recorded?.state === "running") {
+      if (this.#active.has(stepKey(cmd))) return ack("running");
+      // Started by an earlier instance of this agent that did not finish it: its outcome is unknown.
+      const result = failedResult(
+        originOf(cmd, this.#host),
+        recorded.startedAt,
+        agentFailure("lost", `the agent restarted while ${cmd.step} was running; its outcome is unknown and it is not run again (resume the run)`),
+        "lost",
+      );
+      void this.finish(result).catch((err: unknown) => this.#log.error({ err }, "could not publish a lost result"));
+      return ack("done", result);
+    }
+    if (this.busy && (this.busy.runId !== cmd.runId || this.busy.attempt !== cmd.attempt)) {
+      throw new StackbusError(ErrorCode.Conflict, `host ${this.#host} is busy with run ${this.busy.runId} (${this.busy.step})`, { busy: this.busy });
+    }
+    this.#state.put(cmd.runId, cmd.attempt, cmd.step, { state: "running", startedAt: Date.now(), instance: this.#instance });
+    const key = stepKey(cmd);
+    const done = (async () => {
+      this.busy = { runId: cmd.runId, attempt: cmd.attempt, step: cmd.step };
+      let result: StepResult;
+      try {
+        result = await run(cmd);
+      } finally {
+        this.busy = null;
+        this.#onIdle();
+      }
+      try {
+        await this.finish(result);
+      } catch (err) {
+        this.#log.error({ err, runId: cmd.runId, step: cmd.step }, "could not publish a step result; it is kept in the state dir and answered on the next command");
+      }
+    })()
+      .catch((err: unknown) => this.#log.error({ err, runId: cmd.runId, step: cmd.step }, "a step ended with an error inside the agent"))
+      .finally(() => this.#active.delete(key));
+    this.#active.set(key, done);
+    return ack("started");
+  }
+
+  /** Records a step's result, then stores it in the run stream. */
+  async finish(result: StepResult): Promise<void> {
+    this.#state.put(result.runId, result.attempt, result.step, { state: "done", result });
+    await this.#store(result, 10 * 60_000);
+  }
+
+  #store(result: StepResult, deadlineMs?: number): Promise<unknown> {
+    const origin: StepOrigin = result;
+    return this.#bus.publishDurable(subjects.runResult(result.lab, result.runId, this.#host), StepResultSchema, result, {
+      msgID: resultMsgId(origin),
+      ...(deadlineMs !== undefined ? { deadlineMs } : {}),
+    });
+  }
+
+  /** Waits (at most `ms`) for the steps running now. */
+  async drain(ms: number): Promise<void> {
+    await Promise.race([Promise.allSettled([...this.#active.values()]), new Promise((r) => setTimeout(r, ms))]);
+  }
+}

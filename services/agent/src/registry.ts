@@ -1,0 +1,124 @@
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
+import {
+  AgentInfoSchema,
+  BUCKETS,
+  ErrorCode,
+  HeartbeatSchema,
+  keys,
+  PingReplySchema,
+  PingRequestSchema,
+  StackbusError,
+  subjects,
+  type AgentInfo,
+  type StepRef,
+} from "@stackbus/protocol";
+import { withRetry, type Bus, type KV, type Logger, type Subscription } from "@stackbus/bus";
+
+export const AGENT_VERSION = "0.1.0";
+
+/** Refused: another agent is live for this host. */
+export class DuplicateAgentError extends StackbusError {
+  override name = "DuplicateAgentError";
+  constructor(readonly other: AgentInfo) {
+    super(
+      ErrorCode.Conflict,
+      `an agent for host "${other.host}" in lab "${other.lab}" is already running (pid ${other.pid} on ${other.hostname}, since ${new Date(other.startedAt).toISOString()}); stop it first`,
+      { other },
+    );
+  }
+}
+
+/** What the heartbeat says the host is doing. */
+export interface BusyState {
+  busy: StepRef | null;
+  hook: string | null;
+}
+
+/**
+ * The agent's presence on the bus: its entry in the agent registry (who holds the host),
+ * the ping it answers, and the heartbeat it sends while it lives.
+ */
+export class Registration {
+  readonly info: AgentInfo;
+  readonly #bus: Bus;
+  readonly #log: Logger;
+  readonly #state: () => BusyState;
+  #registry: KV | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #ping: Subscription | undefined;
+
+  constructor(options: { bus: Bus; lab: string; host: string; logger: Logger; state: () => BusyState }) {
+    this.#bus = options.bus;
+    this.#log = options.logger;
+    this.#state = options.state;
+    this.info = {
+      lab: options.lab,
+      host: options.host,
+      instance: randomUUID(),
+      pid: process.pid,
+      hostname: hostname(),
+      version: AGENT_VERSION,
+      startedAt: Date.now(),
+    };
+  }
+
+  /**
+   * Records this agent in the registry and starts answering pings and sending
+   * heartbeats. Refuses to start when another live agent holds the host: live means it
+   * answers a ping.
+   */
+  async start(heartbeatMs: number): Promise<void> {
+    const { lab, host } = this.info;
+    this.#registry = await this.#bus.kv(BUCKETS.agents);
+    await register(this.#bus, this.#registry, this.info, this.#log);
+    // From now on this agent answers pings, so a second agent for this host sees it is live.
+    this.#ping = this.#bus.serve(subjects.hostPing(lab, host), PingRequestSchema, PingReplySchema, () => this.info);
+    this.beat();
+    this.#timer = setInterval(() => this.beat(), heartbeatMs);
+  }
+
+  /** Sends a heartbeat now (also when the host's state just changed). */
+  beat(): void {
+    const { lab, host, instance } = this.info;
+    const { busy, hook } = this.#state();
+    this.#bus.publish(subjects.hostHeartbeat(lab, host), HeartbeatSchema, { lab, host, instance, at: Date.now(), busy, hook: busy ? hook : null });
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.#timer);
+    this.#ping?.unsubscribe();
+    await this.#registry?.delete(keys.agent(this.info.lab, this.info.host)).catch(() => undefined);
+  }
+}
+
+async function register(bus: Bus, registry: KV, info: AgentInfo, log: Logger): Promise<void> {
+  const key = keys.agent(info.lab, info.host);
+  const value = JSON.stringify(info);
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const entry = await withRetry("reading the agent registry", () => registry.get(key));
+    if (!entry || entry.operation !== "PUT") {
+      try {
+        await withRetry("registering the agent", () => registry.create(key, value), { deadlineMs: 10_000 });
+        return;
+      } catch {
+        continue;
+      }
+    }
+    const other = AgentInfoSchema.safeParse(entry.json());
+    if (other.success && other.data.instance !== info.instance) {
+      const live = await bus
+        .request(subjects.hostPing(info.lab, info.host), PingRequestSchema, {}, PingReplySchema, { timeoutMs: 1_000 })
+        .catch(() => undefined);
+      if (live) throw new DuplicateAgentError(live);
+      log.info({ previous: other.data.pid }, "taking over the registration of an agent that no longer answers");
+    }
+    try {
+      await registry.update(key, value, entry.revision);
+      return;
+    } catch {
+      // someone else changed it; look again
+    }
+  }
+  throw new StackbusError(ErrorCode.Conflict, `could not register the agent for host ${info.host}: the registry kept changing`);
+}

@@ -4,7 +4,7 @@
  * directories with real extras.d hooks, and a client bus for assertions.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
   ConfigApplyReplySchema,
@@ -19,7 +19,20 @@ import {
   type RunRecord,
 } from "@stackbus/protocol";
 import { Bus, silentLogger } from "@stackbus/bus";
-import { startNats, startNatsCluster, tempDir, track, trackGroup, untrack, waitFor, type NatsCluster, type NatsServer } from "@stackbus/testkit";
+import {
+  devstackEnvironment,
+  devstackHost,
+  giveTo,
+  startNats,
+  startNatsCluster,
+  tempDir,
+  track,
+  trackGroup,
+  untrack,
+  waitFor,
+  type NatsCluster,
+  type NatsServer,
+} from "@stackbus/testkit";
 
 export const REPO_ROOT = new URL("../../", import.meta.url).pathname;
 export const CLI = join(REPO_ROOT, "packages/cli/bin/stackbus.js");
@@ -84,6 +97,11 @@ export interface HostSpec {
   files?: Record<string, string>;
   /** The host's local.conf text. */
   localConf?: string;
+  /**
+   * The host's TOP_DIR is a clone of the real DevStack (../shared/mirrors), at this
+   * branch (default master), with its own DEST; everything owned by the DevStack test user.
+   */
+  devstack?: { branch?: string };
 }
 
 export interface LabOptions {
@@ -159,6 +177,11 @@ export class Lab {
     return join(this.hostDir(host), "devstack");
   }
 
+  /** The host's DEST (the agent's --dest; in DevStack mode, the localrc's DEST). */
+  dest(host: string): string {
+    return join(this.hostDir(host), "stack");
+  }
+
   /** A file every hook of every host may append to (shared between the agent processes). */
   get shared(): string {
     return join(this.dir.path, "shared.log");
@@ -185,6 +208,11 @@ export class Lab {
 
   writeHostFiles(h: HostSpec): void {
     const top = this.topDir(h.name);
+    if (h.devstack) {
+      chmodSync(this.dir.path, 0o755);
+      mkdirSync(this.hostDir(h.name), { recursive: true, mode: 0o755 });
+      devstackHost(devstackEnvironment(), { topDir: top, dest: this.dest(h.name), cacheDir: join(this.dir.path, "mirrors"), ...(h.devstack.branch ? { branch: h.devstack.branch } : {}) });
+    }
     mkdirSync(join(top, "extras.d"), { recursive: true });
     mkdirSync(join(this.hostDir(h.name), "stack"), { recursive: true });
     for (const [path, body] of Object.entries(h.files ?? {})) {
@@ -192,6 +220,7 @@ export class Lab {
       mkdirSync(join(target, ".."), { recursive: true });
       writeFileSync(target, body);
     }
+    if (h.devstack) giveTo(top, devstackEnvironment());
     writeFileSync(join(this.dir.path, `${h.name}.conf`), h.localConf ?? "[[local|localrc]]\n");
   }
 
@@ -234,7 +263,7 @@ export class Lab {
     const base = this.hostDir(host);
     const proc = spawnCli(`agent-${host}`, [
       "agent", "--host", host, "--lab", this.name,
-      "--top-dir", this.topDir(host), "--dest", join(base, "stack"), "--state-dir", join(base, "state"),
+      "--top-dir", this.topDir(host), "--dest", this.dest(host), "--state-dir", join(base, "state"),
       "--heartbeat", String(this.options.heartbeatMs ?? 300),
       ...this.natsArgs, ...extra,
     ], this.options.agentEnv ?? {}, this.options.agentPrefix?.(host) ?? []);

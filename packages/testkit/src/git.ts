@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,6 +24,8 @@ export interface GitServer {
   commit(name: string, files: Record<string, FixtureFile>, options?: CommitOptions): Promise<string>;
   /** Number of `git-upload-pack` POSTs (fetch/clone negotiations) for a repository. */
   uploadPacks(name: string): number;
+  /** Serves a copy of an existing repository (a path or a git bundle) as `<name>.git`. */
+  mirror(name: string, source: string): string;
   /** Delays every response by `ms` (to test fetches in flight). */
   setDelay(ms: number): void;
   stop(): Promise<void>;
@@ -43,6 +46,11 @@ export async function startGitServer(): Promise<GitServer> {
     repoPath: (name) => join(root, `${name}.git`),
     commit: (name, files, options) => commitToBareRepo(root, work, name, files, options),
     uploadPacks: (name) => server.requests.filter((r) => r.repo === `${name}.git` && r.service === "git-upload-pack" && r.method === "POST").length,
+    mirror: (name, source) => {
+      const bare = join(root, `${name}.git`);
+      execFileSync("git", ["clone", "-q", "--bare", source, bare], { stdio: "ignore" });
+      return `${server.url}/${name}.git`;
+    },
     setDelay: (ms) => server.setDelay(ms),
     async stop() {
       await server.stop();

@@ -11,3 +11,13 @@ export { startGitServer, type GitServer, type GitRequest, type CommitOptions, ty
 export { processAlive, tempDir, waitFor } from "./util.js";
 export { track, trackGroup, untrack } from "./cleanup.js";
 export { DEVSTACK_TEST_INI } from "./devstack.js";
+export {
+  devstackEnvironment,
+  devstackHost,
+  bareMirror,
+  giveTo,
+  mirrorsDir,
+  offlineLocalrc,
+  DevstackUnavailable,
+  type DevstackEnvironment,
+} from "./devstack-env.js";

@@ -1,9 +1,10 @@
 /** DevStack mode: a failing plugin, and what cancel does to a running stack.sh. */
 import assert from "node:assert/strict";
+import { chmodSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { startGitServer, waitFor, type GitServer } from "@stackbus/testkit";
-import { spawnCli, type Lab } from "./harness.js";
+import { devstackEnvironment, startGitServer, waitFor, type GitServer } from "@stackbus/testkit";
+import { Lab, spawnCli } from "./harness.js";
 import { devstackLab, noProcessesIn, results, runIdOf, timeline, timelinePlugin, unavailable } from "./devstack-lab.js";
 
 const skip = unavailable();
@@ -76,5 +77,41 @@ describe("DevStack mode - cancel ends the whole process group of a running stack
     const stored = await results(lab, runId);
     assert.equal(stored.find((r) => r.host === "compute1" && r.step === "install")?.status, "canceled");
     assert.ok(!timeline(lab.shared).some((l) => l.phase === "stack post-config"));
+  });
+});
+
+describe("DevStack mode - prepare checks the host before starting anything", { skip }, () => {
+  let lab: Lab;
+  before(async () => {
+    lab = await Lab.start({ hosts: [{ name: "nouser" }, { name: "nocheckout" }] });
+    const user = devstackEnvironment().user;
+    const manifest = [
+      `lab: ${lab.name}`,
+      "defaults:",
+      "  runner: devstack",
+      `  devstackUser: ${user}`,
+      "hosts:",
+      "  - name: nouser",
+      "    devstackUser: nosuchuser",
+      "    localConfText: |",
+      "      [[local|localrc]]",
+      "  - name: nocheckout",
+      "    localConfText: |",
+      "      [[local|localrc]]",
+      "",
+    ].join("\n");
+    await lab.apply(manifest, {});
+    chmodSync(lab.dir.path, 0o755);
+  });
+  after(async () => lab?.stop());
+
+  it("fails prepare on each host naming what is missing: the user, the checkout's scripts", async () => {
+    const res = await lab.cli(["stack", "--wait"]);
+    assert.equal(res.code, 1, res.stdout + res.stderr);
+    const out = res.stdout + res.stderr;
+    assert.match(out, /prepare nouser FAILED[\s\S]*user "nosuchuser" \(devstackUser of host nouser\) does not exist on this host/);
+    assert.match(out, new RegExp(`prepare nocheckout FAILED[\\s\\S]*stack\\.sh is missing or not readable by ${devstackEnvironment().user}`));
+    assert.match(out, /unstack\.sh is missing or not readable/);
+    assert.doesNotMatch(out, /override_defaults/, "nothing ran after prepare");
   });
 });

@@ -21,6 +21,13 @@ describe("cli - run options", () => {
     });
   });
 
+  it("reads --wave-steps as every step, none, or a list of the kind's steps", () => {
+    assert.equal(runRequest("stack", { waveSteps: "every" }).waveSteps, null);
+    assert.deepEqual(runRequest("stack", { waveSteps: "none" }).waveSteps, []);
+    assert.deepEqual(runRequest("stack", { waveSteps: "extra, test-config" }).waveSteps, ["extra", "test-config"]);
+    assert.throws(() => runRequest("unstack", { waveSteps: "extra" }), /--wave-steps: a unstack run has no step "extra"; its steps are prepare, override_defaults, source, unstack, finally/);
+  });
+
   it("refuses a host list with a bad name, naming it", () => {
     assert.throws(() => runRequest("stack", { hosts: "controller,compute.1" }), /host name "compute.1" may not contain "."/);
   });

@@ -70,6 +70,8 @@ export const subjects = {
   // run stream
   runEvent: (l: string, r: string) => `${SUBJECT_ROOT}.${lab(l)}.run.${run(r)}.event`,
   runResult: (l: string, r: string, h: string) => `${SUBJECT_ROOT}.${lab(l)}.run.${run(r)}.result.${host(h)}`,
+  /** The events of every run of a lab. */
+  runEventsAll: (l: string) => `${SUBJECT_ROOT}.${lab(l)}.run.*.event`,
   /** Everything stored about one run (events and results). */
   runAll: (l: string, r: string) => `${SUBJECT_ROOT}.${lab(l)}.run.${run(r)}.>`,
 

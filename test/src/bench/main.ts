@@ -20,6 +20,7 @@ import { Bus, silentLogger } from "@stackbus/bus";
 import { startNats, tempDir, track, untrack, waitFor } from "@stackbus/testkit";
 import { LabListRequestSchema, LabListSchema, subjects } from "@stackbus/protocol";
 import { devstackOnce } from "./devstack.js";
+import { benchDevstackMode } from "./devstack-mode.js";
 import { startFloor } from "./floor.js";
 import { median, writeNoopHooks } from "./hooks.js";
 import { rssMiB, sampleRss } from "./rss.js";
@@ -38,6 +39,8 @@ const { values } = parseArgs({
     "idle-ms": { type: "string", default: "1500" },
     "fanout-hosts": { type: "string", default: "10,50" },
     "no-fanout": { type: "boolean", default: false },
+    "no-devstack-mode": { type: "boolean", default: false },
+    "devstack-reps": { type: "string", default: "3" },
     "no-docs": { type: "boolean", default: false },
   },
   strict: true,
@@ -152,6 +155,10 @@ async function main(): Promise<void> {
       say(`fan-out to ${h} hosts (5 MB plugin): stackbus ${result.medianStackbusMs.toFixed(0)} ms, ${h} clones ${result.medianClonesMs.toFixed(0)} ms, x${result.speedup.toFixed(2)} faster`);
     }
 
+    const devstackMode = values["no-devstack-mode"]
+      ? undefined
+      : await benchDevstackMode({ bus, url: nats.url, root: join(work.path, "devstack-mode"), reps: Number(values["devstack-reps"]), nodeFlags: AGENT_NODE_FLAGS, say });
+
     const results: BenchResults = {
       at: new Date(began).toISOString(),
       machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "", memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
@@ -160,6 +167,7 @@ async function main(): Promise<void> {
       devstack: { runsMs: devstackMs, medianMs: devstack },
       stack: rows,
       fanout,
+      ...(devstackMode ? { devstackMode } : {}),
       memory: { agentIdleMiB, agentRunMiB, coordinatorMiB, coordinatorHosts },
       durationS: (Date.now() - began) / 1000,
       targets: TARGETS,

@@ -139,7 +139,7 @@ export async function startStackbusSide(options: {
  * `stackbus agent` for host `index`, ready when it logs "agent ready". Its log lines of
  * level warn and above are passed on to this process's stderr.
  */
-function startCliAgent(url: string, lab: string, root: string, index: number, nodeFlags: readonly string[]): { child: ChildProcess; ready: Promise<void> } {
+export function startCliAgent(url: string, lab: string, root: string, index: number, nodeFlags: readonly string[]): { child: ChildProcess; ready: Promise<void> } {
   const host = hostName(index);
   const dir = join(root, host);
   const args = [...nodeFlags, CLI, "agent", "--host", host, "--lab", lab, "--nats", url];

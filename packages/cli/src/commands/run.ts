@@ -25,6 +25,7 @@ interface RunFlags extends BusFlags {
   phaseTimeout?: string;
   ackTimeout?: string;
   heartbeatTimeout?: string;
+  waveSteps?: string;
   wait?: boolean;
   json?: boolean;
   resume?: string;
@@ -53,12 +54,23 @@ export function runRequest(kind: RunKind, flags: RunFlags): RunStartRequest {
   if (flags.ackTimeout) req.ackTimeoutMs = parseDuration(flags.ackTimeout, "--ack-timeout");
   if (flags.heartbeatTimeout) req.heartbeatTimeoutMs = parseDuration(flags.heartbeatTimeout, "--heartbeat-timeout");
   if (flags.resume) req.resume = flags.resume;
+  if (flags.waveSteps !== undefined) req.waveSteps = parseWaveSteps(kind, flags.waveSteps);
   if (flags.from) {
     if (!flags.resume) throw new UsageError("--from goes with --resume RUN");
     if (!findStep(kind, flags.from)) throw new UsageError(`a ${kind} run has no step ${JSON.stringify(flags.from)}; its steps are ${STEP_IDS.filter((s) => findStep(kind, s)).join(", ")}`);
     req.from = flags.from as RunStartRequest["from"];
   }
   return req;
+}
+
+/** `--wave-steps`: `every`, `none`, or a comma-separated list of the kind's steps. */
+export function parseWaveSteps(kind: RunKind, text: string): RunStartRequest["waveSteps"] {
+  if (text === "every") return null;
+  if (text === "none" || text === "") return [];
+  const steps = text.split(",").map((s) => s.trim()).filter(Boolean);
+  const unknown = steps.filter((s) => !findStep(kind, s));
+  if (unknown.length > 0) throw new UsageError(`--wave-steps: a ${kind} run has no step ${unknown.map((s) => JSON.stringify(s)).join(", ")}; its steps are ${STEP_IDS.filter((s) => findStep(kind, s)).join(", ")}`);
+  return steps as NonNullable<RunStartRequest["waveSteps"]>;
 }
 
 /** Starts a run (or resumes one) and, with `wait`, follows it to the end. Returns the exit code. */
@@ -114,6 +126,7 @@ export function registerRunCommands(program: Command): void {
       .option("--phase-timeout <duration>", "kill a phase's hooks after this long (e.g. 15m)")
       .option("--ack-timeout <duration>", "a host that does not acknowledge a phase within this fails as lost")
       .option("--heartbeat-timeout <duration>", "a host silent this long during a phase fails as lost")
+      .option("--wave-steps <steps>", "keep wave order only in these steps (comma-separated), `every` (the default) or `none`")
       .option("--resume <run>", "continue a failed run from its failed step")
       .option("--from <step>", "with --resume: start from this step")
       .option("--wait", "follow the run and exit 0 when it succeeded, 1 when it failed")

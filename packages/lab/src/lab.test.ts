@@ -160,6 +160,15 @@ describe("lab manifest - DevStack mode, waves per step, finally", () => {
     assert.deepEqual(show.hosts.map((h) => h.runner), ["devstack", "devstack", "hooks"]);
   });
 
+  it("the multi-node example of docs/devstack-mode.md validates as written", () => {
+    const v = validateLabFile(new URL("../../../examples/devstack-multinode/lab.yaml", import.meta.url).pathname);
+    assert.equal(v.ok, true, messages(v.diagnostics));
+    assert.deepEqual(v.lab?.hosts.map((h) => [h.name, h.wave, h.runner]), [["controller", 1, "devstack"], ["compute1", 2, "devstack"], ["compute2", 2, "devstack"]]);
+    assert.deepEqual(v.lab?.defaults.waveSteps, ["extra", "test-config"]);
+    assert.deepEqual(v.lab?.finally.map((f) => [f.hosts, f.command]), [[["controller"], "./tools/discover_hosts.sh"]]);
+    assert.match(v.lab?.hosts[1]?.parsed.localrc ?? "", /^SERVICE_HOST=192\.168\.42\.11$/m);
+  });
+
   it("refuses an unknown runner, an unknown step in waveSteps and a finally host that is not in the lab, naming each line", () => {
     const bad = text.replace("runner: devstack", "runner: ansible").replace("[extra, test-config]", "[extra, post-extra]").replace("hosts: [controller]", "hosts: [controler]");
     const v = validateLab({ file: "lab.yaml", text: bad, files: {} });

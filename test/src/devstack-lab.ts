@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { chmodSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { StepResultSchema, STREAMS, subjects, type StepResult } from "@stackbus/protocol";
 import { decode } from "@stackbus/bus";
-import { devstackEnvironment, DevstackUnavailable, offlineLocalrc, waitFor, type GitServer } from "@stackbus/testkit";
+import { devstackEnvironment, DevstackUnavailable, giveTo, offlineLocalrc, waitFor, type GitServer } from "@stackbus/testkit";
 import { Lab, type HostSpec } from "./harness.js";
 
 /** Whether the real DevStack can run here; when not, why (the tests say so and skip). */
@@ -64,6 +64,15 @@ export function runIdOf(out: string): string {
   return m[1] as string;
 }
 
+/**
+ * The command prefix that starts an agent as DevStack's user, with that user's HOME and
+ * without this machine's own pip settings (they would override the user's pip.conf).
+ */
+function runAsUser(env: { user: string; home: string }): string[] {
+  const pip = Object.keys(process.env).filter((k) => k.startsWith("PIP_")).flatMap((k) => ["-u", k]);
+  return ["runuser", "-u", env.user, "--", "env", ...pip, `HOME=${env.home}`, `USER=${env.user}`, `LOGNAME=${env.user}`];
+}
+
 /** A lab of DevStack hosts: controller in wave 1, computes in wave 2. */
 export async function devstackLab(options: {
   hosts: string[];
@@ -72,17 +81,25 @@ export async function devstackLab(options: {
   /** Manifest lines after `defaults:`'s own, given the shared timeline file. */
   manifestExtra?: (shared: string) => string;
   branch?: string;
+  /** Hosts whose agent runs as DevStack's user itself (not root): it runs the scripts as itself. */
+  agentsAsUser?: string[];
 }): Promise<Lab> {
   const env = devstackEnvironment();
   const specs: HostSpec[] = options.hosts.map((name, i) => ({ name, wave: i === 0 ? 1 : 2, devstack: options.branch ? { branch: options.branch } : {} }));
-  const lab = new Lab({ hosts: specs, heartbeatMs: 500 });
+  const asUser = new Set(options.agentsAsUser ?? []);
+  const lab = new Lab({ hosts: specs, heartbeatMs: 500, agentPrefix: (host) => (asUser.has(host) ? runAsUser(env) : []) });
   lab.options.manifestExtra = [`defaults:`, `  runner: devstack`, `  devstackUser: ${env.user}`, options.manifestExtra?.(lab.shared) ?? ""].join("\n");
   for (const h of specs) {
     h.localConf = offlineLocalrc(lab.dest(h.name), options.plugins(h.name));
     h.files = { "extras.d/50-stackbus-record.sh": `echo "$STACKBUS_HOST extras $* \${EPOCHREALTIME/./}" >> ${lab.shared}\n` };
   }
+  // An agent running as DevStack's user keeps its state in the host's directory.
+  lab.options.agents = false;
   await lab.start();
   chmodSync(lab.shared, 0o666);
+  for (const host of asUser) giveTo(lab.hostDir(host), env);
+  for (const h of specs) lab.startAgent(h.name);
+  await lab.waitForAgents(specs.map((h) => h.name));
   return lab;
 }
 

@@ -9,12 +9,12 @@ import { devstackLab, timeline, timelinePlugin, unavailable } from "./devstack-l
 const skip = unavailable();
 if (skip) console.log(`SKIPPED: DevStack-mode tests: ${skip}`);
 
-describe("DevStack mode - on DevStack's stable branch", { skip }, () => {
+describe("DevStack mode - on DevStack's stable branch, one agent running as DevStack's user", { skip }, () => {
   let git: GitServer;
   let lab: Lab;
   before(async () => {
     git = await startGitServer();
-    lab = await devstackLab({ hosts: ["controller", "compute1"], git, branch: "stable/2026.1", plugins: () => `enable_plugin timeline ${git.repoUrl("timeline")}` });
+    lab = await devstackLab({ hosts: ["controller", "compute1"], git, branch: "stable/2026.1", agentsAsUser: ["compute1"], plugins: () => `enable_plugin timeline ${git.repoUrl("timeline")}` });
     await git.commit("timeline", timelinePlugin(lab.shared));
   });
   after(async () => {

@@ -117,6 +117,11 @@ function failingCommand(records: readonly JournalRecord[], since: number, tail: 
   if (exit?.type === "exit" && exit.status !== 0) {
     const [frame] = exit.stack.split(" ");
     const [fn, at] = (frame ?? "").split("@");
+    if (fn === "err_trap" && at) {
+      // stack.sh's ERR trap fires for a failing top-level command: it was called from that line.
+      const i = at.lastIndexOf(":");
+      return { command: exit.command, location: `${short(at.slice(0, i))}:main:${at.slice(i + 1)}` };
+    }
     return { command: exit.command, ...(fn && at ? { location: `${short(exit.source)}:${fn} (called from ${short(at)})` } : {}) };
   }
   return undefined;

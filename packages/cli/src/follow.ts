@@ -29,6 +29,10 @@ export async function* followRun(
   options: { untilAttempt?: number; signal?: AbortSignal; stopAtEnd?: boolean } = {},
 ): AsyncGenerator<RunRecordItem> {
   const stream = bus.followStream(STREAMS.runs, subjects.runAll(lab, runId), options.signal ? { signal: options.signal } : {});
+  // The latest attempt seen, and the latest that has finished: records stored after a
+  // run.finished (a late acknowledgement) never hold a finished run open.
+  let latest = 0;
+  let finished = 0;
   for await (const m of stream) {
     let item: RunRecordItem | undefined;
     try {
@@ -39,11 +43,13 @@ export async function* followRun(
     }
     if (!item) continue;
     yield item;
-    if (item.kind === "event" && item.event.type === "run.finished" && options.stopAtEnd !== false) {
-      const wanted = options.untilAttempt;
-      // Without a wanted attempt, stop at the last stored finish: a resume may follow an earlier one.
-      if (wanted !== undefined ? item.event.attempt >= wanted : item.pending === 0) return;
-    }
+    if (item.kind === "event" && item.event.type === "run.attempt") latest = Math.max(latest, item.event.attempt);
+    if (item.kind === "event" && item.event.type === "run.finished") finished = Math.max(finished, item.event.attempt);
+    if (options.stopAtEnd === false || finished === 0) continue;
+    const wanted = options.untilAttempt;
+    if (wanted !== undefined && finished >= wanted) return;
+    // Without a wanted attempt, stop at the last stored finish: a resume may follow an earlier one.
+    if (wanted === undefined && finished >= latest && item.pending === 0) return;
   }
 }
 

@@ -80,6 +80,8 @@ export interface Lab {
   hosts: LabHost[];
   /** Commands run on named hosts after every host finished a run's last step. */
   finally: LabFinally[];
+  /** A failing hook in unstack and clean: a warning (DevStack goes on past it) or a failed step. @default "warn" */
+  unstackErrors: "warn" | "fail";
 }
 
 /** One `finally` entry of a lab. */
@@ -113,6 +115,7 @@ const ManifestSchema = z.strictObject({
       waveSteps: z.array(StepName).optional(),
       runner: Runner.optional(),
       devstackUser: z.string().min(1).optional(),
+      unstackErrors: z.enum(["warn", "fail"]).optional(),
     })
     .optional(),
   plugins: z
@@ -155,7 +158,7 @@ type Manifest = z.infer<typeof ManifestSchema>;
 
 const KNOWN_FIELDS: Record<string, readonly string[]> = {
   "": ["lab", "defaults", "plugins", "common", "hosts", "finally"],
-  defaults: ["failurePolicy", "maxFail", "phaseTimeout", "ackTimeout", "heartbeatTimeout", "waveSteps", "runner", "devstackUser"],
+  defaults: ["failurePolicy", "maxFail", "phaseTimeout", "ackTimeout", "heartbeatTimeout", "waveSteps", "runner", "devstackUser", "unstackErrors"],
   plugins: ["order", "reclone", "offline", "mirrors", "allowSchemes", "credentials"],
   common: ["localConf", "localConfText"],
   host: ["name", "wave", "labels", "local", "runner", "devstackUser", "topDir", "dest", "localConf", "localConfText"],
@@ -463,6 +466,7 @@ function buildLab(request: ConfigApplyRequest, manifest: Manifest, combined: Par
       localConf: [...common, ...sourceOf(request, h)],
       parsed: combined[i] as ParsedLocalConf,
     })),
+    unstackErrors: d.unstackErrors ?? "warn",
     finally: (manifest.finally ?? []).map((f) => ({ hosts: [...new Set(f.hosts)], kinds: f.kinds ?? ["stack"], command: f.run })),
   };
 }

@@ -31,6 +31,7 @@ export function hostConfig(lab: Lab, host: string, revision: number): HostConfig
     pluginSettings: structuredClone(lab.pluginSettings),
     runner: h.runner,
     devstackUser: h.devstackUser,
+    unstackErrors: lab.unstackErrors,
     finally: lab.finally.filter((f) => f.hosts.includes(h.name)).map((f) => ({ kinds: [...f.kinds], command: f.command })),
   };
 }

@@ -161,6 +161,8 @@ export const HostConfigSchema = z.object({
   devstackUser: z.string().default("stack"),
   /** This host's `finally` commands. */
   finally: z.array(FinallyCommandSchema).default([]),
+  /** A failing hook in unstack and clean (which DevStack's scripts go on past): a warning, or a failed step. */
+  unstackErrors: z.enum(["warn", "fail"]).default("warn"),
 });
 export type HostConfig = z.infer<typeof HostConfigSchema>;
 

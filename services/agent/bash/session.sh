@@ -8,6 +8,9 @@ __sb_errexit=0
 __sb_dying=0
 __sb_stop=0
 __sb_rc=0
+# The command that ended the running hook under errexit, and where (file:function:line).
+__sb_fail_cmd=
+__sb_fail_at=
 __SB_HV_LOADED=0
 
 # One control record: fields separated by US (0x1f), ended by RS (0x1e). A held record
@@ -45,7 +48,9 @@ __sb_invoke() {
   shift 2
   __sb_rc=0
   set -E
-  trap '__sb_st=$?; if [[ $BASHPID != "$__SB_PID" ]]; then (( __sb_errexit )) && exit $__sb_st; elif (( __sb_errexit || __sb_dying )) && [[ ${FUNCNAME[0]-} != __sb_invoke ]]; then return $__sb_st; fi' ERR
+  # The trap runs in the frame of the command that failed, so its `return` unwinds that
+  # frame (the hook's, or a function it called); __sb_on_err says whether to.
+  trap '__sb_st=$?; __sb_on_err "${FUNCNAME[0]-}" "$BASH_COMMAND" || return "$__sb_st"' ERR
   case $__sb_k in
     source) source "$__sb_f" "$@" ;;
     noargs) set -- ; source "$__sb_f" ;;
@@ -54,6 +59,31 @@ __sb_invoke() {
   __sb_rc=$?
   trap - ERR
   set +E
+}
+
+# Decides what a failing command does under the emulated errexit (the ERR trap of
+# __sb_invoke). Its rules are set -e's, because the ERR trap fires exactly where errexit
+# would act: not in a condition (if, while, until), not in a && or || list but for its
+# last command, not after !. Then:
+# - in a subshell (BASHPID is not the session's): with errexit, the subshell exits with
+#   the status, as set -e ends it;
+# - in the session's shell, with errexit or after die: returns 1 (unwind this frame),
+#   except in __sb_invoke itself, where the hook has returned;
+# - otherwise: 0 (go on, as without errexit).
+__sb_on_err() {
+  if [[ $BASHPID != "$__SB_PID" ]]; then
+    (( __sb_errexit )) && exit "$__sb_st"
+    return 0
+  fi
+  if (( __sb_errexit || __sb_dying )) && [[ $1 != __sb_invoke ]]; then
+    # The first frame to unwind holds the failing command (a die names its own place).
+    if [[ -z $__sb_fail_at ]] && (( ! __sb_dying )); then
+      __sb_fail_cmd=$2
+      __sb_fail_at="${BASH_SOURCE[1]-}:${FUNCNAME[1]-}:${BASH_LINENO[0]-}"
+    fi
+    return 1
+  fi
+  return 0
 }
 
 # Starts a batch of hooks. $1: 1 for errexit (stack phases), 0 to go on past failures.
@@ -81,11 +111,15 @@ __sb_run_hook() {
   __sb_ctl H "$__sb_i" start "${EPOCHREALTIME/./}" "$__sb_name"
   __sb_mark "B$__sb_i"
   __sb_dying=0
+  __sb_fail_cmd=
+  __sb_fail_at=
   __sb_invoke "$__sb_kind" "$__sb_file" "$@" </dev/null 3>&-
   local __sb_status=$__sb_rc
   set +e
-  __sb_hold H "$__sb_i" end "${EPOCHREALTIME/./}" "$__sb_status" "$__sb_dying"
-  if (( __sb_status != 0 && __sb_errexit )); then __sb_stop=1; fi
+  __sb_hold H "$__sb_i" end "${EPOCHREALTIME/./}" "$__sb_status" "$__sb_dying" "${__sb_fail_cmd//$'\n'/ }" "$__sb_fail_at"
+  # errexit ends the batch at a failing hook; die ends it in every phase (DevStack's die
+  # exits unstack.sh and clean.sh too).
+  if (( (__sb_status != 0 && __sb_errexit) || __sb_dying )); then __sb_stop=1; fi
   __sb_dying=0
   return 0
 }
@@ -130,7 +164,8 @@ __sb_read() { local LC_ALL=C; IFS= read -r -N "$1" __sb_script; }
 # Evaluates agent code (not a hook) and reports its status.
 __sb_eval_done() { __sb_ctl V "$1"; }
 
-# Prints the registered plugins (enable_plugin), NUL-separated name, url, ref, dir, to fd 3.
+# Reports the registered plugins (enable_plugin), one P record each (name, url, ref, dir)
+# and a P-end record, on fd 3.
 __sb_list_plugins() {
   local p
   for p in ${DEVSTACK_PLUGINS//,/ }; do
@@ -143,24 +178,48 @@ __sb_list_plugins() {
 __sb_report() { __sb_ctl Q "$1" "$2"; }
 
 # With --devstack-dir the session sources DevStack's own functions, whose die ends with
-# `exit`: that would end the session shell. Wrap it: in the session shell, DevStack's die
-# runs in a subshell (it prints its call trace and message, then its exit ends only that
-# subshell) and the hook unwinds like the library's die; in a subshell it exits as before.
+# `exit`: that would end the session shell. Replace it with DevStack's die as it reads,
+# printing through DevStack's own backtrace and err from the same frame depth (so the
+# message names the hook's file and line, and err appends to $LOGDIR/error.log), but
+# ending like the helper library's die: in the session shell the hook unwinds and the
+# shell survives; in a subshell it exits, as DevStack's die does.
 __sb_wrap_devstack_die() {
   declare -F die >/dev/null || return 0
   declare -F __sb_devstack_die >/dev/null && return 0
   eval "__sb_devstack_die() $(declare -f die | tail -n +2)"
+  if ! declare -F backtrace >/dev/null || ! declare -F err >/dev/null; then
+    # A die without DevStack's helpers: run it in a subshell, whose exit ends only that.
+    die() {
+      local __sb_prev=$?
+      if [[ $BASHPID != "$__SB_PID" ]]; then
+        trap - ERR
+        (exit "$__sb_prev")
+        __sb_devstack_die "$@"
+        return $?
+      fi
+      __sb_dying=1
+      ( trap - ERR; (exit "$__sb_prev"); __sb_devstack_die "$@" )
+      local __sb_st=$?
+      return $(( __sb_st == 0 ? 1 : __sb_st ))
+    }
+    return 0
+  fi
   die() {
-    local __sb_prev=$?
+    local exitcode=$? __sb_xt
+    __sb_xt=$(set +o | grep xtrace)
+    set +o xtrace
+    local line=$1
+    shift
+    if [ "$exitcode" == 0 ]; then
+      exitcode=1
+    fi
+    backtrace 2
+    err "$line" "$*"
     if [[ $BASHPID != "$__SB_PID" ]]; then
-      trap - ERR
-      (exit "$__sb_prev")
-      __sb_devstack_die "$@"
-      return $?
+      exit "$exitcode"
     fi
     __sb_dying=1
-    ( trap - ERR; (exit "$__sb_prev"); __sb_devstack_die "$@" )
-    local __sb_st=$?
-    return $(( __sb_st == 0 ? 1 : __sb_st ))
+    $__sb_xt
+    return "$exitcode"
   }
 }

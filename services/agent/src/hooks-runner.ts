@@ -1,7 +1,7 @@
-import { toStackbusError, type StepResult } from "@stackbus/protocol";
+import { toStackbusError, type RunKind, type StepId, type StepResult } from "@stackbus/protocol";
 import type { Bus, Logger } from "@stackbus/bus";
 import type { BashSession, HookSpec } from "./session.js";
-import type { InstalledPlugin } from "./hooks.js";
+import { hooksFor, type InstalledPlugin } from "./hooks.js";
 import { executeStep } from "./step.js";
 import { installPlugins, mergeInSession, openSession, SpareSession, type HostDirs } from "./prepare.js";
 import { failedResult, originOf, stepResult } from "./results.js";
@@ -88,7 +88,7 @@ export class HooksRunner implements Runner {
       });
       warnings.push(...installed.warnings);
       await out.flush();
-      const handle = new HooksRun(this, session, out, installed.plugins, opened.factsFile, ctx.runDir, router, this.#dirs, this.#host);
+      const handle = new HooksRun(this, session, out, installed.plugins, opened.factsFile, ctx.runDir, router, this.#dirs, this.#host, config.unstackErrors);
       return { result: stepResult(origin, ctx.startedAt, { warnings }), handle };
     } catch (err) {
       const e = toStackbusError(err);
@@ -130,7 +130,11 @@ class HooksRun implements RunHandle {
     readonly router: { batch: readonly HookSpec[] | null },
     readonly dirs: HostDirs,
     readonly host: string,
+    readonly unstackErrors: "warn" | "fail",
   ) {}
+
+  /** A hook that called die in unstack or clean, and the DevStack script it ended. */
+  #died: { hook: string; step: StepId; script: string } | undefined;
 
   get pgid(): number {
     return this.session.pid;
@@ -142,6 +146,15 @@ class HooksRun implements RunHandle {
 
   async runStep(ctx: StepContext): Promise<StepResult> {
     const { cmd, step } = ctx;
+    const died = this.#died;
+    if (died && died.script === scriptOf(cmd.kind, step.id)) {
+      // DevStack's die ended that script: none of its later hooks run.
+      const skipped = step.actions.flatMap((a) => hooksFor(a, this.dirs.topDir, this.plugins));
+      return stepResult(originOf(cmd, this.host), ctx.startedAt, {
+        hooks: skipped.map((h) => ({ hook: h.name, command: h.target, status: "skipped", durationMs: 0, exitCode: null, signal: null })),
+        warnings: [`not run: ${died.hook} called die in ${died.step}, which ends ${died.script} in DevStack (its later hooks, ${skipped.map((h) => h.name).join(", ") || "none"}, do not run)`],
+      });
+    }
     this.runner.busy = true;
     try {
       return await executeStep(
@@ -160,6 +173,10 @@ class HooksRun implements RunHandle {
             this.router.batch = hooks;
           },
           onHook: (hook) => ctx.progress({ hook }),
+          unstackErrors: this.unstackErrors,
+          onDied: (hook) => {
+            this.#died = { hook, step: step.id, script: scriptOf(cmd.kind, step.id) };
+          },
         },
         step,
         cmd.facts,
@@ -178,4 +195,15 @@ class HooksRun implements RunHandle {
     if (!this.session.ended) this.session.close();
     this.runner.sessionClosed();
   }
+}
+
+/**
+ * The DevStack script a step of the hooks runner stands for, for what a die ends:
+ * unstack.sh for every step of an unstack run and for the steps clean.sh's unstack.sh
+ * child runs; clean.sh for the clean step (clean.sh goes on after its child died).
+ */
+function scriptOf(kind: RunKind, step: StepId): string {
+  if (kind === "stack") return "stack.sh";
+  if (kind === "clean" && step === "clean") return "clean.sh";
+  return "unstack.sh";
 }

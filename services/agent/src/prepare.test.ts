@@ -81,6 +81,7 @@ describe("spare session - the next run's shell, opened while the host is idle", 
       runner: "hooks",
       devstackUser: "stack",
       finally: [],
+      unstackErrors: "warn",
       pluginSettings: { order: "registration", reclone: false, offline: false, mirrors: [], allowSchemes: ["https", "http", "file", "path"] },
     };
     const runDir = join(dir.path, "run");

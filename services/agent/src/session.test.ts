@@ -113,7 +113,7 @@ describe("session - one bash for the whole run", () => {
     s.close();
   });
 
-  it("die ends the hook in every phase but keeps the shell", async () => {
+  it("die ends the hook and the rest of the batch in every phase, as DevStack's exit would, but keeps the shell", async () => {
     const lines: Line[] = [];
     const s = await openSession(dir.path, lines, [lib]);
     const dying = file("die.sh", 'die "bad thing"\necho "not reached"\n');
@@ -121,7 +121,9 @@ describe("session - one bash for the whole run", () => {
     assert.equal(runs[0]?.status, "failed");
     assert.equal(runs[0]?.exitCode, 3);
     assert.equal(runs[0]?.died, true);
-    assert.equal(runs[1]?.status, "ok");
+    assert.equal(runs[1]?.status, "skipped");
+    assert.equal(runs[1]?.skipReason, "stopped");
+    assert.equal(await s.eval("true"), 0, "the shell lives on");
     assert.ok(lines.some((l) => l.stream === "stderr" && l.text === "[ERROR] bad thing" && l.hook === 0));
     s.close();
   });
@@ -222,7 +224,15 @@ describe("session - with DevStack's own functions (--devstack-dir)", () => {
   it("a die that ends with exit, as DevStack's does, ends the hook but not the session", async () => {
     const functions = join(dir.path, "functions");
     // A stand-in with the shape of DevStack's die: print, then exit with the previous status, or 1.
-    writeFileSync(functions, 'die() { local exitcode=$?; echo "[ERROR] $2" >&2; [[ $exitcode == 0 ]] && exitcode=1; exit $exitcode; }\n');
+    writeFileSync(
+      functions,
+      [
+        'die() { local exitcode=$?; local line=$1; shift; [[ $exitcode == 0 ]] && exitcode=1; backtrace 2; err $line "$*"; exit $exitcode; }',
+        'backtrace() { echo "[Call Trace]"; }',
+        'err() { local msg="[ERROR] ${BASH_SOURCE[2]}:$1 $2"; echo "$msg" >&2; [[ -n ${LOGDIR:-} ]] && echo "$msg" >> "$LOGDIR/error.log"; return 0; }',
+        "",
+      ].join("\n"),
+    );
     const lines: Line[] = [];
     const s = await openSession(dir.path, lines, [functions, stackbusFunctionsPath()]);
     after(() => s.kill("SIGKILL"));
@@ -232,7 +242,7 @@ describe("session - with DevStack's own functions (--devstack-dir)", () => {
     const runs = await s.runBatch([src("h", hook), src("next", join(dir.path, "h2.sh"))], false);
     assert.equal(runs[0]?.status, "failed");
     assert.equal(runs[0]?.died, true);
-    assert.ok(lines.some((l) => l.text === "[ERROR] devstack says no"));
+    assert.ok(lines.some((l) => l.text === `[ERROR] ${hook}:1 devstack says no`), `DevStack's err names the hook and its line: ${lines.map((l) => l.text).join(" | ")}`);
     assert.ok(!lines.some((l) => l.text === "not reached"));
     assert.equal(s.ended, false);
     assert.equal(await s.eval("(die 0 'in a subshell'); echo sub=$?"), 0);

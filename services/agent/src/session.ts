@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { execa } from "execa";
 import { ErrorCode, StackbusError } from "@stackbus/protocol";
 import type { Logger } from "@stackbus/bus";
+import { MARKER, parseControlRecord, RS, US } from "./control.js";
 
 /** How a hook is invoked in the session. */
 export type HookKind = "source" | "noargs" | "call" | "hv-load" | "hv-call";
@@ -28,6 +29,9 @@ export interface HookRun {
   signal: string | null;
   /** The hook ended by calling die. */
   died: boolean;
+  /** The command that ended the hook under errexit, and where (`file:function:line`). */
+  command?: string;
+  location?: string;
   startedAt: number;
   durationMs: number;
 }
@@ -60,17 +64,16 @@ export function shq(value: string): string {
   return `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
-interface Pending {
-  kind: "batch" | "eval" | "plugins";
-  reported?: Record<string, string>;
-  hooks?: HookSpec[];
-  runs?: HookRun[];
-  plugins?: string[][];
-  status?: number;
-  controlDone: boolean;
-  resolve: (value: unknown) => void;
-  reject: (err: Error) => void;
-}
+/** What the session is doing for the agent now: one request at a time, each waiting for its records. */
+type Pending =
+  | { kind: "eval"; status: number; reported: Record<string, string>; resolve: (value: { status: number; reported: Record<string, string> }) => void; reject: (err: Error) => void }
+  | { kind: "plugins"; plugins: string[][]; resolve: (value: string[][]) => void; reject: (err: Error) => void }
+  | { kind: "batch"; runs: HookRun[]; controlDone: boolean; resolve: (value: HookRun[]) => void; reject: (err: Error) => void };
+
+/** A request before its resolver is attached. */
+type Request = DistributiveOmit<Pending, "resolve" | "reject">;
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+type Outcome<P extends Pending["kind"]> = Parameters<Extract<Pending, { kind: P }>["resolve"]>[0];
 
 /**
  * One persistent bash process for a run on a host. Hooks are sourced into it one batch at
@@ -169,21 +172,23 @@ export class BashSession {
    * runs with stdin from /dev/null; its output goes to the output sink as between-hooks output.
    */
   async eval(code: string): Promise<number> {
-    const out = (await this.#enqueue("eval", `{\n${code}\n} </dev/null\n__sb_eval_done $?\n`)) as number | { status: number };
-    return typeof out === "number" ? out : out.status;
+    return (await this.#evaluate(code)).status;
   }
 
   /**
    * Runs agent code that calls `__sb_report NAME VALUE`, and returns the reported values.
    */
   async query(code: string): Promise<Record<string, string>> {
-    const out = (await this.#enqueue("eval", `{\n${code}\n} </dev/null\n__sb_eval_done $?\n`)) as number | { reported: Record<string, string> };
-    return typeof out === "number" ? {} : out.reported;
+    return (await this.#evaluate(code)).reported;
+  }
+
+  #evaluate(code: string): Promise<Outcome<"eval">> {
+    return this.#enqueue<"eval">({ kind: "eval", status: 1, reported: {} }, `{\n${code}\n} </dev/null\n__sb_eval_done $?\n`);
   }
 
   /** The plugins registered with enable_plugin, in registration order: [name, url, ref, dir]. */
   listPlugins(): Promise<string[][]> {
-    return this.#enqueue("plugins", "__sb_list_plugins\n") as Promise<string[][]>;
+    return this.#enqueue<"plugins">({ kind: "plugins", plugins: [] }, "__sb_list_plugins\n");
   }
 
   /**
@@ -200,12 +205,12 @@ export class BashSession {
       else lines.push(`__sb_hook ${i} ${h.kind} ${shq(h.name)} ${shq(h.target)} ${args}`);
     });
     lines.push("__sb_batch_end");
-    return this.#enqueue("batch", lines.join("\n") + "\n", [...hooks]) as Promise<HookRun[]>;
+    return this.#enqueue<"batch">({ kind: "batch", runs: hooks.map((spec) => emptyRun(spec)), controlDone: false }, lines.join("\n") + "\n");
   }
 
-  #enqueue(kind: Pending["kind"], script: string, hooks?: HookSpec[]): Promise<unknown> {
+  #enqueue<K extends Pending["kind"]>(request: Extract<Request, { kind: K }>, script: string): Promise<Outcome<K>> {
     const run = () =>
-      new Promise<unknown>((resolve, reject) => {
+      new Promise<Outcome<K>>((resolve, reject) => {
         if (this.#exited) {
           reject(this.#endedError());
           return;
@@ -215,15 +220,8 @@ export class BashSession {
           reject(new StackbusError(ErrorCode.InvalidArgument, "a script for the hook session contains a NUL byte, which bash cannot carry"));
           return;
         }
-        this.#pending = {
-          kind,
-          controlDone: false,
-          resolve,
-          reject,
-          ...(hooks ? { hooks, runs: hooks.map((spec) => emptyRun(spec)) } : {}),
-          ...(kind === "plugins" ? { plugins: [] } : {}),
-        };
-        if (kind === "batch") {
+        this.#pending = { ...request, resolve, reject } as Pending;
+        if (request.kind === "batch") {
           this.#streams.stdout.ended = false;
           this.#streams.stderr.ended = false;
         }
@@ -240,63 +238,62 @@ export class BashSession {
   #onControl(chunk: string): void {
     this.#control += chunk;
     let end: number;
-    while ((end = this.#control.indexOf("\x1e")) >= 0) {
-      const record = this.#control.slice(0, end).split("\x1f");
+    while ((end = this.#control.indexOf(RS)) >= 0) {
+      const record = this.#control.slice(0, end).split(US);
       this.#control = this.#control.slice(end + 1);
       this.#handleRecord(record);
     }
   }
 
-  #handleRecord(record: string[]): void {
+  #handleRecord(fields: string[]): void {
     const p = this.#pending;
-    const [type, ...fields] = record;
-    if (!p) {
-      this.#options.logger.warn({ record }, "control record with nothing pending");
+    const record = parseControlRecord(fields);
+    if (!record) {
+      this.#options.logger.warn({ record: fields }, "unknown control record");
       return;
     }
-    switch (type) {
-      case "V":
-        p.status = Number(fields[0]);
+    if (!p) {
+      this.#options.logger.warn({ record: fields }, "control record with nothing pending");
+      return;
+    }
+    if (p.kind === "eval") {
+      if (record.type === "report") p.reported[record.name] = record.value;
+      else if (record.type === "value") {
+        p.status = record.status;
         this.#finish();
-        return;
-      case "Q":
-        (p.reported ??= {})[fields[0] ?? ""] = fields[1] ?? "";
-        return;
-      case "P":
-        p.plugins?.push(fields);
-        return;
-      case "P-end":
-        this.#finish();
-        return;
-      case "H": {
-        const index = Number(fields[0]);
-        const run = p.runs?.[index];
-        if (!run) return;
-        const what = fields[1];
-        if (what === "skip") {
-          run.status = "skipped";
-          run.skipReason = fields[2] ?? "";
-        } else if (what === "start") {
-          run.startedAt = usToMs(fields[2]);
-          run.name = fields[3] ?? run.name;
-          this.#currentHook = index;
-        } else if (what === "end") {
-          const endedAt = usToMs(fields[2]);
-          const code = Number(fields[3]);
-          run.exitCode = code;
-          run.died = fields[4] === "1";
-          run.status = code === 0 ? "ok" : "failed";
-          run.durationMs = Math.max(0, endedAt - run.startedAt);
-          this.#currentHook = null;
-        }
-        return;
       }
-      case "B":
-        p.controlDone = true;
-        this.#maybeFinishBatch();
-        return;
-      default:
-        this.#options.logger.warn({ record }, "unknown control record");
+      return;
+    }
+    if (p.kind === "plugins") {
+      if (record.type === "plugin") p.plugins.push([record.name, record.url, record.ref, record.dir]);
+      else if (record.type === "plugins-end") this.#finish();
+      return;
+    }
+    if (record.type === "batch-end") {
+      p.controlDone = true;
+      this.#maybeFinishBatch();
+      return;
+    }
+    if (record.type !== "hook-start" && record.type !== "hook-end" && record.type !== "hook-skip") return;
+    const run = p.runs[record.index];
+    if (!run) return;
+    if (record.type === "hook-skip") {
+      run.status = "skipped";
+      run.skipReason = record.reason;
+    } else if (record.type === "hook-start") {
+      run.startedAt = record.at;
+      run.name = record.name || run.name;
+      this.#currentHook = record.index;
+    } else {
+      run.exitCode = record.status;
+      run.died = record.died;
+      run.status = record.status === 0 ? "ok" : "failed";
+      run.durationMs = Math.max(0, record.at - run.startedAt);
+      if (record.location) {
+        run.command = record.command;
+        run.location = record.location;
+      }
+      this.#currentHook = null;
     }
   }
 
@@ -304,9 +301,9 @@ export class BashSession {
     const p = this.#pending;
     if (!p) return;
     this.#pending = undefined;
-    if (p.kind === "eval") p.resolve(p.reported ? { status: p.status ?? 1, reported: p.reported } : (p.status ?? 1));
-    else if (p.kind === "plugins") p.resolve(p.plugins ?? []);
-    else p.resolve(p.runs ?? []);
+    if (p.kind === "eval") p.resolve({ status: p.status, reported: p.reported });
+    else if (p.kind === "plugins") p.resolve(p.plugins);
+    else p.resolve(p.runs);
   }
 
   #batchGrace: NodeJS.Timeout | undefined;
@@ -341,7 +338,7 @@ export class BashSession {
 
   #onLine(stream: OutputStream, line: string): void {
     const state = this.#streams[stream];
-    const marker = `\x1eSB${this.#nonce}:`;
+    const marker = `${RS}SB${this.#nonce}:`;
     const at = line.indexOf(marker);
     if (at < 0) {
       this.#sink(stream, state.hook, line);
@@ -349,14 +346,13 @@ export class BashSession {
     }
     if (at > 0) this.#sink(stream, state.hook, line.slice(0, at));
     const rest = line.slice(at + marker.length);
-    const end = rest.indexOf("\x1e");
+    const end = rest.indexOf(RS);
     const tag = end < 0 ? rest : rest.slice(0, end);
-    if (tag === "END") {
+    if (tag === MARKER.end) {
       state.ended = true;
       state.hook = null;
       this.#maybeFinishBatch();
-    } else if (tag.startsWith("B")) state.hook = Number(tag.slice(1));
-    else if (tag.startsWith("E")) state.hook = null;
+    } else if (tag.startsWith(MARKER.hook)) state.hook = Number(tag.slice(MARKER.hook.length));
   }
 
   #onExit(code: number | null, signal: string | null): void {
@@ -372,7 +368,7 @@ export class BashSession {
     const p = this.#pending;
     this.#pending = undefined;
     if (p) {
-      if (p.kind === "batch" && p.runs) {
+      if (p.kind === "batch") {
         // The hook running when the shell ended carries the shell's exit.
         const reason = this.#killReason;
         for (const run of p.runs) {
@@ -481,9 +477,6 @@ function emptyRun(spec: HookSpec): HookRun {
   };
 }
 
-function usToMs(value: string | undefined): number {
-  return Math.floor(Number(value ?? 0) / 1000);
-}
 
 /**
  * The live processes of a process group that descend from its leader (the session's

@@ -33,6 +33,14 @@ export interface StepContext {
   setBatch: (hooks: readonly HookSpec[] | null) => void;
   /** Told the hook now running (for heartbeats and the live view). */
   onHook: (hook: string) => void;
+  /**
+   * In steps without errexit (unstack, clean): `warn` makes a failing hook a warning on the
+   * result, as DevStack's unstack.sh and clean.sh go on past it; `fail` fails the step.
+   * @default "warn"
+   */
+  unstackErrors?: "warn" | "fail";
+  /** Told when a hook calls die in a step without errexit (it ends that DevStack script's hooks). */
+  onDied?: (hook: string) => void;
 }
 
 /**
@@ -68,6 +76,11 @@ export async function executeStep(ctx: StepContext, step: Step, facts: Facts, st
         continue;
       }
       hooks.push(hookResult(run, run.status));
+      if (run.died && !step.errexit) ctx.onDied?.(run.name);
+      if (run.status === "failed" && !step.errexit && (ctx.unstackErrors ?? "warn") === "warn") {
+        warnings.push(run.died ? `${describeFailure(run, ctx.topDir)}: the rest of this script's hooks on ${ctx.host} do not run, as DevStack's die ends it` : `${describeFailure(run, ctx.topDir)} (DevStack's unstack.sh and clean.sh go on past it)`);
+        continue;
+      }
       if (run.status !== "ok") {
         const reason = run.status === "failed" ? "hook" : run.status;
         failures.push({
@@ -77,8 +90,9 @@ export async function executeStep(ctx: StepContext, step: Step, facts: Facts, st
           hook: run.name,
           exitCode: run.exitCode,
           signal: run.signal,
-          message: describeFailure(run),
+          message: describeFailure(run, ctx.topDir),
           outputTail: ctx.out.tail(run.name),
+          ...(run.command !== undefined && run.location ? { command: run.command, location: shortPath(run.location, ctx.topDir) } : {}),
         });
         if (run.status === "timeout") status = "timeout";
         else if (run.status === "canceled") status = "canceled";
@@ -181,12 +195,18 @@ function hookResult(run: HookRun, status: HookResult["status"]): HookResult {
   return { hook: run.name, command, status, durationMs: run.durationMs, exitCode: run.exitCode, signal: run.signal };
 }
 
-function describeFailure(run: HookRun): string {
+function describeFailure(run: HookRun, topDir: string): string {
   if (run.status === "timeout") return `${run.name} was killed: the step ran past its timeout`;
   if (run.status === "canceled") return `${run.name} was killed: the run was canceled`;
   if (run.signal) return `${run.name} was killed by ${run.signal}`;
   if (run.died) return `${run.name} called die (exit status ${run.exitCode})`;
-  return `${run.name} failed with exit status ${run.exitCode}`;
+  const where = run.command !== undefined && run.location ? `: \`${run.command}\` at ${shortPath(run.location, topDir)}` : "";
+  return `${run.name} failed with exit status ${run.exitCode}${where}`;
+}
+
+/** A `file:function:line` with the file relative to TOP_DIR when it is inside it. */
+function shortPath(location: string, topDir: string): string {
+  return location.startsWith(`${topDir}/`) ? location.slice(topDir.length + 1) : location;
 }
 
 /** Reads and clears what `stackbus_export` wrote during the step. */

@@ -51,7 +51,8 @@ async function replay(bus: Bus, lab: string, runId: string): Promise<RunView> {
   const view = new RunView();
   for await (const item of followRun(bus, lab, runId, { stopAtEnd: true })) {
     view.apply(item);
-    if (item.pending === 0 && !view.finished) break;
+    // Everything stored so far is in the view (a finished run, or a running one as it stands now).
+    if (item.pending === 0) break;
   }
   return view;
 }

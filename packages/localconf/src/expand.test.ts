@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ErrorCode, StackbusError } from "@stackbus/protocol";
-import { bashExpander, expansionScript, parseExpansionOutput, referencedVariables, type ExpandRequest } from "./expand.js";
+import { bashExpander } from "./bash-expander.test-helper.js";
+import { expansionScript, parseExpansionOutput, referencedVariables, type ExpandRequest } from "./expand.js";
 
 describe("expansion - local.conf text expanded in the host's shell as DevStack expands it", () => {
   let dir: string;

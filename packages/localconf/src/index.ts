@@ -4,12 +4,10 @@ export { listPlugins } from "./plugins.js";
 export {
   expansionScript,
   parseExpansionOutput,
-  bashExpander,
   referencedVariables,
   type ExpandRequest,
   type ExpandResult,
   type Expander,
-  type BashExpanderOptions,
 } from "./expand.js";
 export {
   mergeConfigGroup,
@@ -17,7 +15,9 @@ export {
   MergeError,
   type MergeOutcome,
   type MergeOptions,
+  type MergeFiles,
   type MergeErrorContext,
 } from "./merge.js";
+export { nodeMergeFiles } from "./node-files.js";
 export { iniSet, iniAddLiteral, iniDelete, iniHasOption, iniGet, iniGetMultiline, iniSections } from "./ini.js";
 export { localconfSet, localrcSet } from "./editor.js";

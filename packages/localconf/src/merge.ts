@@ -1,4 +1,3 @@
-import { mkdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync, type Stats } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { ErrorCode, StackbusError, type Diagnostic } from "@stackbus/protocol";
 import { analyseSpec, blocksBySpec, type SectionModel } from "./content.js";
@@ -13,7 +12,28 @@ export interface MergeOutcome {
   warnings: Diagnostic[];
 }
 
+/**
+ * The files a merge reads and writes, handed in by the caller (`nodeMergeFiles` is the
+ * host's own file system). Paths are absolute. Each may throw; the merge reports it.
+ */
+export interface MergeFiles {
+  /** What is at `path`: a regular file, a directory, something else, or nothing. */
+  kind(path: string): "file" | "directory" | "other" | undefined;
+  /** The text of the file at `path`, or null when there is none. */
+  read(path: string): string | null;
+  /** Creates or replaces the file at `path`. */
+  write(path: string, text: string): void;
+  /** Creates `dir` and its missing parents (`mkdir -p`). */
+  makeDirs(dir: string): void;
+  /** Removes the file at `path`, if there is one. */
+  remove(path: string): void;
+  /** Removes the directory `dir` when it is empty; throws otherwise. */
+  removeDir(dir: string): void;
+}
+
 export interface MergeOptions {
+  /** Where the merged files are read and written. */
+  files: MergeFiles;
   /** Relative file specs resolve against this directory (the host's TOP_DIR). @default process.cwd() */
   cwd?: string;
 }
@@ -88,27 +108,19 @@ export function isPlain(kind: ExpandRequest["kind"], text: string): boolean {
   return PLAIN[kind].test(text);
 }
 
-function statOf(path: string): Stats | undefined {
+/** What is at `path`, or undefined when that cannot be looked at. */
+function kindOf(files: MergeFiles, path: string): ReturnType<MergeFiles["kind"]> {
   try {
-    return statSync(path);
+    return files.kind(path);
   } catch {
     return undefined;
   }
 }
 
-function readIfExists(path: string): string | null {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw err;
-  }
-}
-
 /** Directories `mkdir -p dir` would create, outermost first. */
-function missingDirs(dir: string): string[] {
+function missingDirs(files: MergeFiles, dir: string): string[] {
   const missing: string[] = [];
-  for (let d = dir; statOf(d) === undefined; d = dirname(d)) {
+  for (let d = dir; kindOf(files, d) === undefined; d = dirname(d)) {
     missing.unshift(d);
     if (dirname(d) === d) break;
   }
@@ -126,8 +138,9 @@ export async function mergeConfigGroup(
   blocks: readonly MetaBlock[],
   group: string,
   expand: Expander,
-  options: MergeOptions = {},
+  options: MergeOptions,
 ): Promise<MergeOutcome> {
+  const { files: fs } = options;
   const cwd = options.cwd ?? process.cwd();
   const mine = blocks.filter((b) => b.group === group && b.spec !== "");
   if (mine.length === 0) return { group, files: [], warnings: [] };
@@ -254,9 +267,9 @@ export async function mergeConfigGroup(
     const { file, line } = plan.header;
     const where = `${file}:${line}: [[${group}|${plan.spec}]]`;
     for (let d = dirname(path); ; d = dirname(d)) {
-      const st = statOf(d);
-      if (st !== undefined) {
-        if (!st.isDirectory()) {
+      const kind = kindOf(fs, d);
+      if (kind !== undefined) {
+        if (kind !== "directory") {
           problems.push({
             message: `${where}: bogus config file specification: ${d} exists but is not a directory (the spec expands to ${path})`,
             spec: plan.spec,
@@ -269,8 +282,8 @@ export async function mergeConfigGroup(
       }
       if (dirname(d) === d) break;
     }
-    const target = statOf(path);
-    if (target !== undefined && !target.isFile()) {
+    const target = kindOf(fs, path);
+    if (target !== undefined && target !== "file") {
       problems.push({ message: `${where}: ${path} exists but is not a regular file`, spec: plan.spec, file, line, path });
     }
   }
@@ -284,7 +297,7 @@ export async function mergeConfigGroup(
     if (entry === undefined) {
       let original: string | null;
       try {
-        original = readIfExists(path);
+        original = fs.read(path);
       } catch (err) {
         throw refused(group, [
           {
@@ -318,12 +331,12 @@ export async function mergeConfigGroup(
   const written: Array<{ path: string; original: string | null; dirs: string[] }> = [];
   for (const [path, entry] of contents) {
     try {
-      const dirs = missingDirs(dirname(path));
+      const dirs = missingDirs(fs, dirname(path));
       written.push({ path, original: entry.original, dirs });
-      if (dirs.length > 0) mkdirSync(dirname(path), { recursive: true });
-      if (entry.original === null || entry.text !== entry.original) writeFileSync(path, entry.text);
+      if (dirs.length > 0) fs.makeDirs(dirname(path));
+      if (entry.original === null || entry.text !== entry.original) fs.write(path, entry.text);
     } catch (err) {
-      undo(written);
+      undo(fs, written);
       const { file, line } = entry.header;
       throw new MergeError(
         `${file}:${line}: [[${group}|${entry.spec}]]: could not create config file ${path} (${entry.spec}): ${(err as Error).message}; nothing of [[${group}|...]] was written`,
@@ -341,7 +354,7 @@ export function mergeConfigFile(
   group: string,
   spec: string,
   expand: Expander,
-  options: MergeOptions = {},
+  options: MergeOptions,
 ): Promise<MergeOutcome> {
   return mergeConfigGroup(
     blocks.filter((b) => b.spec === spec),
@@ -365,17 +378,17 @@ function refused(group: string, problems: Problem[]): MergeError {
   });
 }
 
-function undo(written: ReadonlyArray<{ path: string; original: string | null; dirs: string[] }>): void {
+function undo(fs: MergeFiles, written: ReadonlyArray<{ path: string; original: string | null; dirs: string[] }>): void {
   for (const w of [...written].reverse()) {
     try {
-      if (w.original === null) rmSync(w.path, { force: true });
-      else writeFileSync(w.path, w.original);
+      if (w.original === null) fs.remove(w.path);
+      else fs.write(w.path, w.original);
     } catch {
       // best effort: the error being reported names the file that failed
     }
     for (const d of [...w.dirs].reverse()) {
       try {
-        rmdirSync(d);
+        fs.removeDir(d);
       } catch {
         // not empty or already gone
       }

@@ -5,8 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ErrorCode } from "@stackbus/protocol";
-import { bashExpander } from "./expand.js";
+import { bashExpander } from "./bash-expander.test-helper.js";
 import { MergeError, mergeConfigFile, mergeConfigGroup } from "./merge.js";
+import { nodeMergeFiles } from "./node-files.js";
 import { parseLocalConf } from "./parse.js";
 import type { ParsedLocalConf } from "./types.js";
 
@@ -178,25 +179,25 @@ describe("meta-config - DevStack's test_meta_config.sh cases (§5.1), in order",
 
   it("10: merge_config_file adds new keys after the header and replaces existing ones in place", async () => {
     writeFileSync(join(dir, "test1c.conf"), "[eee]\n# original comment\ntype=original\n");
-    await mergeConfigFile(parsed.blocks, "test1", "test1c.conf", expander(), { cwd: dir });
+    await mergeConfigFile(parsed.blocks, "test1", "test1c.conf", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test1c.conf"), "[eee]\nmulti = foo2\n# original comment\ntype=new");
   });
 
   it("11: merge_config_file keeps comments of the target file", async () => {
     writeFileSync(join(dir, "test2a.conf"), "[ddd]\n# original comment\ntype=original\n");
-    await mergeConfigFile(parsed.blocks, "test2", "test2a.conf", expander(), { cwd: dir });
+    await mergeConfigFile(parsed.blocks, "test2", "test2a.conf", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test2a.conf"), "[ddd]\nadditional = true\n# original comment\ntype=new");
   });
 
   it("12: a new file starts with a blank line and the [section] header, keys in local.conf order", async () => {
     rmSync(join(dir, "test2a.conf"));
-    const outcome = await mergeConfigFile(parsed.blocks, "test2", "test2a.conf", expander(), { cwd: dir });
+    const outcome = await mergeConfigFile(parsed.blocks, "test2", "test2a.conf", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test2a.conf"), "\n[ddd]\ntype = new\nadditional = true");
     assert.deepEqual(outcome.files, [{ spec: "test2a.conf", path: join(dir, "test2a.conf"), created: true }]);
   });
 
   it("13: several sections, and a repeated key grouped before the key that followed its first value", async () => {
-    await mergeConfigFile(parsed.blocks, "test-multi-sections", "test-multi-sections.conf", expander(), { cwd: dir });
+    await mergeConfigFile(parsed.blocks, "test-multi-sections", "test-multi-sections.conf", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.equal(
       read("test-multi-sections.conf"),
       "\n[sec-1]\ncfg_item1 = abcd\ncfg_item2 = efgh\n\n[sec-2]\ncfg_item1 = abcd\ncfg_item3 = /1/2/3/4:5\ncfg_item4 = end\n\n[sec-3]\ncfg_item5 = 5555\ncfg_item5 = 5555another\ncfg_item6 = 6666",
@@ -204,30 +205,30 @@ describe("meta-config - DevStack's test_meta_config.sh cases (§5.1), in order",
   });
 
   it("14: a repeated key becomes multi-valued in local.conf order, values expanded with the host's variables", async () => {
-    await mergeConfigFile(parsed.blocks, "test-multiline", "test-multiline.conf", expander({ FOO_BAR_BAZ: "foo bar baz" }), { cwd: dir });
+    await mergeConfigFile(parsed.blocks, "test-multiline", "test-multiline.conf", expander({ FOO_BAR_BAZ: "foo bar baz" }), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test-multiline.conf"), "\n[multi]\ncfg_item1 = ab:cd:ef:gh\ncfg_item1 = abcd\ncfg_item2 = efgh\ncfg_item2 = foo bar baz");
   });
 
   it("15: merge_config_group merges every file of the group", async () => {
     rmSync(join(dir, "test2a.conf"));
-    await mergeConfigGroup(parsed.blocks, "test2", expander(), { cwd: dir });
+    await mergeConfigGroup(parsed.blocks, "test2", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test2a.conf"), "\n[ddd]\ntype = new\nadditional = true");
   });
 
   it("16: a group of a local.conf that is absent creates nothing", async () => {
     rmSync(join(dir, "test2a.conf"));
-    const outcome = await mergeConfigGroup(parseLocalConf("", "x-test.conf").blocks, "test2", expander(), { cwd: dir });
+    const outcome = await mergeConfigGroup(parseLocalConf("", "x-test.conf").blocks, "test2", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.deepEqual(outcome.files, []);
     assert.equal(existsSync(join(dir, "test2a.conf")), false);
   });
 
   it("17: a blank line and a comment after the key change nothing", async () => {
-    await mergeConfigFile(parsed.blocks, "test3", "test-space.conf", expander(), { cwd: dir });
+    await mergeConfigFile(parsed.blocks, "test3", "test-space.conf", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test-space.conf"), "\n[DEFAULT]\nattribute = value");
   });
 
   it("18: ${VAR} in a value is expanded at merge time", async () => {
-    await mergeConfigFile(parsed.blocks, "test-env", "test-env.conf", expander({ FOO_BAR_BAZ: "foo bar baz" }), { cwd: dir });
+    await mergeConfigFile(parsed.blocks, "test-env", "test-env.conf", expander({ FOO_BAR_BAZ: "foo bar baz" }), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test-env.conf"), "\n[foo]\nfoo = foo bar baz");
   });
 
@@ -235,30 +236,30 @@ describe("meta-config - DevStack's test_meta_config.sh cases (§5.1), in order",
     mkdirSync(join(dir, "test-etc"), { recursive: true });
     writeFileSync(join(dir, "test-etc/test4.conf"), "[fff]\n# original comment\ntype=original\n");
     const env = { TEST4_DIR: "test-etc", TEST4_FILE: "test4.conf" };
-    await mergeConfigGroup(parsed.blocks, "test4", expander(env), { cwd: dir });
+    await mergeConfigGroup(parsed.blocks, "test4", expander(env), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test-etc/test4.conf"), "[fff]\n# original comment\ntype=new");
     rmSync(join(dir, "test-etc/test4.conf"));
-    await mergeConfigGroup(parsed.blocks, "test4", expander(env), { cwd: dir });
+    await mergeConfigGroup(parsed.blocks, "test4", expander(env), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test-etc/test4.conf"), "\n[fff]\ntype = new");
   });
 
   it("21: only the first = separates key and value", async () => {
-    await mergeConfigFile(parsed.blocks, "test5", "test-equals.conf", expander(), { cwd: dir });
+    await mergeConfigFile(parsed.blocks, "test5", "test-equals.conf", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test-equals.conf"), "\n[DEFAULT]\ndrivers = driver=python.import.path.Driver");
   });
 
   it("22: trailing spaces of a value are stripped", async () => {
-    await mergeConfigFile(parsed.blocks, "test6", "test-strip.conf", expander(), { cwd: dir });
+    await mergeConfigFile(parsed.blocks, "test6", "test-strip.conf", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test-strip.conf"), "\n[DEFAULT]\nattr = strip_trailing_space");
   });
 
   it("23: a colon in a value is kept", async () => {
-    await mergeConfigFile(parsed.blocks, "test7", "test-colon.conf", expander(), { cwd: dir });
+    await mergeConfigFile(parsed.blocks, "test7", "test-colon.conf", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test-colon.conf"), "\n[DEFAULT]\nservers = 10.11.12.13:80");
   });
 
   it("24: a file that cannot be created fails the merge naming the file", async () => {
-    await assert.rejects(mergeConfigFile(parsed.blocks, "test8", "/proc/permission-denied.conf", expander(), { cwd: dir }), (err: unknown) => {
+    await assert.rejects(mergeConfigFile(parsed.blocks, "test8", "/proc/permission-denied.conf", expander(), { cwd: dir, files: nodeMergeFiles }), (err: unknown) => {
       assert.ok(err instanceof MergeError);
       assert.equal(err.code, ErrorCode.MergeFailed);
       assert.match(err.message, /could not create config file \/proc\/permission-denied\.conf \(\/proc\/permission-denied\.conf\)/);
@@ -269,7 +270,7 @@ describe("meta-config - DevStack's test_meta_config.sh cases (§5.1), in order",
   });
 
   it("25: a file spec whose variable is undefined refuses the group, naming the spec and the variable (DevStack warns and goes on)", async () => {
-    await assert.rejects(mergeConfigGroup(parsed.blocks, "test9", expander(), { cwd: dir }), (err: unknown) => {
+    await assert.rejects(mergeConfigGroup(parsed.blocks, "test9", expander(), { cwd: dir, files: nodeMergeFiles }), (err: unknown) => {
       assert.ok(err instanceof MergeError);
       assert.equal(err.code, ErrorCode.MergeFailed);
       assert.match(err.message, /^test\.conf:\d+: \[\[test9\|\$UNDEF\]\]: \$UNDEF is not set in the host's shell/);
@@ -281,7 +282,7 @@ describe("meta-config - DevStack's test_meta_config.sh cases (§5.1), in order",
   });
 
   it("26: a missing directory is created, and a key before any [section] is dropped (an empty file)", async () => {
-    const outcome = await mergeConfigGroup(parsed.blocks, "test10", expander(), { cwd: dir });
+    const outcome = await mergeConfigGroup(parsed.blocks, "test10", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.equal(readFileSync(join(dir, "does-not-exist-dir/test.conf"), "utf8"), "");
     assert.deepEqual(outcome.files, [{ spec: "does-not-exist-dir/test.conf", path: join(dir, "does-not-exist-dir/test.conf"), created: true }]);
     const dropped = parsed.diagnostics.find((d) => d.message.includes('"foo" comes before any [section]') && d.line === lineOf("foo=bar", "[[test10|does-not-exist-dir/test.conf]]"));
@@ -289,13 +290,13 @@ describe("meta-config - DevStack's test_meta_config.sh cases (§5.1), in order",
   });
 
   it("27: blocks with the same [[group|file]] merge together", async () => {
-    await mergeConfigGroup(parsed.blocks, "test11", expander(), { cwd: dir });
+    await mergeConfigGroup(parsed.blocks, "test11", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test-same.conf"), "\n[DEFAULT]\nfoo = bar\n\n[some]\nrandom = config\n\n[another]\nnon = sense");
   });
 
   it("28: a spec whose parent is a file is an error naming it", async () => {
     writeFileSync(join(dir, "run_tests.sh"), "#!/bin/bash\n");
-    await assert.rejects(mergeConfigGroup(parsed.blocks, "test12", expander(), { cwd: dir }), (err: unknown) => {
+    await assert.rejects(mergeConfigGroup(parsed.blocks, "test12", expander(), { cwd: dir, files: nodeMergeFiles }), (err: unknown) => {
       assert.ok(err instanceof MergeError);
       assert.match(err.message, /bogus config file specification: .*run_tests\.sh exists but is not a directory/);
       assert.equal(err.path, join(dir, "run_tests.sh"));

@@ -11,3 +11,4 @@ export { startGitServer, type GitServer, type GitRequest, type CommitOptions, ty
 export { processAlive, tempDir, waitFor } from "./util.js";
 export { track, trackGroup, untrack } from "./cleanup.js";
 export { DEVSTACK_TEST_INI } from "./devstack.js";
+export { bashFd3, type BashScriptOptions } from "./bash.js";

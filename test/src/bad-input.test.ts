@@ -54,7 +54,7 @@ describe("bad input - refused clearly, nothing lost, every service still up", ()
   it("logs a malformed result or heartbeat and goes on", async () => {
     lab.bus.nc.publish(`sb.${lab.name}.run.rjunk.result.h1`, new TextEncoder().encode("{not json"));
     lab.bus.nc.publish(subjects.hostHeartbeat(lab.name, "h1"), new TextEncoder().encode(JSON.stringify({ host: 1 })));
-    await lab.bus.nc.flush();
+    await lab.bus.flush();
     const coordinator = lab.procs.get("coordinator");
     await waitFor("the coordinator's warnings", () => {
       const out = coordinator?.output() ?? "";

@@ -54,7 +54,7 @@ describe("auth - TLS with a private CA", () => {
   it("a client that trusts the CA connects over TLS and works; the env file names the CA", async () => {
     const config = await Bus.connect({ servers: server.url, name: "config", logger: silentLogger(), nkeySeedFile: seed("config"), tls: { caFile: pki.ca } });
     config.serve(wildcards.configGet, Any, Any, () => ({ ok: 1 }));
-    await config.nc.flush();
+    await config.flush();
     const agent = await Bus.connect({ servers: server.url, name: "agent", logger: silentLogger(), nkeySeedFile: seed("agent-compute1"), tls: { caFile: pki.ca } });
     assert.deepEqual(await agent.request(subjects.configGet("lab1", "compute1"), Any, {}, Any), { ok: 1 });
     assert.match(auth.files["env/agent-compute1.env"] ?? "", new RegExp(`^STACKBUS_TLS_CA=${pki.ca}$`, "m"));

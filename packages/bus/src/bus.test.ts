@@ -3,6 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { z } from "zod";
 import { ErrorCode, StackbusError } from "@stackbus/protocol";
 import { startNats, waitFor, type NatsServer } from "@stackbus/testkit";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Bus } from "./bus.js";
 import { pino } from "pino";
 
@@ -29,7 +30,7 @@ describe("bus - typed NATS against a real nats-server", () => {
     const a = await Bus.connect({ servers: server.url, name: "a", logger });
     const b = await Bus.connect({ servers: server.url, name: "b", logger });
     a.serve("t.double", Ping, Pong, (req) => ({ doubled: req.n * 2 }));
-    await a.nc.flush();
+    await a.flush();
     assert.deepEqual(await b.request("t.double", Ping, { n: 21 }, Pong), { doubled: 42 });
     await a.drain();
     await b.drain();
@@ -38,10 +39,11 @@ describe("bus - typed NATS against a real nats-server", () => {
   it("answers a malformed request with a coded error and keeps serving", async () => {
     const { logger, lines } = capturingLogger();
     const a = await Bus.connect({ servers: server.url, name: "a", logger });
+    const rawClient = await connect({ servers: server.url });
     a.serve("t.strict", Ping, Pong, (req) => ({ doubled: req.n * 2 }));
-    await a.nc.flush();
+    await a.flush();
     for (const raw of ["not json", JSON.stringify({ n: "x" }), JSON.stringify({}), ""]) {
-      const msg = await a.nc.request("t.strict", new TextEncoder().encode(raw), { timeout: 2000 });
+      const msg = await rawClient.request("t.strict", new TextEncoder().encode(raw), { timeout: 2000 });
       const reply = JSON.parse(new TextDecoder().decode(msg.data));
       assert.equal(reply.ok, false, raw);
       assert.equal(reply.error.code, ErrorCode.BadMessage, raw);
@@ -49,6 +51,7 @@ describe("bus - typed NATS against a real nats-server", () => {
     }
     assert.ok(lines.some((l) => l["code"] === ErrorCode.BadMessage && l["subject"] === "t.strict"));
     assert.deepEqual(await a.request("t.strict", Ping, { n: 2 }, Pong), { doubled: 4 });
+    await rawClient.close();
     await a.drain();
   });
 
@@ -58,7 +61,7 @@ describe("bus - typed NATS against a real nats-server", () => {
     a.serve("t.fail", Ping, Pong, () => {
       throw new StackbusError(ErrorCode.NotFound, "no such thing", { what: "x" });
     });
-    await a.nc.flush();
+    await a.flush();
     await assert.rejects(a.request("t.fail", Ping, { n: 1 }, Pong), (err: unknown) => {
       assert.ok(err instanceof StackbusError);
       assert.equal(err.code, ErrorCode.NotFound);
@@ -77,11 +80,14 @@ describe("bus - typed NATS against a real nats-server", () => {
 
   it("logs and skips a malformed event, then handles the next good one", async () => {
     const { logger, lines } = capturingLogger();
-    const a = await Bus.connect({ servers: server.url, name: "a", logger });
+    // The transport is injected; this one keeps a handle on the raw connection to send a malformed event.
+    let raw: NatsConnection | undefined;
+    const a = await Bus.connect({ servers: server.url, name: "a", logger, connect: async (options) => (raw = await connect(options)) });
     const got: number[] = [];
     a.subscribe("t.events", Ping, (v) => void got.push(v.n));
-    await a.nc.flush();
-    a.nc.publish("t.events", new TextEncoder().encode("{bad"));
+    await a.flush();
+    assert.ok(raw, "the bus connected through the injected transport");
+    raw.publish("t.events", new TextEncoder().encode("{bad"));
     a.publish("t.events", Ping, { n: 7 });
     await waitFor("the good event", () => got.length === 1);
     assert.deepEqual(got, [7]);

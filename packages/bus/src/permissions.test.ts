@@ -53,7 +53,7 @@ describe("bus - permission denials are clear errors, not timeouts", () => {
     server = await startNats({ config });
     svc = await Bus.connect({ servers: server.url, name: "svc", logger: capturingLogger().logger, user: "svc", pass: "svc-pw" });
     svc.serve("t.svc.double", Ping, Ping, (req) => ({ n: req.n * 2 }));
-    await svc.nc.flush();
+    await svc.flush();
     await svc.ensureStream({ name: "T_DENY", subjects: ["t.deny.>"] });
   });
   after(async () => {

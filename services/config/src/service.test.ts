@@ -117,7 +117,7 @@ describe("config service - over a real nats-server", () => {
     assert.deepEqual(await apply("beta", bundle("beta")), { lab: "beta", revision: 1, unchanged: true, hosts: ["controller", "compute1"], warnings: [] });
     const events: unknown[] = [];
     client.subscribe(subjects.configRevision("beta"), ConfigRevisionEventSchema, (e) => void events.push(e));
-    await client.nc.flush();
+    await client.flush();
     const second = await apply("beta", bundle("beta", "[[local|localrc]]\nHOST_IP=10.0.0.2\n"));
     assert.equal(second.revision, 2);
     assert.equal(second.unchanged, false);

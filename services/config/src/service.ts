@@ -261,7 +261,7 @@ export async function startConfigService(options: ConfigServiceOptions): Promise
       { queue: QUEUES.config },
     ),
   ];
-  await bus.nc.flush();
+  await bus.flush();
   log.info({ bucket: BUCKETS.labs }, "config service ready");
 
   return {

@@ -179,7 +179,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     ),
   );
 
-  await bus.nc.flush();
+  await bus.flush();
   log.info("coordinator ready");
   return {
     activeRuns: () => [...drivers.keys()],

@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { ErrorCode, StackbusError } from "@stackbus/protocol";
 import { tempDir } from "@stackbus/testkit";
-import { authGenFromManifestFile, InvalidManifestError, readLabHosts } from "./manifest.js";
+import { InvalidManifestError, readLabHosts } from "@stackbus/lab";
+import { authGenFromManifestFile } from "./manifest.js";
 
 describe("manifest - lab and host names for auth gen", () => {
   let dir: { path: string; remove: () => void };

@@ -92,7 +92,7 @@ describe("auth - TLS with a private CA", () => {
         Bus.connect({ servers: mserver.url, name: "agent", logger: silentLogger(), nkeySeedFile: seedFile, tls: { caFile: pki.ca } }),
         (err: unknown) => {
           assert.ok(err instanceof StackbusError);
-          assert.equal(err.code, ErrorCode.Unavailable);
+          assert.equal(err.code, ErrorCode.NatsUnreachable);
           assert.match(err.message, /client certificates .*--tls-cert/);
           return true;
         },

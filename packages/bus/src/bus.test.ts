@@ -125,7 +125,8 @@ describe("bus - typed NATS against a real nats-server", () => {
   it("fails fast with the URL and a hint when no server is there", async () => {
     const { logger } = capturingLogger();
     await assert.rejects(Bus.connect({ servers: "nats://127.0.0.1:1", name: "x", logger }), (err: unknown) => {
-      assert.equal((err as StackbusError).code, ErrorCode.Unavailable);
+      assert.equal((err as StackbusError).code, ErrorCode.NatsUnreachable);
+      assert.deepEqual((err as StackbusError).data, { servers: ["nats://127.0.0.1:1"] });
       assert.match((err as Error).message, /127\.0\.0\.1:1/);
       assert.match((err as Error).message, /stackbus up/);
       return true;

@@ -4,7 +4,7 @@ import type { z } from "zod";
 import { decode, encode } from "./codec.js";
 import type { BusCore } from "./core.js";
 import { findViolation } from "./errors.js";
-import { isMaxPayload, requestFailure, tooLarge } from "./failures.js";
+import { requestFailure, tooLarge } from "./failures.js";
 
 // Core NATS: events, confirmed events, request/reply.
 
@@ -20,13 +20,16 @@ export interface ServeOptions {
 /** A handled request: the parsed value and the concrete subject it came on. */
 export type Handler<Req, Res> = (req: Req, subject: string, msg: Msg) => Promise<Res> | Res;
 
-export function publish<S extends z.ZodType>(core: BusCore, subject: string, schema: S, value: z.input<S>): void {
+/** Encodes `value` for `subject`, refusing (`TOO_LARGE`) what the server would not accept (its max_payload). */
+function encodeFor<S extends z.ZodType>(core: BusCore, subject: string, schema: S, value: z.input<S>): Uint8Array {
   const payload = encode(subject, schema, value);
-  try {
-    core.nc.publish(subject, payload);
-  } catch (err) {
-    throw isMaxPayload(err) ? tooLarge(subject, payload.length, err) : err;
-  }
+  const max = core.nc.info?.max_payload;
+  if (max !== undefined && payload.length > max) throw tooLarge(subject, payload.length);
+  return payload;
+}
+
+export function publish<S extends z.ZodType>(core: BusCore, subject: string, schema: S, value: z.input<S>): void {
+  core.nc.publish(subject, encodeFor(core, subject, schema, value));
 }
 
 export async function publishConfirmed<S extends z.ZodType>(core: BusCore, subject: string, schema: S, value: z.input<S>): Promise<void> {
@@ -72,13 +75,12 @@ export async function request<Q extends z.ZodType, R extends z.ZodType>(
 ): Promise<z.output<R>> {
   const timeout = options.timeoutMs ?? 5_000;
   let msg: Msg;
-  const payload = encode(subject, requestSchema, value);
+  const payload = encodeFor(core, subject, requestSchema, value);
   try {
     msg = await core.nc.request(subject, payload, { timeout });
   } catch (err) {
     const violation = findViolation(err);
     if (violation) throw core.denials.error(violation, err);
-    if (isMaxPayload(err)) throw tooLarge(subject, payload.length, err);
     throw requestFailure(subject, timeout, err);
   }
   const reply = decode(subject, replySchema(replyValueSchema), msg.data) as { ok: true; value: z.output<R> } | { ok: false; error: WireError };

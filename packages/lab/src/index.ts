@@ -12,3 +12,4 @@ export { readLabBundle, validateLabFile } from "./bundle.js";
 export { hostConfig, labShow, labHost, labPluginAccess } from "./views.js";
 export { formatPath, type FieldPath } from "./yaml.js";
 export { InvalidManifestError } from "./errors.js";
+export { readLabHosts } from "./names.js";

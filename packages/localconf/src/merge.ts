@@ -53,7 +53,7 @@ export interface MergeErrorContext {
 }
 
 /** A local.conf merge group that stackbus refused to apply; nothing of the group was written. */
-export class MergeError extends StackbusError {
+export class MergeError extends StackbusError<typeof ErrorCode.MergeFailed> {
   override name = "MergeError";
   readonly group: string;
   readonly spec: string | undefined;

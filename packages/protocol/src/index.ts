@@ -4,8 +4,11 @@ export {
   InvalidNameError,
   BadMessageError,
   toStackbusError,
+  hasCode,
   isErrorCode,
   type WireError,
+  type ErrorData,
+  type ErrorDataMap,
 } from "./errors.js";
 export { nameProblem, validateName, isValidName, type NameKind } from "./names.js";
 export { parseDuration, formatDuration } from "./duration.js";

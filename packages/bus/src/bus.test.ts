@@ -5,6 +5,7 @@ import { ErrorCode, StackbusError } from "@stackbus/protocol";
 import { startNats, waitFor, type NatsServer } from "@stackbus/testkit";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Bus } from "./bus.js";
+import { casUpdate } from "./cas.js";
 import { pino } from "pino";
 
 const Ping = z.object({ n: z.number().int() });
@@ -120,6 +121,40 @@ describe("bus - typed NATS against a real nats-server", () => {
     assert.deepEqual(stored.map((m) => JSON.parse(new TextDecoder().decode(m.data)).n), [0, 1, 2, 3, 4]);
     assert.deepEqual(await a.readStream("SB_RUNS", "sb.t.run.none.>"), []);
     await a.drain();
+  });
+
+  it("casUpdate - racing writers each land once, and a decision to leave the key writes nothing", async () => {
+    const { logger } = capturingLogger();
+    const a = await Bus.connect({ servers: server.url, name: "a", logger });
+    const b = await Bus.connect({ servers: server.url, name: "b", logger });
+    const kvA = await a.kv("t_cas");
+    const kvB = await b.kv("t_cas");
+    let decisions = 0;
+    const increment = (kv: typeof kvA) =>
+      casUpdate(kv, "counter", (current) => {
+        decisions++;
+        const n = current ? Number(current.string()) + 1 : 1;
+        return { value: String(n), result: n };
+      });
+    const results = await Promise.all([...Array(10).keys()].map((i) => increment(i % 2 === 0 ? kvA : kvB)));
+    assert.deepEqual(results.map((r) => r.result).sort((x, y) => x - y), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.ok(decisions > 10, "a writer that lost the race read and decided again");
+    assert.equal((await kvA.get("counter"))?.string(), "10");
+    const kept = await casUpdate(kvA, "counter", (current) => ({ unchanged: current?.string() }));
+    assert.deepEqual(kept, { result: "10", revision: undefined });
+    await kvA.delete("counter");
+    const recreated = await casUpdate(kvA, "counter", (current) => ({ value: "fresh", result: current }));
+    assert.equal(recreated.result, null, "a deleted key reads as absent");
+    assert.equal((await kvA.get("counter"))?.string(), "fresh");
+    await assert.rejects(
+      casUpdate(kvA, "counter", async (current) => {
+        await kvB.put("counter", `${current?.string()}-moved`);
+        return { value: "never", result: 0 };
+      }, { attempts: 3 }),
+      (err: unknown) => (err as StackbusError).code === ErrorCode.Conflict,
+    );
+    await a.drain();
+    await b.drain();
   });
 
   it("fails fast with the URL and a hint when no server is there", async () => {

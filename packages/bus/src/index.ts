@@ -6,6 +6,7 @@ export type { StoredMessage } from "./streams.js";
 export type { FollowOptions, FollowedMessage } from "./follow.js";
 export { natsDigestToHex } from "./stores.js";
 export { sleep, withRetry } from "./retry.js";
+export { casUpdate, type CasDecision, type CasOptions, type CasOutcome } from "./cas.js";
 export { encode, decode } from "./codec.js";
 export { PermissionDeniedError, type DeniedOperation } from "./errors.js";
 export { createLogger, silentLogger, type Logger } from "./logger.js";

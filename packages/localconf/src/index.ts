@@ -1,4 +1,5 @@
 export type { SourceLine, MetaBlock, PluginLine, ParsedLocalConf } from "./types.js";
+export { uniqueDiagnostics } from "./types.js";
 export { parseLocalConf, combineLocalConfs, splitLines, type ParseOptions } from "./parse.js";
 export { listPlugins } from "./plugins.js";
 export {

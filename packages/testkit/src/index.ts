@@ -10,5 +10,5 @@ export {
 export { startGitServer, type GitServer, type GitRequest, type CommitOptions, type FixtureFile } from "./git.js";
 export { processAlive, tempDir, waitFor } from "./util.js";
 export { track, trackGroup, untrack } from "./cleanup.js";
-export { DEVSTACK_TEST_INI } from "./devstack.js";
+export { DEVSTACK_TEST_INI, INI_CASES, type IniCase, type IniStep } from "./devstack.js";
 export { bashFd3, type BashScriptOptions } from "./bash.js";

@@ -1,5 +1,5 @@
 import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type PubAck, type StreamConfig } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type PubAck, type StreamConfig } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { ObjectStore } from "@nats-io/obj";
 import { ErrorCode, StackbusError, toStackbusError } from "@stackbus/protocol";
@@ -230,5 +230,4 @@ export class Bus {
   }
 }
 
-export { AckPolicy, DeliverPolicy };
-export type { KV, ObjectStore, Msg, Subscription, NatsConnection };
+export type { KV, ObjectStore, Msg, Subscription };

@@ -1,4 +1,4 @@
-export { Bus, AckPolicy, DeliverPolicy, type KV, type ObjectStore, type Msg, type Subscription, type NatsConnection } from "./bus.js";
+export { Bus, type KV, type ObjectStore, type Msg, type Subscription } from "./bus.js";
 export { defaultNatsUrl, type BusOptions, type TlsSettings, type NatsConnect } from "./connection.js";
 export type { RequestOptions, ServeOptions, Handler } from "./rpc.js";
 export type { DurableOptions } from "./durable.js";

@@ -1,18 +1,16 @@
 export type { SourceLine, MetaBlock, PluginLine, ParsedLocalConf } from "./types.js";
 export { uniqueDiagnostics } from "./types.js";
-export { parseLocalConf, combineLocalConfs, splitLines, type ParseOptions } from "./parse.js";
+export { parseLocalConf, combineLocalConfs, type ParseOptions } from "./parse.js";
 export { listPlugins } from "./plugins.js";
 export {
   expansionScript,
   parseExpansionOutput,
-  referencedVariables,
   type ExpandRequest,
   type ExpandResult,
   type Expander,
 } from "./expand.js";
 export {
   mergeConfigGroup,
-  mergeConfigFile,
   MergeError,
   type MergeOutcome,
   type MergeOptions,
@@ -21,4 +19,3 @@ export {
 } from "./merge.js";
 export { nodeMergeFiles } from "./node-files.js";
 export { iniSet, iniAddLiteral, iniDelete, iniHasOption, iniGet, iniGetMultiline, iniSections } from "./ini.js";
-export { localconfSet, localrcSet } from "./editor.js";

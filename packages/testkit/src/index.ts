@@ -2,7 +2,6 @@ export {
   startNats,
   startNatsCluster,
   freePort,
-  natsServerBin,
   type NatsServer,
   type NatsCluster,
   type NatsServerOptions,

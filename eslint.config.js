@@ -60,6 +60,19 @@ export default tseslint.config(
     },
   },
   {
+    // No function over 120 lines outside tests. The files listed still have one, to be split.
+    files: ["packages/*/src/**/*.ts", "services/*/src/**/*.ts", "test/src/**/*.ts"],
+    ignores: [
+      ...TESTS,
+      "packages/auth/src/roles.ts",
+      "packages/cli/src/commands/watch.ts",
+      "services/agent/src/agent.ts",
+      "services/coordinator/src/coordinator.ts",
+      "test/src/bench/main.ts",
+    ],
+    rules: { "max-lines-per-function": ["error", { max: 120 }] },
+  },
+  {
     // Packages never import a service (the CLI, below, is the one exception).
     files: ["packages/*/src/**/*.ts"],
     ignores: ["packages/cli/**"],

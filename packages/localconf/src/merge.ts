@@ -127,6 +127,22 @@ function missingDirs(files: MergeFiles, dir: string): string[] {
   return missing;
 }
 
+/** One file spec of a group after expansion: where it goes and its sections with names and values expanded. */
+interface ExpandedSpec {
+  plan: SpecPlan;
+  /** The absolute path the spec names; "" when it could not be expanded. */
+  path: string;
+  sections: Array<{ name: string; attrs: Array<{ key: string; values: string[] }> }>;
+}
+
+/** The text of one target file: as read, and as the group leaves it. */
+interface FileContent {
+  original: string | null;
+  text: string;
+  spec: string;
+  header: MetaBlock;
+}
+
 /**
  * DevStack's merge_config_group for one group. Relative paths resolve against options.cwd
  * (the host's TOP_DIR). All-or-nothing: every spec of the group is expanded and checked
@@ -145,6 +161,21 @@ export async function mergeConfigGroup(
   const mine = blocks.filter((b) => b.group === group && b.spec !== "");
   if (mine.length === 0) return { group, files: [], warnings: [] };
 
+  const { plans, requests, plain } = planGroup(group, mine);
+  const result = await expandRequests(group, expand, requests, plain);
+  const problems: Problem[] = [];
+  const warnings: Diagnostic[] = [];
+  const expanded = plans.map((plan) => expandSpec(group, plan, result, cwd, problems, warnings));
+  for (const spec of expanded) checkTarget(fs, group, spec, problems);
+  if (problems.length > 0) throw refused(group, problems);
+
+  const { contents, files } = compose(fs, group, expanded);
+  writeAll(fs, group, contents);
+  return { group, files, warnings };
+}
+
+/** The group's specs, and every text the shell must expand for them (plain text is kept aside). */
+function planGroup(group: string, mine: readonly MetaBlock[]): { plans: SpecPlan[]; requests: ExpandRequest[]; plain: string[] } {
   const requests: ExpandRequest[] = [];
   const plain: string[] = [];
   const ask = (kind: ExpandRequest["kind"], text: string) => {
@@ -183,7 +214,11 @@ export async function mergeConfigGroup(
       { group, file: first.file, line: first.line, problems: structural.map((d) => d.message) },
     );
   }
+  return { plans, requests, plain };
+}
 
+/** Expands the requests in one batch; returns the result of a request index (negative: plain text). */
+async function expandRequests(group: string, expand: Expander, requests: ExpandRequest[], plain: string[]): Promise<(i: number) => ExpandResult> {
   let results: ExpandResult[];
   try {
     results = await expand(requests);
@@ -200,96 +235,95 @@ export async function mergeConfigGroup(
       problems: [],
     });
   }
-  const result = (i: number): ExpandResult => (i < 0 ? { value: plain[-1 - i] as string, unset: [] } : (results[i] as ExpandResult));
+  return (i: number): ExpandResult => (i < 0 ? { value: plain[-1 - i] as string, unset: [] } : (results[i] as ExpandResult));
+}
 
-  const problems: Problem[] = [];
-  const warnings: Diagnostic[] = [];
-  const expanded = plans.map((plan) => {
-    const { file, line } = plan.header;
-    const where = `${file}:${line}: [[${group}|${plan.spec}]]`;
-    const problem = (message: string, extra: Partial<Problem> = {}) =>
-      problems.push({ message, spec: plan.spec, file, line, ...extra });
-    const specResult = result(plan.specIndex);
-    let path = "";
-    if (specResult.error !== undefined) {
-      problem(`${where}: the file spec cannot be expanded: ${specResult.error}`);
-    } else if (specResult.unset.length > 0) {
-      const vars = specResult.unset.map((v) => `$${v}`).join(", ");
-      problem(`${where}: ${vars} ${specResult.unset.length === 1 ? "is" : "are"} not set in the host's shell (DevStack would warn and skip the rest of the group)`, {
-        variables: specResult.unset,
-      });
-    } else if (specResult.value.trim() === "") {
-      problem(`${where}: the file spec expands to nothing (DevStack would warn and skip the rest of the group)`);
-    } else if (/[ \t\n]/.test(specResult.value.trim())) {
-      problem(`${where}: the file spec expands to several words (${JSON.stringify(specResult.value)})`);
-    } else {
-      path = resolve(cwd, specResult.value.trim());
-    }
-
-    const name = (index: number, what: string, at: { file: string; line: number }) => {
-      const r = result(index);
-      const place = `${at.file}:${at.line}: [[${group}|${plan.spec}]]`;
-      const unset = r.unset.length > 0 ? ` (${r.unset.map((v) => `$${v}`).join(", ")} not set in the host's shell)` : "";
-      if (r.error !== undefined) problem(`${place}: ${what} cannot be expanded: ${r.error}${unset}`, { file: at.file, line: at.line, variables: r.unset });
-      else if (r.value === "") problem(`${place}: ${what} expands to nothing${unset}`, { file: at.file, line: at.line, variables: r.unset });
-      else if (r.unset.length > 0) {
-        warnings.push(diagnostic("warning", at.file, at.line, `${what} uses ${r.unset.map((v) => `$${v}`).join(", ")}, not set in the host's shell`));
-      }
-      return r.value;
-    };
-    const sections = plan.sections.map((s) => ({
-      name: name(s.nameIndex, `section name ${JSON.stringify(s.section.name)}`, s.section),
-      attrs: s.attrs.map((a) => ({
-        key: name(a.keyIndex, `key ${JSON.stringify(a.key)}`, a),
-        values: a.values.map((v) => {
-          const r = result(v.index);
-          if (r.error !== undefined) {
-            problems.push({ message: `${v.file}:${v.line}: [[${group}|${plan.spec}]]: the value of ${JSON.stringify(a.key)} cannot be expanded: ${r.error}`, spec: plan.spec, file: v.file, line: v.line });
-          } else if (r.unset.length > 0) {
-            warnings.push(
-              diagnostic(
-                "warning",
-                v.file,
-                v.line,
-                `the value of ${JSON.stringify(a.key)} uses ${r.unset.map((x) => `$${x}`).join(", ")}, not set in the host's shell: it expands to empty, as in DevStack`,
-              ),
-            );
-          }
-          return r.value;
-        }),
-      })),
-    }));
-    return { plan, path, sections };
-  });
-
-  for (const { plan, path } of expanded) {
-    if (path === "") continue;
-    const { file, line } = plan.header;
-    const where = `${file}:${line}: [[${group}|${plan.spec}]]`;
-    for (let d = dirname(path); ; d = dirname(d)) {
-      const kind = kindOf(fs, d);
-      if (kind !== undefined) {
-        if (kind !== "directory") {
-          problems.push({
-            message: `${where}: bogus config file specification: ${d} exists but is not a directory (the spec expands to ${path})`,
-            spec: plan.spec,
-            file,
-            line,
-            path: d,
-          });
-        }
-        break;
-      }
-      if (dirname(d) === d) break;
-    }
-    const target = kindOf(fs, path);
-    if (target !== undefined && target !== "file") {
-      problems.push({ message: `${where}: ${path} exists but is not a regular file`, spec: plan.spec, file, line, path });
-    }
+/** One spec with its path, names and values expanded; what cannot be used goes to `problems`, what is doubtful to `warnings`. */
+function expandSpec(group: string, plan: SpecPlan, result: (i: number) => ExpandResult, cwd: string, problems: Problem[], warnings: Diagnostic[]): ExpandedSpec {
+  const { file, line } = plan.header;
+  const where = `${file}:${line}: [[${group}|${plan.spec}]]`;
+  const problem = (message: string, extra: Partial<Problem> = {}) => problems.push({ message, spec: plan.spec, file, line, ...extra });
+  const specResult = result(plan.specIndex);
+  let path = "";
+  if (specResult.error !== undefined) {
+    problem(`${where}: the file spec cannot be expanded: ${specResult.error}`);
+  } else if (specResult.unset.length > 0) {
+    const vars = specResult.unset.map((v) => `$${v}`).join(", ");
+    problem(`${where}: ${vars} ${specResult.unset.length === 1 ? "is" : "are"} not set in the host's shell (DevStack would warn and skip the rest of the group)`, {
+      variables: specResult.unset,
+    });
+  } else if (specResult.value.trim() === "") {
+    problem(`${where}: the file spec expands to nothing (DevStack would warn and skip the rest of the group)`);
+  } else if (/[ \t\n]/.test(specResult.value.trim())) {
+    problem(`${where}: the file spec expands to several words (${JSON.stringify(specResult.value)})`);
+  } else {
+    path = resolve(cwd, specResult.value.trim());
   }
-  if (problems.length > 0) throw refused(group, problems);
 
-  const contents = new Map<string, { original: string | null; text: string; spec: string; header: MetaBlock }>();
+  const name = (index: number, what: string, at: { file: string; line: number }) => {
+    const r = result(index);
+    const place = `${at.file}:${at.line}: [[${group}|${plan.spec}]]`;
+    const unset = r.unset.length > 0 ? ` (${r.unset.map((v) => `$${v}`).join(", ")} not set in the host's shell)` : "";
+    if (r.error !== undefined) problem(`${place}: ${what} cannot be expanded: ${r.error}${unset}`, { file: at.file, line: at.line, variables: r.unset });
+    else if (r.value === "") problem(`${place}: ${what} expands to nothing${unset}`, { file: at.file, line: at.line, variables: r.unset });
+    else if (r.unset.length > 0) {
+      warnings.push(diagnostic("warning", at.file, at.line, `${what} uses ${r.unset.map((v) => `$${v}`).join(", ")}, not set in the host's shell`));
+    }
+    return r.value;
+  };
+  const value = (key: string, v: { index: number; file: string; line: number }) => {
+    const r = result(v.index);
+    if (r.error !== undefined) {
+      problems.push({ message: `${v.file}:${v.line}: [[${group}|${plan.spec}]]: the value of ${JSON.stringify(key)} cannot be expanded: ${r.error}`, spec: plan.spec, file: v.file, line: v.line });
+    } else if (r.unset.length > 0) {
+      warnings.push(
+        diagnostic(
+          "warning",
+          v.file,
+          v.line,
+          `the value of ${JSON.stringify(key)} uses ${r.unset.map((x) => `$${x}`).join(", ")}, not set in the host's shell: it expands to empty, as in DevStack`,
+        ),
+      );
+    }
+    return r.value;
+  };
+  const sections = plan.sections.map((s) => ({
+    name: name(s.nameIndex, `section name ${JSON.stringify(s.section.name)}`, s.section),
+    attrs: s.attrs.map((a) => ({ key: name(a.keyIndex, `key ${JSON.stringify(a.key)}`, a), values: a.values.map((v) => value(a.key, v)) })),
+  }));
+  return { plan, path, sections };
+}
+
+/** A target whose parent is not a directory, or that is not a regular file, is a problem. */
+function checkTarget(fs: MergeFiles, group: string, { plan, path }: ExpandedSpec, problems: Problem[]): void {
+  if (path === "") return;
+  const { file, line } = plan.header;
+  const where = `${file}:${line}: [[${group}|${plan.spec}]]`;
+  for (let d = dirname(path); ; d = dirname(d)) {
+    const kind = kindOf(fs, d);
+    if (kind !== undefined) {
+      if (kind !== "directory") {
+        problems.push({
+          message: `${where}: bogus config file specification: ${d} exists but is not a directory (the spec expands to ${path})`,
+          spec: plan.spec,
+          file,
+          line,
+          path: d,
+        });
+      }
+      break;
+    }
+    if (dirname(d) === d) break;
+  }
+  const target = kindOf(fs, path);
+  if (target !== undefined && target !== "file") {
+    problems.push({ message: `${where}: ${path} exists but is not a regular file`, spec: plan.spec, file, line, path });
+  }
+}
+
+/** Every target file's new text (specs naming one file are applied to it in order), in memory. */
+function compose(fs: MergeFiles, group: string, expanded: readonly ExpandedSpec[]): { contents: Map<string, FileContent>; files: MergeOutcome["files"] } {
+  const contents = new Map<string, FileContent>();
   const files: MergeOutcome["files"] = [];
   for (const { plan, path, sections } of expanded) {
     let entry = contents.get(path);
@@ -327,7 +361,11 @@ export async function mergeConfigGroup(
     }
     files.push({ spec: plan.spec, path, created });
   }
+  return { contents, files };
+}
 
+/** Writes every changed file; a write that fails undoes the earlier ones and is reported. */
+function writeAll(fs: MergeFiles, group: string, contents: Map<string, FileContent>): void {
   const written: Array<{ path: string; original: string | null; dirs: string[] }> = [];
   for (const [path, entry] of contents) {
     try {
@@ -345,7 +383,6 @@ export async function mergeConfigGroup(
       );
     }
   }
-  return { group, files, warnings };
 }
 
 /** merge_config_file: the blocks of one file spec of a group (a group with only that spec). */

@@ -11,7 +11,7 @@ export {
   type ErrorDataMap,
 } from "./errors.js";
 export { nameProblem, validateName, isValidName, type NameKind } from "./names.js";
-export { parseDuration, formatDuration } from "./duration.js";
+export { parseDuration, formatDuration, type Duration } from "./duration.js";
 export {
   RUN_KINDS,
   MERGE_GROUPS,

@@ -28,8 +28,23 @@ import {
 export interface ConfigServiceOptions {
   bus: Bus;
   logger: Logger;
-  /** Revisions kept per lab (KV history), so runs created from an older revision still get it. @default 10 */
+  /** Revisions kept per lab (KV history), so runs created from an older revision still get it; see CONFIG_SERVICE_DEFAULTS. */
   history?: number;
+}
+
+/** The config service's defaults: the one place they are set. */
+export const CONFIG_SERVICE_DEFAULTS = {
+  /** KV history per lab. JetStream keeps at most 64 values per key. */
+  history: 10,
+} as const;
+
+/** The options with the defaults applied, checked once when the service starts. */
+export function compileConfigServiceOptions(options: ConfigServiceOptions): Required<ConfigServiceOptions> {
+  const history = options.history ?? CONFIG_SERVICE_DEFAULTS.history;
+  if (!Number.isInteger(history) || history < 1 || history > 64) {
+    throw new StackbusError(ErrorCode.InvalidArgument, `config service history ${history} must be a whole number from 1 to 64`, { value: String(history) });
+  }
+  return { bus: options.bus, logger: options.logger, history };
 }
 
 export interface ConfigServiceHandle {
@@ -224,10 +239,11 @@ function validateFor(labName: string, request: ConfigApplyRequest, log: Logger):
  * lives in JetStream, so a restarted instance (or several in the queue group) serves the
  * same revisions.
  */
-export async function startConfigService(options: ConfigServiceOptions): Promise<ConfigServiceHandle> {
+export async function startConfigService(input: ConfigServiceOptions): Promise<ConfigServiceHandle> {
+  const options = compileConfigServiceOptions(input);
   const { bus } = options;
   const log = options.logger;
-  const labs = new LabStore(await bus.kv(BUCKETS.labs, { history: options.history ?? 10 }));
+  const labs = new LabStore(await bus.kv(BUCKETS.labs, { history: options.history }));
 
   const apply = async (request: ConfigApplyRequest, subject: string): Promise<ConfigApplyReply> => {
     const labName = labOf(subject);

@@ -8,12 +8,14 @@ import {
   RunStartRequestSchema,
   STEP_IDS,
   subjects,
+  type Duration,
   type MaxFail,
   type RunKind,
   type RunStartRequest,
 } from "@stackbus/protocol";
 import type { Bus } from "@stackbus/bus";
 import { EXIT, parseHostList, UsageError, withBusOptions, withLabOption, type BusFlags, exitWith } from "../common.js";
+import { CLI_TIMEOUT_MS } from "../timeouts.js";
 import { withLab } from "../lab-name.js";
 import { followRun, plainLine } from "../follow.js";
 
@@ -21,9 +23,9 @@ interface RunFlags extends BusFlags {
   hosts?: string;
   failurePolicy?: "abort" | "continue";
   maxFail?: string;
-  phaseTimeout?: string;
-  ackTimeout?: string;
-  heartbeatTimeout?: string;
+  phaseTimeout?: Duration;
+  ackTimeout?: Duration;
+  heartbeatTimeout?: Duration;
   wait?: boolean;
   json?: boolean;
   resume?: string;
@@ -43,14 +45,22 @@ export function parseMaxFail(value: string): MaxFail {
   return { count: n };
 }
 
+/** The run's timeout flags, each a Duration: the flag, its option, and the request field it sets. */
+const TIMEOUT_FLAGS = [
+  ["phaseTimeout", "--phase-timeout", "phaseTimeoutMs"],
+  ["ackTimeout", "--ack-timeout", "ackTimeoutMs"],
+  ["heartbeatTimeout", "--heartbeat-timeout", "heartbeatTimeoutMs"],
+] as const;
+
 export function runRequest(kind: RunKind, flags: RunFlags): RunStartRequest {
   const req: RunStartRequest = { kind };
   if (flags.hosts) req.hosts = parseHostList(flags.hosts);
   if (flags.failurePolicy) req.failurePolicy = flags.failurePolicy;
   if (flags.maxFail) req.maxFail = parseMaxFail(flags.maxFail);
-  if (flags.phaseTimeout) req.phaseTimeoutMs = parseDuration(flags.phaseTimeout, "--phase-timeout");
-  if (flags.ackTimeout) req.ackTimeoutMs = parseDuration(flags.ackTimeout, "--ack-timeout");
-  if (flags.heartbeatTimeout) req.heartbeatTimeoutMs = parseDuration(flags.heartbeatTimeout, "--heartbeat-timeout");
+  for (const [flag, option, field] of TIMEOUT_FLAGS) {
+    const value = flags[flag];
+    if (value) req[field] = parseDuration(value, option);
+  }
   if (flags.resume) req.resume = flags.resume;
   if (flags.from) {
     if (!flags.resume) throw new UsageError("--from goes with --resume RUN");
@@ -63,7 +73,7 @@ export function runRequest(kind: RunKind, flags: RunFlags): RunStartRequest {
 /** Starts a run (or resumes one) and, with `wait`, follows it to the end. Returns the exit code. */
 export async function startRun(bus: Bus, lab: string, req: RunStartRequest, options: { wait: boolean; json: boolean; out?: (line: string) => void }): Promise<number> {
   const out = options.out ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const reply = await bus.request(subjects.runStart(lab), RunStartRequestSchema, req, RunStartReplySchema, { timeoutMs: 30_000 });
+  const reply = await bus.request(subjects.runStart(lab), RunStartRequestSchema, req, RunStartReplySchema, { timeoutMs: CLI_TIMEOUT_MS.runStart });
   if (!options.wait) {
     out(options.json ? JSON.stringify({ lab, ...reply }) : `${req.resume ? "resumed" : "started"} ${req.kind} run ${reply.runId} (attempt ${reply.attempt}) on ${reply.hosts.map((h) => h.name).join(", ")}`);
     return EXIT.ok;

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Installs what stackbus needs on a Debian machine with Node 20 and npm: nats-server, git,
-# gawk, iproute2 and shellcheck from Debian when absent, the npm packages (npm ci), and the build.
+# Installs what stackbus needs on a Debian machine with Node 20 and npm: nats-server, git
+# and gawk from Debian when absent, the npm packages (npm ci), and the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck) # for the lint step of scripts/test.sh
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 command -v git >/dev/null 2>&1 || missing+=(git)
 command -v gawk >/dev/null 2>&1 || missing+=(gawk)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
-command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 if ((${#missing[@]} > 0)); then
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi

@@ -1,3 +1,6 @@
+export { bashFd3, type BashScriptOptions } from "./bash.js";
+export { INI_CASES, type IniCase, type IniStep } from "./devstack.js";
+export type { TempDir } from "./util.js";
 export {
   startNats,
   startNatsCluster,
@@ -9,5 +12,4 @@ export {
 export { startGitServer, type GitServer, type GitRequest, type CommitOptions, type FixtureFile } from "./git.js";
 export { processAlive, tempDir, waitFor } from "./util.js";
 export { track, trackGroup, untrack } from "./cleanup.js";
-export { DEVSTACK_TEST_INI, INI_CASES, type IniCase, type IniStep } from "./devstack.js";
-export { bashFd3, type BashScriptOptions } from "./bash.js";
+export { DEVSTACK_TEST_INI } from "./devstack.js";

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { z } from "zod";
 import { ErrorCode, StackbusError } from "@stackbus/protocol";
-import { startNats, waitFor, type NatsServer } from "@stackbus/testkit";
+import { startNats, waitFor } from "@stackbus/testkit";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Bus } from "./bus.js";
 import { casUpdate } from "./cas.js";
@@ -18,18 +18,11 @@ function capturingLogger() {
 }
 
 describe("bus - typed NATS against a real nats-server", () => {
-  let server: NatsServer;
-  before(async () => {
-    server = await startNats();
-  });
-  after(async () => {
-    await server.stop();
-  });
-
   it("request/serve round-trips a typed value", async () => {
+    await using server = await startNats();
     const { logger } = capturingLogger();
-    const a = await Bus.connect({ servers: server.url, name: "a", logger });
-    const b = await Bus.connect({ servers: server.url, name: "b", logger });
+    await using a = await Bus.connect({ servers: server.url, name: "a", logger });
+    await using b = await Bus.connect({ servers: server.url, name: "b", logger });
     a.serve("t.double", Ping, Pong, (req) => ({ doubled: req.n * 2 }));
     await a.flush();
     assert.deepEqual(await b.request("t.double", Ping, { n: 21 }, Pong), { doubled: 42 });
@@ -38,8 +31,9 @@ describe("bus - typed NATS against a real nats-server", () => {
   });
 
   it("answers a malformed request with a coded error and keeps serving", async () => {
+    await using server = await startNats();
     const { logger, lines } = capturingLogger();
-    const a = await Bus.connect({ servers: server.url, name: "a", logger });
+    await using a = await Bus.connect({ servers: server.url, name: "a", logger });
     const rawClient = await connect({ servers: server.url });
     a.serve("t.strict", Ping, Pong, (req) => ({ doubled: req.n * 2 }));
     await a.flush();
@@ -57,8 +51,9 @@ describe("bus - typed NATS against a real nats-server", () => {
   });
 
   it("turns a handler's coded error into a typed error for the caller", async () => {
+    await using server = await startNats();
     const { logger } = capturingLogger();
-    const a = await Bus.connect({ servers: server.url, name: "a", logger });
+    await using a = await Bus.connect({ servers: server.url, name: "a", logger });
     a.serve("t.fail", Ping, Pong, () => {
       throw new StackbusError(ErrorCode.NotFound, "no such thing", { what: "x" });
     });
@@ -73,17 +68,19 @@ describe("bus - typed NATS against a real nats-server", () => {
   });
 
   it("refuses to send a value that does not match its schema", async () => {
+    await using server = await startNats();
     const { logger } = capturingLogger();
-    const a = await Bus.connect({ servers: server.url, name: "a", logger });
+    await using a = await Bus.connect({ servers: server.url, name: "a", logger });
     assert.throws(() => a.publish("t.event", Ping, { n: 1.5 }), (err: unknown) => (err as StackbusError).code === ErrorCode.BadMessage);
     await a.drain();
   });
 
   it("logs and skips a malformed event, then handles the next good one", async () => {
+    await using server = await startNats();
     const { logger, lines } = capturingLogger();
     // The transport is injected; this one keeps a handle on the raw connection to send a malformed event.
     let raw: NatsConnection | undefined;
-    const a = await Bus.connect({ servers: server.url, name: "a", logger, connect: async (options) => (raw = await connect(options)) });
+    await using a = await Bus.connect({ servers: server.url, name: "a", logger, connect: async (options) => (raw = await connect(options)) });
     const got: number[] = [];
     a.subscribe("t.events", Ping, (v) => void got.push(v.n));
     await a.flush();
@@ -97,15 +94,17 @@ describe("bus - typed NATS against a real nats-server", () => {
   });
 
   it("reports nothing listening as UNAVAILABLE", async () => {
+    await using server = await startNats();
     const { logger } = capturingLogger();
-    const a = await Bus.connect({ servers: server.url, name: "a", logger });
+    await using a = await Bus.connect({ servers: server.url, name: "a", logger });
     await assert.rejects(a.request("t.nobody", Ping, { n: 1 }, Pong, { timeoutMs: 1000 }), (err: unknown) => (err as StackbusError).code === ErrorCode.Unavailable);
     await a.drain();
   });
 
   it("creates streams, buckets and object stores idempotently and reads a stream back", async () => {
+    await using server = await startNats();
     const { logger } = capturingLogger();
-    const a = await Bus.connect({ servers: server.url, name: "a", logger });
+    await using a = await Bus.connect({ servers: server.url, name: "a", logger });
     await a.ensureStackbusStreams();
     await a.ensureStackbusStreams();
     const kv = await a.kv("t_bucket");
@@ -124,9 +123,10 @@ describe("bus - typed NATS against a real nats-server", () => {
   });
 
   it("casUpdate - racing writers each land once, and a decision to leave the key writes nothing", async () => {
+    await using server = await startNats();
     const { logger } = capturingLogger();
-    const a = await Bus.connect({ servers: server.url, name: "a", logger });
-    const b = await Bus.connect({ servers: server.url, name: "b", logger });
+    await using a = await Bus.connect({ servers: server.url, name: "a", logger });
+    await using b = await Bus.connect({ servers: server.url, name: "b", logger });
     const kvA = await a.kv("t_cas");
     const kvB = await b.kv("t_cas");
     let decisions = 0;

@@ -26,8 +26,10 @@ import { ensureStackbusStreams, ensureStream, readStream, type StoredMessage } f
  * (`rpc.ts`), durable publish (`durable.ts`), streams (`streams.ts`), following a stream
  * (`follow.ts`), KV and object stores (`stores.ts`), and how failures become coded errors
  * (`failures.ts`, `retry.ts`).
+ *
+ * `await using bus = await Bus.connect(...)` drains it at the end of the scope.
  */
-export class Bus {
+export class Bus implements AsyncDisposable {
   readonly js: JetStreamClient;
   readonly log: Logger;
   readonly replicas: number;
@@ -222,6 +224,11 @@ export class Bus {
     } catch {
       await this.#nc.close().catch(() => undefined);
     }
+  }
+
+  /** Drains the bus at the end of an `await using` scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.drain();
   }
 
   /** Resolves when the connection is closed, with the error that closed it, if any. */

@@ -121,6 +121,7 @@ export function isTransient(err: unknown): boolean {
   // nobody answered (no leader, no server) as JetStreamNotEnabled caused by it.
   if (findCause(err, TimeoutError) || findCause(err, NoRespondersError)) return true;
   if (err instanceof RequestError && err.isNoResponders()) return true;
-  const code = apiCode(err);
-  return code !== undefined && TRANSIENT_API_CODES.has(code);
+  const api = findCause(err, JetStreamApiError);
+  // 503: the server's "service unavailable" for an API request it cannot serve yet.
+  return api !== undefined && (TRANSIENT_API_CODES.has(api.code) || api.status === 503);
 }

@@ -1,19 +1,25 @@
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, beforeEach, describe, it } from "node:test";
+import { describe, it } from "node:test";
+import { tempDir } from "@stackbus/testkit";
 import { bashExpander } from "./bash-expander.test-helper.js";
 import type { Expander } from "./expand.js";
 import { isPlain, MergeError, mergeConfigGroup, type MergeFiles } from "./merge.js";
 import { nodeMergeFiles } from "./node-files.js";
 import { parseLocalConf } from "./parse.js";
 
+
+/** The directory of the test running now: the expander's $W and cwd. */
 let dir: string;
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), "sb-merge-"));
-});
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A fresh directory for one test, as `dir`; `using` it removes it at the end of the test. */
+function freshDir(): Disposable {
+  const scratch = tempDir("sb-merge-");
+  dir = scratch.path;
+  return scratch;
+}
 
 function expander(env: Record<string, string> = {}): Expander {
   return bashExpander({ env: { W: dir, ...env }, cwd: dir });
@@ -42,6 +48,7 @@ describe("merge - the §3.5 edge-case table (merge_config_group on a fresh a.con
   ].join("\n");
 
   it("writes what DevStack writes for every harmless row, and warns where DevStack is silent", async () => {
+    using _dir = freshDir();
     writeFileSync(join(dir, "local.conf"), text);
     writeFileSync(join(dir, "a.conf"), "");
     const parsed = parseLocalConf(text, "local.conf");
@@ -81,6 +88,7 @@ describe("merge - the §3.5 edge-case table (merge_config_group on a fresh a.con
   });
 
   it("refuses ;semicolon=1 (DevStack: nothing written, plus a shell error), naming file:line", async () => {
+    using _dir = freshDir();
     const parsed = parseLocalConf("[[post-config|$W/a.conf]]\n[DEFAULT]\n;semicolon=1\nok = 1\n", "local.conf");
     assert.match(parsed.diagnostics.find((d) => d.severity === "error")?.message ?? "", /^local\.conf:3: key ";semicolon" contains ";"/);
     await assert.rejects(mergeConfigGroup(parsed.blocks, "post-config", expander(), { files: nodeMergeFiles }), (err: unknown) => {
@@ -93,6 +101,7 @@ describe("merge - the §3.5 edge-case table (merge_config_group on a fresh a.con
   });
 
   it("refuses [ spacedsec ] (DevStack writes a section [k] holding v = ), naming file:line", async () => {
+    using _dir = freshDir();
     const parsed = parseLocalConf("[[post-config|$W/a.conf]]\n[DEFAULT]\na = 1\n[ spacedsec ]\nk = v\n", "local.conf");
     assert.match(parsed.diagnostics.find((d) => d.severity === "error")?.message ?? "", /^local\.conf:4: section header "\[ spacedsec \]" has spaces/);
     await assert.rejects(mergeConfigGroup(parsed.blocks, "post-config", expander(), { files: nodeMergeFiles }), /local\.conf:4: section header/);
@@ -100,12 +109,14 @@ describe("merge - the §3.5 edge-case table (merge_config_group on a fresh a.con
   });
 
   it("merges a key repeated in a second block as a second value, not last-wins", async () => {
+    using _dir = freshDir();
     const parsed = parseLocalConf("[[post-config|$W/a.conf]]\n[DEFAULT]\nlater = yes\n[[post-config|$W/a.conf]]\n[DEFAULT]\nlater = second\n", "local.conf");
     await mergeConfigGroup(parsed.blocks, "post-config", expander(), { files: nodeMergeFiles });
     assert.equal(readFileSync(join(dir, "a.conf"), "utf8"), "\n[DEFAULT]\nlater = yes\nlater = second\n");
   });
 
   it("an undefined file variable refuses the whole group before anything is written (DevStack warns and skips only what follows)", async () => {
+    using _dir = freshDir();
     const parsed = parseLocalConf(
       "[[post-config|$W/first.conf]]\n[DEFAULT]\nk = 1\n[[post-config|$UNDEFINED_VAR]]\n[DEFAULT]\nk = 2\n[[post-config|$W/b.conf]]\n[DEFAULT]\nk = 3\n",
       "local.conf",
@@ -121,6 +132,7 @@ describe("merge - the §3.5 edge-case table (merge_config_group on a fresh a.con
   });
 
   it("ignores [[post-config| $W/c.conf]] with a warning, as DevStack ignores it", async () => {
+    using _dir = freshDir();
     const parsed = parseLocalConf("[[post-config| $W/c.conf]]\n[DEFAULT]\nk = v\n", "local.conf");
     assert.match(parsed.diagnostics[0]?.message ?? "", /^local\.conf:1: .*space before its file spec/);
     const outcome = await mergeConfigGroup(parsed.blocks, "post-config", expander(), { files: nodeMergeFiles });
@@ -131,6 +143,7 @@ describe("merge - the §3.5 edge-case table (merge_config_group on a fresh a.con
 
 describe("merge - all or nothing, and what the outcome reports", () => {
   it("undoes the group's earlier writes when a later file cannot be written", async () => {
+    using _dir = freshDir();
     writeFileSync(join(dir, "existing.conf"), "[DEFAULT]\nk = old\n");
     const parsed = parseLocalConf(
       "[[post-config|$W/existing.conf]]\n[DEFAULT]\nk = new\n[[post-config|$W/new-dir/deeper/new.conf]]\n[s]\nk = v\n[[post-config|/proc/sb-cannot.conf]]\n[s]\nk = v\n",
@@ -146,6 +159,7 @@ describe("merge - all or nothing, and what the outcome reports", () => {
   });
 
   it("warns about an unset variable in a value and writes it empty, as DevStack does", async () => {
+    using _dir = freshDir();
     const parsed = parseLocalConf("[[post-config|$W/a.conf]]\n[DEFAULT]\nurl = http://$UNSET_HOST:5000\n", "local.conf");
     const outcome = await mergeConfigGroup(parsed.blocks, "post-config", expander(), { files: nodeMergeFiles });
     assert.equal(readFileSync(join(dir, "a.conf"), "utf8"), "\n[DEFAULT]\nurl = http://:5000\n");
@@ -154,6 +168,7 @@ describe("merge - all or nothing, and what the outcome reports", () => {
   });
 
   it("expands section and key names, and refuses one that expands to nothing", async () => {
+    using _dir = freshDir();
     const ok = parseLocalConf("[[post-config|$W/a.conf]]\n[$SEC]\n$KEY = v\n", "local.conf");
     await mergeConfigGroup(ok.blocks, "post-config", expander({ SEC: "database", KEY: "connection" }), { files: nodeMergeFiles });
     assert.equal(readFileSync(join(dir, "a.conf"), "utf8"), "\n[database]\nconnection = v\n");
@@ -161,6 +176,7 @@ describe("merge - all or nothing, and what the outcome reports", () => {
   });
 
   it("merges two specs that name the same file one after the other", async () => {
+    using _dir = freshDir();
     const parsed = parseLocalConf("[[post-config|$W/n.conf]]\n[DEFAULT]\na = 1\n[[post-config|$NOVA_CONF]]\n[DEFAULT]\nb = 2\na = 3\n", "local.conf");
     const outcome = await mergeConfigGroup(parsed.blocks, "post-config", expander({ NOVA_CONF: join(dir, "n.conf") }), { files: nodeMergeFiles });
     assert.equal(readFileSync(join(dir, "n.conf"), "utf8"), "\n[DEFAULT]\nb = 2\na = 3\n");
@@ -171,6 +187,7 @@ describe("merge - all or nothing, and what the outcome reports", () => {
   });
 
   it("merges only the group asked for, and a group with no blocks does nothing", async () => {
+    using _dir = freshDir();
     const parsed = parseLocalConf("[[post-config|$W/a.conf]]\n[s]\nk = 1\n[[test-config|$W/t.conf]]\n[s]\nk = 2\n", "local.conf");
     let calls = 0;
     const counting: Expander = async (requests) => {
@@ -186,6 +203,7 @@ describe("merge - all or nothing, and what the outcome reports", () => {
   });
 
   it("resolves relative file specs against the cwd option (the host's TOP_DIR)", async () => {
+    using _dir = freshDir();
     const parsed = parseLocalConf("[[post-config|etc/rel.conf]]\n[s]\nk = 1\n", "local.conf");
     const outcome = await mergeConfigGroup(parsed.blocks, "post-config", bashExpander({ cwd: tmpdir() }), { cwd: dir, files: nodeMergeFiles });
     assert.equal(outcome.files[0]?.path, join(dir, "etc/rel.conf"));
@@ -217,6 +235,7 @@ describe("merge - the files are handed in", () => {
   const noShell: Expander = async (requests) => requests.map((r) => ({ value: r.text, unset: [] }));
 
   it("reads and writes only through the file system it is given", async () => {
+    using _dir = freshDir();
     const fs = memoryFiles({ "/etc/nova.conf": "[DEFAULT]\nx = 1\n" });
     const parsed = parseLocalConf("[[post-config|/etc/nova.conf]]\n[DEFAULT]\ny = 2\n[[post-config|/etc/neutron/n.conf]]\n[s]\nk = v\n", "local.conf");
     const outcome = await mergeConfigGroup(parsed.blocks, "post-config", noShell, { files: fs });
@@ -230,6 +249,7 @@ describe("merge - the files are handed in", () => {
   });
 
   it("undoes the group's writes through it when a write fails", async () => {
+    using _dir = freshDir();
     const fs = memoryFiles({ "/etc/nova.conf": "[DEFAULT]\nx = 1\n" }, "/etc/neutron/n.conf");
     const parsed = parseLocalConf("[[post-config|/etc/nova.conf]]\n[DEFAULT]\ny = 2\n[[post-config|/etc/neutron/n.conf]]\n[s]\nk = v\n", "local.conf");
     await assert.rejects(mergeConfigGroup(parsed.blocks, "post-config", noShell, { files: fs }), /could not create config file \/etc\/neutron\/n\.conf .*disk full/);
@@ -241,6 +261,7 @@ describe("merge - the files are handed in", () => {
 
 describe("merge - text it does not send to the shell", () => {
   it("is exactly what the shell would make of it", async () => {
+    using _dir = freshDir();
     const samples: Array<["word" | "value" | "literal", string]> = [
       ["word", "DEFAULT"],
       ["word", "filter:authtoken"],

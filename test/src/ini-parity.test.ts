@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { test } from "node:test";
 import { bashlibEntry } from "@stackbus/bashlib";
 import { iniAddLiteral, iniDelete, iniGet, iniGetMultiline, iniHasOption, iniSections, iniSet } from "@stackbus/localconf";
 import { INI_CASES, tempDir, type IniStep } from "@stackbus/testkit";
@@ -73,15 +73,11 @@ function bashSide(dir: string, name: string, text: string, steps: readonly IniSt
   return out;
 }
 
-describe("ini parity - localconf's TypeScript and the helper library's awk edit ini files alike", () => {
-  let dir: { path: string; remove: () => void };
-  before(() => {
-    dir = tempDir("sb-ini-parity-");
-  });
-  after(() => dir.remove());
+test("ini parity - localconf's TypeScript and the helper library's awk edit ini files alike", async (t) => {
+  using dir = tempDir("sb-ini-parity-");
 
   for (const c of INI_CASES) {
-    it(`${c.name}: the same file and the same answers after every step`, () => {
+    await t.test(`${c.name}: the same file and the same answers after every step`, () => {
       const expected = typescriptSide(c.text, c.steps);
       const actual = bashSide(dir.path, c.name, c.text, c.steps);
       assert.equal(actual.length, c.steps.length);

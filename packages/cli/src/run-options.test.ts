@@ -21,15 +21,6 @@ describe("cli - run options", () => {
     });
   });
 
-  it("takes every timeout flag as a duration or as milliseconds", () => {
-    assert.deepEqual(runRequest("stack", { heartbeatTimeout: 1500, ackTimeout: "1m30s", phaseTimeout: "1h" }), {
-      kind: "stack",
-      phaseTimeoutMs: 3_600_000,
-      ackTimeoutMs: 90_000,
-      heartbeatTimeoutMs: 1500,
-    });
-  });
-
   it("refuses a host list with a bad name, naming it", () => {
     assert.throws(() => runRequest("stack", { hosts: "controller,compute.1" }), /host name "compute.1" may not contain "."/);
   });
@@ -42,5 +33,14 @@ describe("cli - run options", () => {
 
   it("refuses a bad duration, naming the option", () => {
     assert.throws(() => runRequest("stack", { phaseTimeout: "soon" }), /--phase-timeout "soon" is not a duration/);
+  });
+
+  it("takes every timeout flag as a duration or as milliseconds", () => {
+    assert.deepEqual(runRequest("stack", { heartbeatTimeout: "1500", ackTimeout: "1m30s", phaseTimeout: "1h" }), {
+      kind: "stack",
+      phaseTimeoutMs: 3_600_000,
+      ackTimeoutMs: 90_000,
+      heartbeatTimeoutMs: 1500,
+    });
   });
 });

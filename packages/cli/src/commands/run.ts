@@ -8,7 +8,6 @@ import {
   RunStartRequestSchema,
   STEP_IDS,
   subjects,
-  type Duration,
   type MaxFail,
   type RunKind,
   type RunStartRequest,
@@ -23,9 +22,9 @@ interface RunFlags extends BusFlags {
   hosts?: string;
   failurePolicy?: "abort" | "continue";
   maxFail?: string;
-  phaseTimeout?: Duration;
-  ackTimeout?: Duration;
-  heartbeatTimeout?: Duration;
+  phaseTimeout?: string;
+  ackTimeout?: string;
+  heartbeatTimeout?: string;
   wait?: boolean;
   json?: boolean;
   resume?: string;
@@ -45,7 +44,7 @@ export function parseMaxFail(value: string): MaxFail {
   return { count: n };
 }
 
-/** The run's timeout flags, each a Duration: the flag, its option, and the request field it sets. */
+/** The run's timeout flags, each a duration (parseDuration): the flag, its option, and the request field it sets. */
 const TIMEOUT_FLAGS = [
   ["phaseTimeout", "--phase-timeout", "phaseTimeoutMs"],
   ["ackTimeout", "--ack-timeout", "ackTimeoutMs"],

@@ -97,6 +97,11 @@ export function serve<Q extends z.ZodType, R extends z.ZodType>(
   options: ServeOptions = {},
 ): Subscription {
   const replyShape = replySchema(replyValueSchema);
+  return listen(core, subject, options, (msg) => void answer(core, msg, requestSchema, replyShape, handler));
+}
+
+/** Subscribes with `onMsg` for every message; a failed subscription is logged (a refusal is recorded by the status watcher). */
+function listen(core: BusCore, subject: string, options: ServeOptions, onMsg: (msg: Msg) => void): Subscription {
   return core.nc.subscribe(subject, {
     ...(options.queue ? { queue: options.queue } : {}),
     callback: (err, msg) => {
@@ -104,7 +109,7 @@ export function serve<Q extends z.ZodType, R extends z.ZodType>(
         if (!findViolation(err)) core.log.error({ err, subject }, "subscription failed");
         return;
       }
-      void answer(core, msg, requestSchema, replyShape, handler);
+      onMsg(msg);
     },
   });
 }
@@ -138,26 +143,19 @@ export function subscribe<S extends z.ZodType>(
   options: ServeOptions = {},
 ): Subscription {
   const failed = (subject: string, err: unknown) => core.log.error({ subject, err }, "event handler failed");
-  return core.nc.subscribe(subject, {
-    ...(options.queue ? { queue: options.queue } : {}),
-    callback: (err, msg) => {
-      if (err) {
-        if (!findViolation(err)) core.log.error({ err, subject }, "subscription failed");
-        return;
-      }
-      let value: z.output<S>;
-      try {
-        value = decode(msg.subject, schema, msg.data);
-      } catch (e) {
-        core.log.warn({ subject: msg.subject, code: toStackbusError(e).code }, toStackbusError(e).message);
-        return;
-      }
-      try {
-        const done = handler(value, msg.subject, msg);
-        if (done instanceof Promise) done.catch((e: unknown) => failed(msg.subject, e));
-      } catch (e) {
-        failed(msg.subject, e);
-      }
-    },
+  return listen(core, subject, options, (msg) => {
+    let value: z.output<S>;
+    try {
+      value = decode(msg.subject, schema, msg.data);
+    } catch (e) {
+      core.log.warn({ subject: msg.subject, code: toStackbusError(e).code }, toStackbusError(e).message);
+      return;
+    }
+    try {
+      const done = handler(value, msg.subject, msg);
+      if (done instanceof Promise) done.catch((e: unknown) => failed(msg.subject, e));
+    } catch (e) {
+      failed(msg.subject, e);
+    }
   });
 }

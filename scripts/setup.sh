@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck) # for the lint step of scripts/test.sh
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 command -v git >/dev/null 2>&1 || missing+=(git)
 command -v gawk >/dev/null 2>&1 || missing+=(gawk)

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Sets up (see setup.sh) and runs the whole test suite.
+# Sets up (see setup.sh), checks the code (eslint with the dependency rules of
+# docs/architecture.md, shellcheck), and runs the whole test suite. Any finding fails it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export TURBO_TELEMETRY_DISABLED=1
+echo "test: lint"
+npm run lint --silent
+echo "test: tests"
 npm test

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { test } from "node:test";
 import { z } from "zod";
 import { ErrorCode, StackbusError, subjects } from "@stackbus/protocol";
 import { waitFor } from "@stackbus/testkit";
@@ -10,15 +10,11 @@ import { Lab, runCli } from "./harness.js";
 
 const jsonLines = (stdout: string) => stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
 
-describe("bad input - refused clearly, nothing lost, every service still up", () => {
-  let lab: Lab;
-  before(async () => {
-    lab = await Lab.start({ hosts: [{ name: "h1" }, { name: "h2" }] });
-    for (const h of lab.hosts) lab.writeHostFiles({ name: h.name, files: { "extras.d/10-rec.sh": `echo "$STACKBUS_HOST $*" >> ${JSON.stringify(lab.shared)}\n` } });
-  });
-  after(async () => lab?.stop());
+test("bad input - refused clearly, nothing lost, every service still up", async (t) => {
+  await using lab = await Lab.start({ hosts: [{ name: "h1" }, { name: "h2" }] });
+  for (const h of lab.hosts) lab.writeHostFiles({ name: h.name, files: { "extras.d/10-rec.sh": `echo "$STACKBUS_HOST $*" >> ${JSON.stringify(lab.shared)}\n` } });
 
-  it("answers invalid JSON and wrong schemas on every request subject of every service with BAD_MESSAGE naming the subject", async () => {
+  await t.test("answers invalid JSON and wrong schemas on every request subject of every service with BAD_MESSAGE naming the subject", async () => {
     const l = lab.name;
     const requestSubjects = [
       subjects.configApply(l),
@@ -51,10 +47,10 @@ describe("bad input - refused clearly, nothing lost, every service still up", ()
     }
   });
 
-  it("logs a malformed result or heartbeat and goes on", async () => {
+  await t.test("logs a malformed result or heartbeat and goes on", async () => {
     lab.bus.nc.publish(`sb.${lab.name}.run.rjunk.result.h1`, new TextEncoder().encode("{not json"));
     lab.bus.nc.publish(subjects.hostHeartbeat(lab.name, "h1"), new TextEncoder().encode(JSON.stringify({ host: 1 })));
-    await lab.bus.nc.flush();
+    await lab.bus.flush();
     const coordinator = lab.procs.get("coordinator");
     await waitFor("the coordinator's warnings", () => {
       const out = coordinator?.output() ?? "";
@@ -62,7 +58,7 @@ describe("bad input - refused clearly, nothing lost, every service still up", ()
     }, 10_000);
   });
 
-  it("refuses an oversized message before it reaches the service", async () => {
+  await t.test("refuses an oversized message before it reaches the service", async () => {
     await assert.rejects(
       lab.bus.request(subjects.configApply(lab.name), z.object({ file: z.string(), text: z.string(), files: z.record(z.string(), z.string()) }), { file: "huge.yaml", text: "#".repeat(2 * 1024 * 1024), files: {} }, z.unknown()),
       (err: unknown) => {
@@ -74,7 +70,7 @@ describe("bad input - refused clearly, nothing lost, every service still up", ()
     );
   });
 
-  it("refuses hostile names: subject wildcards for hosts, ../x for a plugin", async () => {
+  await t.test("refuses hostile names: subject wildcards for hosts, ../x for a plugin", async () => {
     const star = await lab.cli(["stack", "--hosts", "h1,*"]);
     assert.equal(star.code, 2);
     assert.match(star.stderr, /host name "\*" may not contain the subject wildcards/);
@@ -88,7 +84,7 @@ describe("bad input - refused clearly, nothing lost, every service still up", ()
     assert.match(res.stderr, /hostile\.conf:2: enable_plugin: plugin name "\.\.\/x" may not contain/);
   });
 
-  it("a plugin URL with shell metacharacters never reaches a shell: the host fails naming the plugin and the URL", async () => {
+  await t.test("a plugin URL with shell metacharacters never reaches a shell: the host fails naming the plugin and the URL", async () => {
     const marker = join(lab.dir.path, "pwned");
     for (const url of [`http://127.0.0.1:9/x;touch ${marker}`, `/tmp/none$(touch ${marker})`, `file:///tmp/none\`touch ${marker}\``]) {
       lab.hosts[0]!.localConf = `[[local|localrc]]\nenable_plugin evil '${url}'\n`;
@@ -105,7 +101,7 @@ describe("bad input - refused clearly, nothing lost, every service still up", ()
     }
   });
 
-  it("a hook that starts a daemon keeping stdout open: the phase completes and the stray process is reported", async () => {
+  await t.test("a hook that starts a daemon keeping stdout open: the phase completes and the stray process is reported", async () => {
     lab.hosts[0]!.localConf = "[[local|localrc]]\n";
     await lab.apply(lab.manifest());
     lab.writeHostFiles({ name: "h1", files: { "extras.d/20-daemon.sh": 'if [[ "$1 $2" == "stack install" ]]; then sleep 1000.31 & fi\n' } });
@@ -120,7 +116,7 @@ describe("bad input - refused clearly, nothing lost, every service still up", ()
     }
   });
 
-  it("after all of it, every service is still up and a run succeeds with every hook once", async () => {
+  await t.test("after all of it, every service is still up and a run succeeds with every hook once", async () => {
     for (const [name, proc] of lab.procs) assert.equal(proc.child.exitCode, null, `${name} is still running`);
     writeFileSync(lab.shared, "");
     const res = await lab.cli(["stack", "--wait"]);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
-import { after, before, describe, it } from "node:test";
+import { test } from "node:test";
 import { waitFor } from "@stackbus/testkit";
 import { Lab, recordingHook } from "./harness.js";
 
@@ -30,23 +30,19 @@ function events(stdout: string): Array<Record<string, unknown>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-describe("coordinator - five agents in two waves", () => {
-  let lab: Lab;
-  before(async () => {
-    lab = await Lab.start({
-      hosts: [
-        { name: "ctl1", wave: 1 },
-        { name: "ctl2", wave: 1 },
-        { name: "cmp1", wave: 2 },
-        { name: "cmp2", wave: 2 },
-        { name: "cmp3", wave: 2 },
-      ],
-    });
-    for (const h of lab.hosts) lab.writeHostFiles({ name: h.name, files: { "extras.d/10-rec.sh": `sleep 0.0$((RANDOM % 4 + 1))\n${recordingHook(lab.shared)}` } });
+test("coordinator - five agents in two waves", async (t) => {
+  await using lab = await Lab.start({
+    hosts: [
+      { name: "ctl1", wave: 1 },
+      { name: "ctl2", wave: 1 },
+      { name: "cmp1", wave: 2 },
+      { name: "cmp2", wave: 2 },
+      { name: "cmp3", wave: 2 },
+    ],
   });
-  after(async () => lab?.stop());
+  for (const h of lab.hosts) lab.writeHostFiles({ name: h.name, files: { "extras.d/10-rec.sh": `sleep 0.0$((RANDOM % 4 + 1))\n${recordingHook(lab.shared)}` } });
 
-  it("runs every phase on every host in lockstep, and within each phase every wave-1 host before any wave-2 host", async () => {
+  await t.test("runs every phase on every host in lockstep, and within each phase every wave-1 host before any wave-2 host", async () => {
     const res = await lab.cli(["stack", "--wait"]);
     assert.equal(res.code, 0, res.stdout + res.stderr);
     const lines = readLines(lab.shared);
@@ -65,7 +61,7 @@ describe("coordinator - five agents in two waves", () => {
     }
   });
 
-  it("continue runs the others to the end without the failed host and reports the failure", async () => {
+  await t.test("continue runs the others to the end without the failed host and reports the failure", async () => {
     writeFileSync(lab.shared, "");
     lab.writeHostFiles({ name: "cmp2", files: { "extras.d/20-fail.sh": 'if [[ "$1 $2" == "stack install" ]]; then echo "disk full" >&2; exit 7; fi\n' } });
     const res = await lab.cli(["stack", "--wait", "--failure-policy", "continue"]);
@@ -76,14 +72,14 @@ describe("coordinator - five agents in two waves", () => {
     assert.match(res.stdout, /\| disk full/);
   });
 
-  it("max-fail as a percentage: one failed host of five is within 20%, so the run goes on", async () => {
+  await t.test("max-fail as a percentage: one failed host of five is within 20%, so the run goes on", async () => {
     writeFileSync(lab.shared, "");
     const res = await lab.cli(["stack", "--wait", "--max-fail", "20%"]);
     assert.equal(res.code, 1, "the run still fails");
     assert.equal(readLines(lab.shared).filter((l) => l.phase === "stack test-config").length, 4);
   });
 
-  it("abort (the default) stops after the failing phase", async () => {
+  await t.test("abort (the default) stops after the failing phase", async () => {
     writeFileSync(lab.shared, "");
     const res = await lab.cli(["stack", "--wait", "--json"]);
     assert.equal(res.code, 1);
@@ -94,7 +90,7 @@ describe("coordinator - five agents in two waves", () => {
     assert.equal(finished?.["status"], "failed");
   });
 
-  it("resume, once the failure is fixed, completes without re-running finished steps", async () => {
+  await t.test("resume, once the failure is fixed, completes without re-running finished steps", async () => {
     const runs = await lab.cli(["runs", "--json"]);
     const failed = JSON.parse(runs.stdout.trim().split("\n")[0] as string) as { runId: string; status: string };
     assert.equal(failed.status, "failed");
@@ -112,7 +108,7 @@ describe("coordinator - five agents in two waves", () => {
     assert.equal((JSON.parse(status.stdout) as { status: string; attempt: number }).status, "succeeded");
   });
 
-  it("resume --from forces a starting step on every host", async () => {
+  await t.test("resume --from forces a starting step on every host", async () => {
     const runs = await lab.cli(["runs", "--json"]);
     const last = JSON.parse(runs.stdout.trim().split("\n")[0] as string) as { runId: string };
     writeFileSync(lab.shared, "");
@@ -134,7 +130,7 @@ describe("coordinator - five agents in two waves", () => {
     assert.equal(lines.filter((l) => l.phase === "stack install").length, 0);
   });
 
-  it("a watcher attaching after the run finished replays every event", async () => {
+  await t.test("a watcher attaching after the run finished replays every event", async () => {
     const res = await lab.cli(["watch", "--json"]);
     assert.equal(res.code, 0);
     const all = events(res.stdout);
@@ -144,7 +140,7 @@ describe("coordinator - five agents in two waves", () => {
     assert.equal(all.at(-1)?.["type"], "run.finished");
   });
 
-  it("plan prints, per host and step, the hooks a run would run, running nothing", async () => {
+  await t.test("plan prints, per host and step, the hooks a run would run, running nothing", async () => {
     writeFileSync(lab.shared, "");
     const res = await lab.cli(["plan", "stack", "--hosts", "ctl1,cmp2", "--json"]);
     assert.equal(res.code, 0, res.stderr);
@@ -159,17 +155,13 @@ describe("coordinator - five agents in two waves", () => {
   });
 });
 
-describe("coordinator - hosts that stop answering, and cancel", () => {
-  let lab: Lab;
-  before(async () => {
-    lab = await Lab.start({ hosts: [{ name: "up1" }, { name: "up2" }, { name: "ghost" }], agents: false });
-    lab.startAgent("up1");
-    lab.startAgent("up2");
-    await lab.waitForAgents(["up1", "up2"]);
-  });
-  after(async () => lab?.stop());
+test("coordinator - hosts that stop answering, and cancel", async (t) => {
+  await using lab = await Lab.start({ hosts: [{ name: "up1" }, { name: "up2" }, { name: "ghost" }], agents: false });
+  lab.startAgent("up1");
+  lab.startAgent("up2");
+  await lab.waitForAgents(["up1", "up2"]);
 
-  it("a host whose agent never acknowledges fails as lost after the ack timeout, never as success", async () => {
+  await t.test("a host whose agent never acknowledges fails as lost after the ack timeout, never as success", async () => {
     const res = await lab.cli(["stack", "--wait", "--json", "--ack-timeout", "1500ms"]);
     assert.equal(res.code, 1);
     const lost = events(res.stdout).find((e) => e["type"] === "host.finished" && e["host"] === "ghost");
@@ -177,7 +169,7 @@ describe("coordinator - hosts that stop answering, and cancel", () => {
     assert.match(JSON.stringify(lost), /ghost did not acknowledge prepare within 1\.5s/);
   });
 
-  it("an agent killed mid-phase fails as lost within the heartbeat timeout", async () => {
+  await t.test("an agent killed mid-phase fails as lost within the heartbeat timeout", async () => {
     lab.writeHostFiles({ name: "up2", files: { "extras.d/10-slow.sh": 'if [[ "$1 $2" == "stack install" ]]; then sleep 30.173; fi\n' } });
     const run = lab.cli(["stack", "--wait", "--json", "--hosts", "up1,up2", "--heartbeat-timeout", "2s"], 60_000);
     await waitFor("up2 to be in install", () => psHas("sleep 30.173"), 30_000);
@@ -194,7 +186,7 @@ describe("coordinator - hosts that stop answering, and cancel", () => {
     await waitFor("the restarted agent to end the hooks its killed instance left running", () => !psHas("sleep 30.173"), 10_000);
   });
 
-  it("cancel stops the step in flight on every host and ends the run canceled", async () => {
+  await t.test("cancel stops the step in flight on every host and ends the run canceled", async () => {
     for (const h of ["up1", "up2"]) lab.writeHostFiles({ name: h, files: { "extras.d/10-slow.sh": 'if [[ "$1 $2" == "stack pre-install" ]]; then sleep 31.5; fi\n' } });
     const run = lab.cli(["stack", "--wait", "--json", "--hosts", "up1,up2"], 60_000);
     await waitFor("both hosts in pre-install", () => psCount("sleep 31.5") === 2, 30_000);

@@ -2,10 +2,10 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { test } from "node:test";
 import { RunEventSchema, StepResultSchema, STREAMS } from "@stackbus/protocol";
 import { decode, withRetry } from "@stackbus/bus";
-import { startGitServer, waitFor, type GitServer } from "@stackbus/testkit";
+import { startGitServer, waitFor } from "@stackbus/testkit";
 import { Lab } from "./harness.js";
 
 const STACK = ["override_defaults", "source", "stack pre-install", "stack install", "stack post-config", "stack extra", "stack test-config"];
@@ -35,15 +35,11 @@ function assertExactlyOnce(file: string, hosts: string[], sessionRuns = 1, tag =
 const record = (shared: string, tag = "") => `echo "$STACKBUS_HOST ${tag}$* \${EPOCHREALTIME/./}" >> ${JSON.stringify(shared)}\n`;
 const jsonLines = (stdout: string) => stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
 
-describe("faults - one of three NATS nodes dies mid-run", () => {
-  let lab: Lab;
-  before(async () => {
-    lab = await Lab.start({ cluster: true, hosts: ["h1", "h2", "h3"].map((name) => ({ name })) });
-    for (const h of lab.hosts) lab.writeHostFiles({ name: h.name, files: { "extras.d/10-rec.sh": `[[ $1 == stack ]] && sleep 0.4\n${record(lab.shared)}` } });
-  });
-  after(async () => lab?.stop());
+test("faults - one of three NATS nodes dies mid-run", async (t) => {
+  await using lab = await Lab.start({ cluster: true, hosts: ["h1", "h2", "h3"].map((name) => ({ name })) });
+  for (const h of lab.hosts) lab.writeHostFiles({ name: h.name, files: { "extras.d/10-rec.sh": `[[ $1 == stack ]] && sleep 0.4\n${record(lab.shared)}` } });
 
-  it("the run completes, every hook runs once, and no event is lost when the runs stream's leader is killed", async () => {
+  await t.test("the run completes, every hook runs once, and no event is lost when the runs stream's leader is killed", async () => {
     const run = lab.cli(["stack", "--wait", "--json"], 180_000);
     await waitFor("the run to reach pre-install", () => readFileSync(lab.shared, "utf8").includes("stack pre-install"), 60_000);
     const jsm = await lab.bus.jsm();
@@ -74,21 +70,13 @@ describe("faults - one of three NATS nodes dies mid-run", () => {
   });
 });
 
-describe("faults - processes killed mid-run, on one nats-server", () => {
-  let lab: Lab;
-  let git: GitServer;
+test("faults - processes killed mid-run, on one nats-server", async (t) => {
   const hosts = ["a", "b", "c"];
-  before(async () => {
-    git = await startGitServer();
-    await git.commit("plug", { "devstack/plugin.sh": "true\n" });
-    lab = await Lab.start({
-      hosts: hosts.map((name) => ({ name, localConf: `[[local|localrc]]\nenable_plugin plug ${git.repoUrl("plug")}\n` })),
-      agentEnv: { STACKBUS_PLUGIN_REQUEST_TIMEOUT: "1500" },
-    });
-  });
-  after(async () => {
-    await lab?.stop();
-    await git?.stop();
+  await using git = await startGitServer();
+  await git.commit("plug", { "devstack/plugin.sh": "true\n" });
+  await using lab = await Lab.start({
+    hosts: hosts.map((name) => ({ name, localConf: `[[local|localrc]]\nenable_plugin plug ${git.repoUrl("plug")}\n` })),
+    agentEnv: { STACKBUS_PLUGIN_REQUEST_TIMEOUT: "1500" },
   });
   const fresh = (files: (host: string) => Record<string, string>) => {
     writeFileSync(lab.shared, "");
@@ -98,7 +86,7 @@ describe("faults - processes killed mid-run, on one nats-server", () => {
     }
   };
 
-  it("the coordinator killed mid-run and started again completes the run; a waiting `stack --wait` reports it; hooks run once", async () => {
+  await t.test("the coordinator killed mid-run and started again completes the run; a waiting `stack --wait` reports it; hooks run once", async () => {
     fresh(() => ({ "extras.d/10-rec.sh": `[[ $1 == stack ]] && sleep 0.3\n${record(lab.shared)}` }));
     const run = lab.cli(["stack", "--wait"], 120_000);
     await waitFor("pre-install", () => readFileSync(lab.shared, "utf8").includes("stack pre-install"), 60_000);
@@ -111,7 +99,7 @@ describe("faults - processes killed mid-run, on one nats-server", () => {
     assertExactlyOnce(lab.shared, hosts);
   });
 
-  it("an agent killed mid-phase fails as lost; restarted, the resume completes and no finished step runs again", async () => {
+  await t.test("an agent killed mid-phase fails as lost; restarted, the resume completes and no finished step runs again", async () => {
     const done = join(lab.dir.path, "b-done");
     fresh((h) => ({
       "extras.d/10-slow.sh": h === "b" ? `if [[ "$1 $2" == "stack install" && ! -f ${JSON.stringify(done)} ]]; then sleep 30.25; fi\n` : "true\n",
@@ -135,7 +123,7 @@ describe("faults - processes killed mid-run, on one nats-server", () => {
     assertExactlyOnce(lab.shared, hosts, 2);
   });
 
-  it("the fetcher killed during a fetch: the hosts ask again and the run completes", async () => {
+  await t.test("the fetcher killed during a fetch: the hosts ask again and the run completes", async () => {
     fresh(() => ({ "extras.d/10-rec.sh": record(lab.shared) }));
     await git.commit("plug", { "devstack/plugin.sh": record(lab.shared, "plug "), "padding.txt": "x".repeat(100_000) });
     // Without reclone a host keeps the checkout it has (DevStack's rule): start from none.
@@ -161,7 +149,7 @@ describe("faults - processes killed mid-run, on one nats-server", () => {
     }
   });
 
-  it("a DEST that cannot be written fails the host at prepare with an error naming the path", async () => {
+  await t.test("a DEST that cannot be written fails the host at prepare with an error naming the path", async () => {
     fresh(() => ({ "extras.d/10-rec.sh": record(lab.shared) }));
     const dest = join(lab.hostDir("c"), "stack");
     rmSync(dest, { recursive: true, force: true });

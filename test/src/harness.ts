@@ -125,7 +125,7 @@ export interface LabOptions {
   agentEnv?: Record<string, string>;
 }
 
-export class Lab {
+export class Lab implements AsyncDisposable {
   readonly dir = tempDir("sb-lab-");
   readonly name: string;
   /** The latest process of each name (service or agent). */
@@ -297,6 +297,11 @@ export class Lab {
     if (this.cluster) await this.cluster.stop();
     else await this.nats?.stop();
     this.dir.remove();
+  }
+
+  /** `await using lab = await Lab.start(...)` stops every process, the bus and the server at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
   }
 }
 

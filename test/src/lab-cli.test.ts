@@ -1,44 +1,39 @@
 import assert from "node:assert/strict";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { test } from "node:test";
 import { Lab, runCli } from "./harness.js";
 
-describe("lab commands - validate, apply, show, as an operator runs them", () => {
-  let lab: Lab;
-  let dir: string;
+test("lab commands - validate, apply, show, as an operator runs them", async (t) => {
   const nats = () => ["--nats", lab.nats.url];
 
-  before(async () => {
-    lab = await Lab.start({ hosts: [{ name: "controller" }], agents: false, lab: "cli" });
-    dir = join(lab.dir.path, "labs");
-    mkdirSync(dir, { recursive: true });
-    writeFileSync(join(dir, "controller.conf"), "[[local|localrc]]\nHOST_IP=10.0.0.1\n\n[[post-config|$NOVA_CONF]]\n[DEFAULT]\ndebug = True\n");
-    writeFileSync(join(dir, "compute.conf"), "[[local|localrc]]\nSERVICE_HOST=10.0.0.1\n");
-    writeFileSync(
-      join(dir, "good.yaml"),
-      "lab: cli\nhosts:\n  - name: controller\n    wave: 1\n    localConf: controller.conf\n  - name: compute1\n    wave: 2\n    localConf: compute.conf\n",
-    );
-    writeFileSync(join(dir, "broken.conf"), "[[local|localrc]]\nenable_plugin a https://example.org/a\nenable_plugin a https://example.org/a2\n[[post-config]]\n");
-    writeFileSync(
-      join(dir, "bad.yaml"),
-      [
-        "lab: cli",
-        "defaults:",
-        "  phaseTimeout: soon",
-        "hosts:",
-        "  - name: controller",
-        "    localConf: controller.conf",
-        "  - name: compute.1",
-        "    localConf: broken.conf",
-        "    colour: blue",
-        "",
-      ].join("\n"),
-    );
-  });
-  after(async () => lab?.stop());
+  await using lab = await Lab.start({ hosts: [{ name: "controller" }], agents: false, lab: "cli" });
+  const dir = join(lab.dir.path, "labs");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "controller.conf"), "[[local|localrc]]\nHOST_IP=10.0.0.1\n\n[[post-config|$NOVA_CONF]]\n[DEFAULT]\ndebug = True\n");
+  writeFileSync(join(dir, "compute.conf"), "[[local|localrc]]\nSERVICE_HOST=10.0.0.1\n");
+  writeFileSync(
+    join(dir, "good.yaml"),
+    "lab: cli\nhosts:\n  - name: controller\n    wave: 1\n    localConf: controller.conf\n  - name: compute1\n    wave: 2\n    localConf: compute.conf\n",
+  );
+  writeFileSync(join(dir, "broken.conf"), "[[local|localrc]]\nenable_plugin a https://example.org/a\nenable_plugin a https://example.org/a2\n[[post-config]]\n");
+  writeFileSync(
+    join(dir, "bad.yaml"),
+    [
+      "lab: cli",
+      "defaults:",
+      "  phaseTimeout: soon",
+      "hosts:",
+      "  - name: controller",
+      "    localConf: controller.conf",
+      "  - name: compute.1",
+      "    localConf: broken.conf",
+      "    colour: blue",
+      "",
+    ].join("\n"),
+  );
 
-  it("validate accepts a good lab offline and names every problem of a bad one with its file and line", async () => {
+  await t.test("validate accepts a good lab offline and names every problem of a bad one with its file and line", async () => {
     const good = await runCli(["lab", "validate", join(dir, "good.yaml")]);
     assert.equal(good.code, 0, good.stderr);
     assert.match(good.stdout, /lab cli is valid \(2 hosts/);
@@ -51,7 +46,7 @@ describe("lab commands - validate, apply, show, as an operator runs them", () =>
     assert.match(bad.stderr, /broken\.conf:4: /);
   });
 
-  it("apply stores a valid lab; an invalid one over it prints every error, exits non-zero, and the valid revision stays", async () => {
+  await t.test("apply stores a valid lab; an invalid one over it prints every error, exits non-zero, and the valid revision stays", async () => {
     const first = await runCli(["lab", "apply", join(dir, "good.yaml"), ...nats()]);
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stdout, /lab cli: revision (\d+) applied \(2 hosts\)/);
@@ -70,7 +65,7 @@ describe("lab commands - validate, apply, show, as an operator runs them", () =>
     assert.deepEqual(shown.hosts.map((h) => h.name), ["controller", "compute1"]);
   });
 
-  it("show names the hosts and, with --host, refuses one the lab does not have", async () => {
+  await t.test("show names the hosts and, with --host, refuses one the lab does not have", async () => {
     const show = await runCli(["lab", "show", "--host", "compute1", ...nats()]);
     assert.equal(show.code, 0, show.stderr);
     assert.match(show.stdout, /compute1 wave 2/);

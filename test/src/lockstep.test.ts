@@ -1,28 +1,24 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { after, before, describe, it } from "node:test";
+import { test } from "node:test";
 import { Lab, recordingHook } from "./harness.js";
 
 /** Order of the phase arguments the extras.d hooks receive during a stack run. */
 const PHASES = ["override_defaults", "source", "stack pre-install", "stack install", "stack post-config", "stack extra", "stack test-config"];
 
-describe("lockstep - three agent processes stack a lab phase by phase", () => {
-  let lab: Lab;
-  before(async () => {
-    lab = await Lab.start({ hosts: ["alpha", "beta", "gamma"].map((name) => ({ name })) });
-    for (const h of lab.hosts) {
-      // Each host sleeps a different, phase-dependent time so an unsynchronised run would interleave.
-      lab.writeHostFiles({
-        name: h.name,
-        files: {
-          "extras.d/10-record.sh": `sleep 0.0$(( (RANDOM % 5) + ${h.name === "beta" ? 5 : 1} ))\n${recordingHook(lab.shared)}`,
-        },
-      });
-    }
-  });
-  after(async () => lab?.stop());
+test("lockstep - three agent processes stack a lab phase by phase", async (t) => {
+  await using lab = await Lab.start({ hosts: ["alpha", "beta", "gamma"].map((name) => ({ name })) });
+  for (const h of lab.hosts) {
+    // Each host sleeps a different, phase-dependent time so an unsynchronised run would interleave.
+    lab.writeHostFiles({
+      name: h.name,
+      files: {
+        "extras.d/10-record.sh": `sleep 0.0$(( (RANDOM % 5) + ${h.name === "beta" ? 5 : 1} ))\n${recordingHook(lab.shared)}`,
+      },
+    });
+  }
 
-  it("no line of phase k+1 precedes any line of phase k, on any host", async () => {
+  await t.test("no line of phase k+1 precedes any line of phase k, on any host", async () => {
     const res = await lab.cli(["stack", "--wait"]);
     assert.equal(res.code, 0, res.stdout + res.stderr);
     const lines = readFileSync(lab.shared, "utf8").trim().split("\n").map((l) => {

@@ -1,43 +1,36 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { after, before, describe, it } from "node:test";
+import { test } from "node:test";
 import { Lab, recordingHook } from "./harness.js";
-import { createNetns, netnsUnavailable, type Netns } from "./netns.js";
+import { createNetns, netnsUnavailable } from "./netns.js";
 
 const refused = await netnsUnavailable();
 
-describe("multi-host - agents in separate network namespaces reach NATS over veth", { skip: refused ? `SKIPPED, not passed: ${refused}` : false }, () => {
-  let ns: Netns;
-  let lab: Lab;
-  before(async () => {
-    ns = await createNetns(["controller", "compute1", "compute2"]);
-    lab = await Lab.start({
-      hosts: [
-        { name: "controller", wave: 1 },
-        { name: "compute1", wave: 2 },
-        { name: "compute2", wave: 2 },
-      ],
-      natsHost: ns.gateway,
-      agentPrefix: (host) => ns.prefix(host),
+test("multi-host - agents in separate network namespaces reach NATS over veth", { skip: refused ? `SKIPPED, not passed: ${refused}` : false }, async (t) => {
+  const ns = await createNetns(["controller", "compute1", "compute2"]);
+  await using _ns = { [Symbol.asyncDispose]: () => ns.remove() };
+  await using lab = await Lab.start({
+    hosts: [
+      { name: "controller", wave: 1 },
+      { name: "compute1", wave: 2 },
+      { name: "compute2", wave: 2 },
+    ],
+    natsHost: ns.gateway,
+    agentPrefix: (host) => ns.prefix(host),
+  });
+  for (const h of lab.hosts) {
+    lab.writeHostFiles({
+      name: h.name,
+      files: {
+        "extras.d/10-where.sh": `${recordingHook(lab.shared, "$(hostname -I | tr -d ' ') ")}`,
+        "extras.d/20-export.sh":
+          'if [[ "$1 $2" == "stack install" && $STACKBUS_HOST == controller ]]; then MY_IP=$(hostname -I | tr -d " "); stackbus_export MY_IP; fi\n' +
+          `if [[ "$1 $2" == "stack extra" && $STACKBUS_HOST != controller ]]; then echo "$STACKBUS_HOST sees controller at $(stackbus_fact controller MY_IP)" >> ${JSON.stringify(lab.shared)}; fi\n`,
+      },
     });
-    for (const h of lab.hosts) {
-      lab.writeHostFiles({
-        name: h.name,
-        files: {
-          "extras.d/10-where.sh": `${recordingHook(lab.shared, "$(hostname -I | tr -d ' ') ")}`,
-          "extras.d/20-export.sh":
-            'if [[ "$1 $2" == "stack install" && $STACKBUS_HOST == controller ]]; then MY_IP=$(hostname -I | tr -d " "); stackbus_export MY_IP; fi\n' +
-            `if [[ "$1 $2" == "stack extra" && $STACKBUS_HOST != controller ]]; then echo "$STACKBUS_HOST sees controller at $(stackbus_fact controller MY_IP)" >> ${JSON.stringify(lab.shared)}; fi\n`,
-        },
-      });
-    }
-  });
-  after(async () => {
-    await lab?.stop();
-    await ns?.remove();
-  });
+  }
 
-  it("stacks in lockstep, each host running its hooks from its own address", async () => {
+  await t.test("stacks in lockstep, each host running its hooks from its own address", async () => {
     const res = await lab.cli(["stack", "--wait"]);
     assert.equal(res.code, 0, res.stdout + res.stderr);
     const lines = readFileSync(lab.shared, "utf8").trim().split("\n");

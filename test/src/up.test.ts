@@ -2,15 +2,13 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { freePort, processAlive, tempDir, waitFor } from "@stackbus/testkit";
 import { runCli, spawnCli } from "./harness.js";
 
 describe("stackbus up - the whole stack as one foreground process tree", () => {
-  const dir = tempDir("sb-up-");
-  after(() => dir.remove());
-
   it("starts nats-server, the services and an agent per local host, runs a stack, and stops everything on Ctrl-C", async () => {
+    using dir = tempDir("sb-up-");
     const labDir = join(dir.path, "lab");
     for (const host of ["one", "two"]) {
       mkdirSync(join(labDir, host, "devstack", "extras.d"), { recursive: true });

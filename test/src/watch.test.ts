@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { promisify } from "node:util";
-import { after, before, describe, it } from "node:test";
+import { test } from "node:test";
 import { ProgressSchema, type Progress } from "@stackbus/protocol";
-import { startGitServer, waitFor, type GitServer } from "@stackbus/testkit";
+import { startGitServer, waitFor } from "@stackbus/testkit";
 import { CLI, Lab, runCli } from "./harness.js";
 
 const run = promisify(execFile);
@@ -15,25 +15,17 @@ function jsonLines(stdout: string): Array<Record<string, unknown>> {
   return stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
-describe("watching a run - watch, status, logs, runs, as people and scripts use them", () => {
-  let lab: Lab;
-  let git: GitServer;
+test("watching a run - watch, status, logs, runs, as people and scripts use them", async (t) => {
   const slow = (seconds: string) => `if [[ "$1" == stack ]]; then sleep ${seconds}; fi\necho "$STACKBUS_HOST says $*"\n`;
 
-  before(async () => {
-    git = await startGitServer();
-    await git.commit("bigplugin", { "devstack/plugin.sh": "true\n", "data.bin": { content: randomBytes(3 * 1024 * 1024) } });
-    const localConf = `[[local|localrc]]\nenable_plugin bigplugin ${git.repoUrl("bigplugin")}\n`;
-    lab = await Lab.start({
-      hosts: HOSTS.map((name, i) => ({ name, wave: i === 0 ? 1 : 2, localConf, files: { "extras.d/10-say.sh": slow("0.05") } })),
-    });
-  });
-  after(async () => {
-    await lab?.stop();
-    await git?.stop();
+  await using git = await startGitServer();
+  await git.commit("bigplugin", { "devstack/plugin.sh": "true\n", "data.bin": { content: randomBytes(3 * 1024 * 1024) } });
+  const localConf = `[[local|localrc]]\nenable_plugin bigplugin ${git.repoUrl("bigplugin")}\n`;
+  await using lab = await Lab.start({
+    hosts: HOSTS.map((name, i) => ({ name, wave: i === 0 ? 1 : 2, localConf, files: { "extras.d/10-say.sh": slow("0.05") } })),
   });
 
-  it("watch --json and plain watch show every step of every host and the final status, attached mid-run and after the end", async () => {
+  await t.test("watch --json and plain watch show every step of every host and the final status, attached mid-run and after the end", async () => {
     const progress: Progress[] = [];
     const sub = lab.bus.subscribe(`sb.${lab.name}.progress.*.*`, ProgressSchema, (p) => void progress.push(p));
     const started = await lab.cli(["stack", "--json"]);
@@ -56,7 +48,7 @@ describe("watching a run - watch, status, logs, runs, as people and scripts use 
     assert.ok(progress.some((p) => p.hook === "extras.d/10-say.sh"), "the hook running now is reported");
   });
 
-  it("the terminal view shows running and finished cells mid-run, then the summary", async () => {
+  await t.test("the terminal view shows running and finished cells mid-run, then the summary", async () => {
     for (const h of HOSTS) lab.writeHostFiles({ name: h, files: { "extras.d/10-say.sh": slow(h === "cmp2" ? "1.5" : "0.3") } });
     const session = `sbwatch${process.pid}`;
     const started = await lab.cli(["stack", "--json"]);
@@ -83,7 +75,7 @@ describe("watching a run - watch, status, logs, runs, as people and scripts use 
     }
   });
 
-  it("status after a failed run names the failed host, step and hook; logs print exactly what the hook printed", async () => {
+  await t.test("status after a failed run names the failed host, step and hook; logs print exactly what the hook printed", async () => {
     lab.writeHostFiles({ name: "cmp1", files: { "extras.d/10-say.sh": slow("0"), "extras.d/20-break.sh": 'if [[ "$1 $2" == "stack post-config" ]]; then echo "config is wrong"; echo "really wrong" >&2; exit 5; fi\n' } });
     for (const h of ["ctl", "cmp2"]) lab.writeHostFiles({ name: h, files: { "extras.d/10-say.sh": slow("0") } });
     const failed = await lab.cli(["stack", "--wait", "--json"]);
@@ -102,7 +94,7 @@ describe("watching a run - watch, status, logs, runs, as people and scripts use 
     assert.equal(mine.stdout, "ctl says stack install\n");
   });
 
-  it("runs lists the history newest first; logs --follow ends with the run", async () => {
+  await t.test("runs lists the history newest first; logs --follow ends with the run", async () => {
     lab.writeHostFiles({ name: "cmp1", files: { "extras.d/20-break.sh": "true\n" } });
     for (const h of HOSTS) lab.writeHostFiles({ name: h, files: { "extras.d/10-say.sh": slow("0.2") } });
     const started = await lab.cli(["stack", "--json"]);
@@ -121,7 +113,7 @@ describe("watching a run - watch, status, logs, runs, as people and scripts use 
     assert.match(table.stdout, /failed/);
   });
 
-  it("errors for people: no such run, a bad option, and a bus that is not there", async () => {
+  await t.test("errors for people: no such run, a bad option, and a bus that is not there", async () => {
     const missing = await lab.cli(["watch", "r20000101T000000-0000"]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no run r20000101T000000-0000 in lab testlab/);

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it, test } from "node:test";
 import { z } from "zod";
 import { Bus, silentLogger } from "@stackbus/bus";
 import { ErrorCode, InvalidNameError, STREAMS, StackbusError, subjects } from "@stackbus/protocol";
 import { freePort, startNats, tempDir, waitFor, type NatsServer } from "@stackbus/testkit";
-import { generateAuth, writeAuth, type GeneratedAuth } from "./generate.js";
+import { generateAuth, writeAuth } from "./generate.js";
 
 const Any = z.record(z.string(), z.unknown());
 
@@ -87,24 +87,15 @@ describe("generate - identities, files and environment", () => {
   });
 });
 
-describe("generate - password identities on a real nats-server", () => {
-  let dir: { path: string; remove: () => void };
-  let g: GeneratedAuth;
-  let server: NatsServer;
-  before(async () => {
-    dir = tempDir("sb-authp-");
-    const storeDir = join(dir.path, "store");
-    mkdirSync(storeDir);
-    g = await generateAuth({ lab: "lab1", hosts: ["compute1", "compute2"], mode: "password", storeDir, bcryptCost: 6 });
-    writeAuth(join(dir.path, "out"), g);
-    server = await startNats({ config: g.files["server.conf"] ?? "", storeDir });
-  });
-  after(async () => {
-    await server?.stop();
-    dir?.remove();
-  });
+test("generate - password identities on a real nats-server", async (t) => {
+  using dir = tempDir("sb-authp-");
+  const storeDir = join(dir.path, "store");
+  mkdirSync(storeDir);
+  const g = await generateAuth({ lab: "lab1", hosts: ["compute1", "compute2"], mode: "password", storeDir, bcryptCost: 6 });
+  writeAuth(join(dir.path, "out"), g);
+  await using server = await startNats({ config: g.files["server.conf"] ?? "", storeDir });
 
-  it("keeps only bcrypt hashes in the server config and lets each role in with the password from its env file", async () => {
+  await t.test("keeps only bcrypt hashes in the server config and lets each role in with the password from its env file", async () => {
     for (const u of g.users) {
       assert.ok(!g.files["server.conf"]?.includes(u.secret), `${u.role}'s password is in server.conf`);
       assert.deepEqual(parseEnv(g.files[u.credentialFile] ?? ""), { STACKBUS_NATS_USER: u.role, STACKBUS_NATS_PASSWORD: u.secret });
@@ -128,7 +119,7 @@ describe("generate - password identities on a real nats-server", () => {
     await coordinator.drain();
   });
 
-  it("refuses a wrong password, and another role's password, at connect", async () => {
+  await t.test("refuses a wrong password, and another role's password, at connect", async () => {
     const agent2 = g.users.find((u) => u.role === "agent-compute2");
     for (const pass of ["wrong", agent2?.secret ?? ""]) {
       await assert.rejects(

@@ -17,4 +17,4 @@ export {
   type SubjectRules,
 } from "./roles.js";
 export { type ServerTls } from "./conf.js";
-export { authGenFromManifestFile, readLabHosts, InvalidManifestError } from "./manifest.js";
+export { authGenFromManifestFile } from "./manifest.js";

@@ -1,24 +1,21 @@
 import assert from "node:assert/strict";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { test } from "node:test";
 import { ErrorCode, StackbusError } from "@stackbus/protocol";
 import { tempDir } from "@stackbus/testkit";
-import { authGenFromManifestFile, InvalidManifestError, readLabHosts } from "./manifest.js";
+import { InvalidManifestError, readLabHosts } from "@stackbus/lab";
+import { authGenFromManifestFile } from "./manifest.js";
 
-describe("manifest - lab and host names for auth gen", () => {
-  let dir: { path: string; remove: () => void };
+test("manifest - lab and host names for auth gen", async (t) => {
+  using dir = tempDir("sb-authm-");
   const manifest = (name: string, text: string) => {
     const path = join(dir.path, name);
     writeFileSync(path, text);
     return path;
   };
-  before(() => {
-    dir = tempDir("sb-authm-");
-  });
-  after(() => dir.remove());
 
-  it("reads lab: and hosts[].name and ignores the rest of the manifest", () => {
+  await t.test("reads lab: and hosts[].name and ignores the rest of the manifest", () => {
     const path = manifest("lab.yaml", "lab: demo\ndefaults: { failurePolicy: abort }\nhosts:\n  - name: controller\n    wave: 1\n  - name: compute1\n    wave: 2\n");
     assert.deepEqual(readLabHosts(path), { lab: "demo", hosts: ["controller", "compute1"] });
   });
@@ -33,7 +30,7 @@ describe("manifest - lab and host names for auth gen", () => {
     ["broken YAML", "lab: demo\nhosts: [\n", /bad\.yaml:\d+: not valid YAML/],
   ];
   for (const [what, text, message] of bad) {
-    it(`refuses ${what}, naming the file, line and field`, () => {
+    await t.test(`refuses ${what}, naming the file, line and field`, () => {
       const path = manifest("bad.yaml", text);
       assert.throws(
         () => readLabHosts(path),
@@ -47,7 +44,7 @@ describe("manifest - lab and host names for auth gen", () => {
     });
   }
 
-  it("auth gen from a manifest writes the files, and writes nothing for a bad manifest", async () => {
+  await t.test("auth gen from a manifest writes the files, and writes nothing for a bad manifest", async () => {
     const out = join(dir.path, "out");
     const { generated, written } = await authGenFromManifestFile(
       manifest("lab.yaml", "lab: demo\nhosts:\n  - name: compute1\n"),

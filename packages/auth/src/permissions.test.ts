@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { test } from "node:test";
 import { z } from "zod";
 import { createUser } from "@nats-io/nkeys";
 import { Bus, PermissionDeniedError, silentLogger } from "@stackbus/bus";
 import { BUCKETS, ErrorCode, OBJECT_STORES, QUEUES, STREAMS, StackbusError, keys, subjects, wildcards } from "@stackbus/protocol";
-import { startNats, tempDir, waitFor, type NatsServer } from "@stackbus/testkit";
+import { startNats, tempDir, waitFor } from "@stackbus/testkit";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { generateAuth, writeAuth, type GeneratedAuth, type GeneratedUser } from "./generate.js";
+import { generateAuth, writeAuth, type GeneratedUser } from "./generate.js";
 
 const LAB = "lab1";
 const HOSTS = ["controller", "compute1", "compute2"];
@@ -30,11 +30,19 @@ function denied(operation: string, subject: string, user?: GeneratedUser) {
   };
 }
 
-describe("auth - each role does its job and nothing else, on a real nats-server (nkeys)", () => {
-  let dir: { path: string; remove: () => void };
-  let auth: GeneratedAuth;
-  let server: NatsServer;
+test("auth - each role does its job and nothing else, on a real nats-server (nkeys)", async (t) => {
+  using dir = tempDir("sb-auth-");
+  const storeDir = join(dir.path, "store");
+  mkdirSync(storeDir);
+  const auth = await generateAuth({ lab: LAB, hosts: HOSTS, mode: "nkey", storeDir });
+  writeAuth(dir.path, auth);
+  await using server = await startNats({ config: auth.files["server.conf"] ?? "", storeDir });
   const open: Bus[] = [];
+  await using _buses = {
+    async [Symbol.asyncDispose]() {
+      for (const bus of open) await bus.drain().catch(() => undefined);
+    },
+  };
   const user = (role: string): GeneratedUser => {
     const u = auth.users.find((x) => x.role === role);
     assert.ok(u, `no user for ${role}`);
@@ -50,63 +58,42 @@ describe("auth - each role does its job and nothing else, on a real nats-server 
     open.push(bus);
     return bus;
   };
-  let coordinator: Bus;
-  let config: Bus;
-  let fetcher: Bus;
-  let agent1: Bus;
-  let watcher: Bus;
-  let operator: Bus;
 
-  before(async () => {
-    dir = tempDir("sb-auth-");
-    const storeDir = join(dir.path, "store");
-    mkdirSync(storeDir);
-    auth = await generateAuth({ lab: LAB, hosts: HOSTS, mode: "nkey", storeDir });
-    writeAuth(dir.path, auth);
-    server = await startNats({ config: auth.files["server.conf"] ?? "", storeDir });
+  const coordinator = await as("coordinator");
+  await coordinator.ensureStackbusStreams();
+  const runs = await coordinator.kv(BUCKETS.runs);
+  await runs.put(keys.run(LAB, "r1"), JSON.stringify({ status: "running" }));
+  await coordinator.confirmed(coordinator.serve(wildcards.runStart, Any, Any, () => ({ runId: "r2" }), { queue: QUEUES.coordinator }));
+  await coordinator.publishDurable(subjects.runEvent(LAB, "r1"), Any, { type: "run.created" }, { msgID: "e1" });
 
-    coordinator = await as("coordinator");
-    await coordinator.ensureStackbusStreams();
-    const runs = await coordinator.kv(BUCKETS.runs);
-    await runs.put(keys.run(LAB, "r1"), JSON.stringify({ status: "running" }));
-    await coordinator.confirmed(coordinator.serve(wildcards.runStart, Any, Any, () => ({ runId: "r2" }), { queue: QUEUES.coordinator }));
-    await coordinator.publishDurable(subjects.runEvent(LAB, "r1"), Any, { type: "run.created" }, { msgID: "e1" });
+  const config = await as("config");
+  const labs = await config.kv(BUCKETS.labs, { history: 10 });
+  await labs.put(keys.lab(LAB), JSON.stringify({ localConf: "ADMIN_PASSWORD=secret" }));
+  await config.confirmed(config.serve(wildcards.configGet, Any, Any, (_req, subject) => ({ host: subject.split(".").pop(), localrc: "ADMIN_PASSWORD=secret" })));
+  await config.confirmed(config.serve(wildcards.configPluginSettings, Any, Any, () => ({ credentials: [] })));
+  await config.confirmed(config.serve(wildcards.configApply, Any, Any, () => ({ revision: 2 })));
+  await config.confirmed(config.serve(subjects.labList(), Any, Any, () => ({ labs: [LAB] })));
 
-    config = await as("config");
-    const labs = await config.kv(BUCKETS.labs, { history: 10 });
-    await labs.put(keys.lab(LAB), JSON.stringify({ localConf: "ADMIN_PASSWORD=secret" }));
-    await config.confirmed(config.serve(wildcards.configGet, Any, Any, (_req, subject) => ({ host: subject.split(".").pop(), localrc: "ADMIN_PASSWORD=secret" })));
-    await config.confirmed(config.serve(wildcards.configPluginSettings, Any, Any, () => ({ credentials: [] })));
-    await config.confirmed(config.serve(wildcards.configApply, Any, Any, () => ({ revision: 2 })));
-    await config.confirmed(config.serve(subjects.labList(), Any, Any, () => ({ labs: [LAB] })));
+  const fetcher = await as("fetcher");
+  const store = await fetcher.objectStore(OBJECT_STORES.plugins);
+  await store.putBlob({ name: `demo/${SHA}.tar.gz` }, new TextEncoder().encode("plugin archive"));
+  const index = await fetcher.kv(BUCKETS.pluginIndex);
+  await index.put("k1", SHA);
+  await fetcher.confirmed(fetcher.serve(wildcards.pluginsResolve, Any, Any, () => ({ commit: SHA })));
 
-    fetcher = await as("fetcher");
-    const store = await fetcher.objectStore(OBJECT_STORES.plugins);
-    await store.putBlob({ name: `demo/${SHA}.tar.gz` }, new TextEncoder().encode("plugin archive"));
-    const index = await fetcher.kv(BUCKETS.pluginIndex);
-    await index.put("k1", SHA);
-    await fetcher.confirmed(fetcher.serve(wildcards.pluginsResolve, Any, Any, () => ({ commit: SHA })));
+  const agent1 = await as("agent-compute1");
+  await agent1.confirmed(agent1.serve(subjects.hostCommand(LAB, "compute1"), Any, Any, () => ({ acked: true })));
+  const watcher = await as("watcher");
+  const operator = await as("operator");
 
-    agent1 = await as("agent-compute1");
-    await agent1.confirmed(agent1.serve(subjects.hostCommand(LAB, "compute1"), Any, Any, () => ({ acked: true })));
-    watcher = await as("watcher");
-    operator = await as("operator");
-  });
-
-  after(async () => {
-    for (const bus of open) await bus.drain().catch(() => undefined);
-    await server?.stop();
-    dir?.remove();
-  });
-
-  it("agent - fetches its own config, answers its commands, and reaches the fetcher and the lab list", async () => {
+  await t.test("agent - fetches its own config, answers its commands, and reaches the fetcher and the lab list", async () => {
     assert.deepEqual(await agent1.request(subjects.configGet(LAB, "compute1"), Any, {}, Any), { host: "compute1", localrc: "ADMIN_PASSWORD=secret" });
     assert.deepEqual(await coordinator.request(subjects.hostCommand(LAB, "compute1"), Any, { step: "source" }, Any), { acked: true });
     assert.deepEqual(await agent1.request(subjects.pluginsResolve(LAB), Any, { name: "demo" }, Any), { commit: SHA });
     assert.deepEqual(await agent1.request(subjects.labList(), Any, {}, Any), { labs: [LAB] });
   });
 
-  it("agent - heartbeats, stores its result and log durably, reports progress; the coordinator sees them", async () => {
+  await t.test("agent - heartbeats, stores its result and log durably, reports progress; the coordinator sees them", async () => {
     const seen: string[] = [];
     await coordinator.confirmed(coordinator.subscribe(wildcards.heartbeats, Any, (_v, subject) => void seen.push(subject)));
     await coordinator.confirmed(coordinator.subscribe(wildcards.runResults, Any, (_v, subject) => void seen.push(subject)));
@@ -122,7 +109,7 @@ describe("auth - each role does its job and nothing else, on a real nats-server 
     assert.deepEqual(stored.map((m) => m.subject), [subjects.runEvent(LAB, "r1"), subjects.runResult(LAB, "r1", "compute1")]);
   });
 
-  it("agent - registers its own key in sb_agents and reads plugin archives from the object store", async () => {
+  await t.test("agent - registers its own key in sb_agents and reads plugin archives from the object store", async () => {
     const registry = await agent1.kv(BUCKETS.agents);
     await registry.create(keys.agent(LAB, "compute1"), JSON.stringify({ pid: 1 }));
     assert.equal((await registry.get(keys.agent(LAB, "compute1")))?.json<{ pid: number }>().pid, 1);
@@ -130,17 +117,17 @@ describe("auth - each role does its job and nothing else, on a real nats-server 
     assert.equal(new TextDecoder().decode((await store.getBlob(`demo/${SHA}.tar.gz`)) ?? new Uint8Array()), "plugin archive");
   });
 
-  it("agent - may not request another host's config.get (that host's local.conf holds passwords)", async () => {
+  await t.test("agent - may not request another host's config.get (that host's local.conf holds passwords)", async () => {
     const subject = subjects.configGet(LAB, "compute2");
     await assert.rejects(agent1.request(subject, Any, {}, Any, { timeoutMs: 5_000 }), denied("publish", subject, user("agent-compute1")));
   });
 
-  it("agent - may not ask for the lab's plugin credentials", async () => {
+  await t.test("agent - may not ask for the lab's plugin credentials", async () => {
     const subject = subjects.configPluginSettings(LAB);
     await assert.rejects(agent1.request(subject, Any, {}, Any, { timeoutMs: 5_000 }), denied("publish", subject, user("agent-compute1")));
   });
 
-  it("agent - may not publish a heartbeat, result, log or progress as another host", async () => {
+  await t.test("agent - may not publish a heartbeat, result, log or progress as another host", async () => {
     const me = user("agent-compute1");
     const hb = subjects.hostHeartbeat(LAB, "compute2");
     await assert.rejects(agent1.publishConfirmed(hb, Any, { at: 1 }), denied("publish", hb, me));
@@ -152,14 +139,14 @@ describe("auth - each role does its job and nothing else, on a real nats-server 
     await assert.rejects(agent1.publishConfirmed(progress, Any, {}), denied("publish", progress, me));
   });
 
-  it("agent - may not subscribe to another host's commands, nor to other users' reply inboxes", async () => {
+  await t.test("agent - may not subscribe to another host's commands, nor to other users' reply inboxes", async () => {
     const me = user("agent-compute1");
     for (const subject of [subjects.hostCommand(LAB, "compute2"), subjects.hostCancel(LAB, "compute2"), wildcards.runResults, "_INBOX.>", `${user("agent-compute2").inboxPrefix}.>`]) {
       await assert.rejects(agent1.confirmed(agent1.subscribe(subject, Any, () => undefined)), denied("subscribe", subject, me));
     }
   });
 
-  it("agent - may not publish phase commands, cancels or run events, nor write another host's registration", async () => {
+  await t.test("agent - may not publish phase commands, cancels or run events, nor write another host's registration", async () => {
     const me = user("agent-compute1");
     const cmd = subjects.hostCommand(LAB, "compute2");
     await assert.rejects(agent1.request(cmd, Any, { step: "source" }, Any, { timeoutMs: 5_000 }), denied("publish", cmd, me));
@@ -176,11 +163,11 @@ describe("auth - each role does its job and nothing else, on a real nats-server 
     );
   });
 
-  it("agent - may not read the lab definitions bucket (it holds every host's local.conf)", async () => {
+  await t.test("agent - may not read the lab definitions bucket (it holds every host's local.conf)", async () => {
     await assert.rejects(agent1.kv(BUCKETS.labs), denied("publish", `$JS.API.STREAM.INFO.KV_${BUCKETS.labs}`, user("agent-compute1")));
   });
 
-  it("watcher - follows the run stream and logs, lists runs and sees live progress", async () => {
+  await t.test("watcher - follows the run stream and logs, lists runs and sees live progress", async () => {
     const stored = await watcher.readStream(STREAMS.runs, subjects.runAll(LAB, "r1"));
     assert.ok(stored.length >= 1);
     assert.equal(stored[0]?.subject, subjects.runEvent(LAB, "r1"));
@@ -202,7 +189,7 @@ describe("auth - each role does its job and nothing else, on a real nats-server 
     await waitFor("progress at the watcher", () => progress.length > 0);
   });
 
-  it("watcher - may not publish anything on sb.>, start or cancel a run, or write a bucket", async () => {
+  await t.test("watcher - may not publish anything on sb.>, start or cancel a run, or write a bucket", async () => {
     const me = user("watcher");
     for (const subject of [
       subjects.hostHeartbeat(LAB, "compute1"),
@@ -225,7 +212,7 @@ describe("auth - each role does its job and nothing else, on a real nats-server 
     await assert.rejects(watcher.kv(BUCKETS.labs), denied("publish", `$JS.API.STREAM.INFO.KV_${BUCKETS.labs}`, me));
   });
 
-  it("operator - applies the lab and starts runs, but may not send phase commands or read a host's config", async () => {
+  await t.test("operator - applies the lab and starts runs, but may not send phase commands or read a host's config", async () => {
     const me = user("operator");
     assert.deepEqual(await operator.request(subjects.configApply(LAB), Any, {}, Any), { revision: 2 });
     assert.deepEqual(await operator.request(subjects.runStart(LAB), Any, { kind: "stack" }, Any), { runId: "r2" });
@@ -241,7 +228,7 @@ describe("auth - each role does its job and nothing else, on a real nats-server 
     await assert.rejects(operator.publishDurable(event, Any, {}, { deadlineMs: 10_000 }), denied("publish", event, me));
   });
 
-  it("coordinator - may request any host's config; config service and fetcher exchange plugin credentials only between them", async () => {
+  await t.test("coordinator - may request any host's config; config service and fetcher exchange plugin credentials only between them", async () => {
     assert.deepEqual(await coordinator.request(subjects.configGet(LAB, "compute2"), Any, {}, Any), { host: "compute2", localrc: "ADMIN_PASSWORD=secret" });
     assert.deepEqual(await fetcher.request(subjects.configPluginSettings(LAB), Any, {}, Any), { credentials: [] });
     const get = subjects.configGet(LAB, "compute1");
@@ -250,7 +237,7 @@ describe("auth - each role does its job and nothing else, on a real nats-server 
     await assert.rejects(coordinator.request(plugins, Any, {}, Any, { timeoutMs: 5_000 }), denied("publish", plugins, user("coordinator")));
   });
 
-  it("config service - keeps lab revisions in its bucket, which no other role can write", async () => {
+  await t.test("config service - keeps lab revisions in its bucket, which no other role can write", async () => {
     const labs = await config.kv(BUCKETS.labs);
     await labs.put(keys.lab(LAB), JSON.stringify({ rev: 2 }));
     assert.equal((await labs.get(keys.lab(LAB)))?.json<{ rev: number }>().rev, 2);
@@ -260,7 +247,7 @@ describe("auth - each role does its job and nothing else, on a real nats-server 
     );
   });
 
-  it("refuses an unknown nkey at connect with PERMISSION_DENIED", async () => {
+  await t.test("refuses an unknown nkey at connect with PERMISSION_DENIED", async () => {
     const stranger = createUser();
     const seedFile = join(dir.path, "stranger.nk");
     writeFileSync(seedFile, new TextDecoder().decode(stranger.getSeed()), { mode: 0o600 });

@@ -2,12 +2,12 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { test } from "node:test";
 import { z } from "zod";
 import { Bus, silentLogger } from "@stackbus/bus";
 import { ErrorCode, StackbusError, subjects, wildcards } from "@stackbus/protocol";
-import { startNats, tempDir, type NatsServer } from "@stackbus/testkit";
-import { generateAuth, writeAuth, type GeneratedAuth } from "./generate.js";
+import { startNats, tempDir } from "@stackbus/testkit";
+import { generateAuth, writeAuth } from "./generate.js";
 
 const Any = z.record(z.string(), z.unknown());
 
@@ -29,32 +29,21 @@ function makePki(dir: string) {
   return { ca: join(dir, "ca.pem"), cert: join(dir, "server.pem"), key: join(dir, "server.key"), clientCert: join(dir, "client.pem"), clientKey: join(dir, "client.key"), otherCa: join(dir, "other/ca.pem") };
 }
 
-describe("auth - TLS with a private CA", () => {
-  let dir: { path: string; remove: () => void };
-  let pki: ReturnType<typeof makePki>;
-  let auth: GeneratedAuth;
-  let server: NatsServer;
-
-  before(async () => {
-    dir = tempDir("sb-tls-");
-    pki = makePki(dir.path);
-    const storeDir = join(dir.path, "store");
-    mkdirSync(storeDir);
-    auth = await generateAuth({ lab: "lab1", hosts: ["compute1"], mode: "nkey", storeDir, tls: { ca: pki.ca, cert: pki.cert, key: pki.key } });
-    writeAuth(join(dir.path, "auth"), auth);
-    server = await startNats({ config: auth.files["server.conf"] ?? "", storeDir });
-  });
-  after(async () => {
-    await server?.stop();
-    dir?.remove();
-  });
+test("auth - TLS with a private CA", async (t) => {
+  using dir = tempDir("sb-tls-");
+  const pki = makePki(dir.path);
+  const storeDir = join(dir.path, "store");
+  mkdirSync(storeDir);
+  const auth = await generateAuth({ lab: "lab1", hosts: ["compute1"], mode: "nkey", storeDir, tls: { ca: pki.ca, cert: pki.cert, key: pki.key } });
+  writeAuth(join(dir.path, "auth"), auth);
+  await using server = await startNats({ config: auth.files["server.conf"] ?? "", storeDir });
 
   const seed = (role: string) => join(dir.path, "auth", auth.users.find((u) => u.role === role)?.credentialFile ?? "");
 
-  it("a client that trusts the CA connects over TLS and works; the env file names the CA", async () => {
+  await t.test("a client that trusts the CA connects over TLS and works; the env file names the CA", async () => {
     const config = await Bus.connect({ servers: server.url, name: "config", logger: silentLogger(), nkeySeedFile: seed("config"), tls: { caFile: pki.ca } });
     config.serve(wildcards.configGet, Any, Any, () => ({ ok: 1 }));
-    await config.nc.flush();
+    await config.flush();
     const agent = await Bus.connect({ servers: server.url, name: "agent", logger: silentLogger(), nkeySeedFile: seed("agent-compute1"), tls: { caFile: pki.ca } });
     assert.deepEqual(await agent.request(subjects.configGet("lab1", "compute1"), Any, {}, Any), { ok: 1 });
     assert.match(auth.files["env/agent-compute1.env"] ?? "", new RegExp(`^STACKBUS_TLS_CA=${pki.ca}$`, "m"));
@@ -62,7 +51,7 @@ describe("auth - TLS with a private CA", () => {
     await config.drain();
   });
 
-  it("a client without the CA is refused with a message that says TLS and how to fix it", async () => {
+  await t.test("a client without the CA is refused with a message that says TLS and how to fix it", async () => {
     await assert.rejects(
       Bus.connect({ servers: server.url, name: "agent", logger: silentLogger(), nkeySeedFile: seed("agent-compute1") }),
       (err: unknown) => {
@@ -79,7 +68,7 @@ describe("auth - TLS with a private CA", () => {
     );
   });
 
-  it("with verifyClients, only a client certificate signed by the CA gets in (mutual TLS)", async () => {
+  await t.test("with verifyClients, only a client certificate signed by the CA gets in (mutual TLS)", async () => {
     const storeDir = join(dir.path, "store-mtls");
     mkdirSync(storeDir);
     const mtls = await generateAuth({ lab: "lab1", hosts: ["compute1"], mode: "nkey", storeDir, tls: { ca: pki.ca, cert: pki.cert, key: pki.key, verifyClients: true } });
@@ -92,7 +81,7 @@ describe("auth - TLS with a private CA", () => {
         Bus.connect({ servers: mserver.url, name: "agent", logger: silentLogger(), nkeySeedFile: seedFile, tls: { caFile: pki.ca } }),
         (err: unknown) => {
           assert.ok(err instanceof StackbusError);
-          assert.equal(err.code, ErrorCode.Unavailable);
+          assert.equal(err.code, ErrorCode.NatsUnreachable);
           assert.match(err.message, /client certificates .*--tls-cert/);
           return true;
         },

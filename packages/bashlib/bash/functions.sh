@@ -14,7 +14,7 @@
 #   lib/process.sh     run_process, stop_process, restart_service, wait_for_service, ...
 #   stackbus.sh        stackbus_export, stackbus_fact, __stackbus_die_exit
 
-__STACKBUS_BASHLIB_DIR=$(CDPATH= cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+__STACKBUS_BASHLIB_DIR=$(CDPATH='' cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 
 source "$__STACKBUS_BASHLIB_DIR/stackbus.sh"
 source "$__STACKBUS_BASHLIB_DIR/lib/common.sh"

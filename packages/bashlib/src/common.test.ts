@@ -1,32 +1,27 @@
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it, test } from "node:test";
 import { tempDir } from "@stackbus/testkit";
 import { bash, bashOut, q } from "./bash-harness.js";
 
-describe("die / warn / err - DevStack's message formats", () => {
-  let dir: { path: string; remove: () => void };
-  let hook: string;
-  before(() => {
-    dir = tempDir("sb-die-");
-    hook = join(dir.path, "plugin.sh");
-    writeFileSync(
-      hook,
-      [
-        "function configure_thing {",
-        '    die $LINENO "cannot configure $1"',
-        "}",
-        'warn $LINENO "look out"',
-        "configure_thing widget",
-        "echo not-reached",
-        "",
-      ].join("\n"),
-    );
-  });
-  after(() => dir.remove());
+test("die / warn / err - DevStack's message formats", async (t) => {
+  using dir = tempDir("sb-die-");
+  const hook = join(dir.path, "plugin.sh");
+  writeFileSync(
+    hook,
+    [
+      "function configure_thing {",
+      '    die $LINENO "cannot configure $1"',
+      "}",
+      'warn $LINENO "look out"',
+      "configure_thing widget",
+      "echo not-reached",
+      "",
+    ].join("\n"),
+  );
 
-  it("die - prints the call trace and '[ERROR] <file>:<line> <msg>' on stderr and ends the hook with status 1", async () => {
+  await t.test("die - prints the call trace and '[ERROR] <file>:<line> <msg>' on stderr and ends the hook with status 1", async () => {
     const run = await bash(`source ${q(hook)}`);
     assert.equal(run.status, 1);
     assert.equal(run.stdout, `[WARNING] ${hook}:4 look out\n`);
@@ -37,25 +32,25 @@ describe("die / warn / err - DevStack's message formats", () => {
     assert.equal(lines.at(-1), `[ERROR] ${hook}:2 cannot configure widget`);
   });
 
-  it("die - exits with the status of the previous command when it failed", async () => {
+  await t.test("die - exits with the status of the previous command when it failed", async () => {
     const run = await bash('(exit 7) || die $LINENO "after seven"');
     assert.equal(run.status, 7);
     assert.match(run.stderr, /\[ERROR\] .*:1 after seven$/m);
   });
 
-  it("die - without a line number argument the message is everything and the line is the caller's", async () => {
+  await t.test("die - without a line number argument the message is everything and the line is the caller's", async () => {
     const run = await bash('true\ndie "no line given"');
     assert.equal(run.status, 1);
     assert.match(run.stderr, /^\[ERROR\] main:2 no line given$/m);
   });
 
-  it("die - also appends the error line to $LOGDIR/error.log", async () => {
+  await t.test("die - also appends the error line to $LOGDIR/error.log", async () => {
     const run = await bash(`LOGDIR=${q(dir.path)}\ndie 42 "logged failure"`);
     assert.equal(run.status, 1);
     assert.equal(readFileSync(join(dir.path, "error.log"), "utf8"), "[ERROR] main:42 logged failure\n");
   });
 
-  it("die - calls __stackbus_die_exit with the status; when the agent's redefinition returns, die returns that status", async () => {
+  await t.test("die - calls __stackbus_die_exit with the status; when the agent's redefinition returns, die returns that status", async () => {
     const run = await bash(
       'function __stackbus_die_exit { echo "hook got $1"; }\nfalse || die $LINENO "soft"\necho "die returned $?"\necho still-running',
     );
@@ -63,32 +58,32 @@ describe("die / warn / err - DevStack's message formats", () => {
     assert.equal(run.stdout, "hook got 1\ndie returned 1\nstill-running\n");
   });
 
-  it("die - a redefined __stackbus_die_exit survives sourcing the library again", async () => {
+  await t.test("die - a redefined __stackbus_die_exit survives sourcing the library again", async () => {
     const run = await bash(`function __stackbus_die_exit { echo "kept $1"; }\nsource "$__STACKBUS_BASHLIB_DIR/functions.sh"\n(exit 3) || die 1 x`);
     assert.equal(run.stdout, "kept 3\n");
   });
 
-  it("warn - prints '[WARNING] <file>:<line> <msg>' on stdout and leaves $? as it was", async () => {
+  await t.test("warn - prints '[WARNING] <file>:<line> <msg>' on stdout and leaves $? as it was", async () => {
     const run = await bash('warn $LINENO "first"; echo "rc=$?"\nfalse || warn $LINENO "second"; echo "rc=$?"');
     assert.equal(run.status, 0);
     assert.equal(run.stdout, "[WARNING] main:1 first\nrc=0\n[WARNING] main:2 second\nrc=1\n");
     assert.equal(run.stderr, "");
   });
 
-  it("err - prints '[ERROR] <file>:<line> <msg>' on stderr and does not end the hook", async () => {
+  await t.test("err - prints '[ERROR] <file>:<line> <msg>' on stderr and does not end the hook", async () => {
     const run = await bash('err $LINENO "recoverable"\necho continued');
     assert.equal(run.status, 0);
     assert.equal(run.stdout, "continued\n");
     assert.equal(run.stderr, "[ERROR] main:1 recoverable\n");
   });
 
-  it("deprecated - prints 'WARNING: <text>' on stderr and collects the text in DEPRECATED_TEXT", async () => {
+  await t.test("deprecated - prints 'WARNING: <text>' on stderr and collects the text in DEPRECATED_TEXT", async () => {
     const run = await bash('deprecated "old knob"\ndeprecated "older knob"\nprintf "%s" "$DEPRECATED_TEXT"');
     assert.equal(run.stderr, "WARNING: old knob\nWARNING: older knob\n");
     assert.equal(run.stdout, "\\nold knob\\nolder knob");
   });
 
-  it("echo_summary - prints the summary line on stdout, interpreting escapes", async () => {
+  await t.test("echo_summary - prints the summary line on stdout, interpreting escapes", async () => {
     assert.equal(await bashOut('echo_summary "Installing\\tthing"'), "Installing\tthing");
   });
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it, test } from "node:test";
 import { tempDir } from "@stackbus/testkit";
 import { bash, bashOut, q } from "./bash-harness.js";
 
@@ -17,13 +17,9 @@ const OS_RELEASES: Record<string, string> = {
   arch: 'NAME="Arch Linux"\nID=arch\nBUILD_ID=rolling\n',
 };
 
-describe("distro helpers - GetOSVersion, GetDistro, is_ubuntu, is_fedora", () => {
-  let dir: { path: string; remove: () => void };
-  before(() => {
-    dir = tempDir("sb-distro-");
-    for (const [name, text] of Object.entries(OS_RELEASES)) writeFileSync(join(dir.path, name), text);
-  });
-  after(() => dir.remove());
+test("distro helpers - GetOSVersion, GetDistro, is_ubuntu, is_fedora", async (t) => {
+  using dir = tempDir("sb-distro-");
+  for (const [name, text] of Object.entries(OS_RELEASES)) writeFileSync(join(dir.path, name), text);
 
   const describeHost = (name: string) =>
     bashOut(
@@ -42,12 +38,12 @@ describe("distro helpers - GetOSVersion, GetDistro, is_ubuntu, is_fedora", () =>
     ["openeuler", "openEuler|22.03|n/a|rpm|openEuler-22.03||fedora"],
   ];
   for (const [name, line] of expected) {
-    it(`GetDistro - ${name}: vendor|release|codename|package|DISTRO|is_ubuntu|is_fedora = ${line}`, async () => {
+    await t.test(`GetDistro - ${name}: vendor|release|codename|package|DISTRO|is_ubuntu|is_fedora = ${line}`, async () => {
       assert.equal(await describeHost(name), line);
     });
   }
 
-  it("GetDistro - an unknown distribution dies with DevStack's message; is_ubuntu and is_fedora are both false", async () => {
+  await t.test("GetDistro - an unknown distribution dies with DevStack's message; is_ubuntu and is_fedora are both false", async () => {
     const env = { STACKBUS_OS_RELEASE: join(dir.path, "arch") };
     const run = await bash("GetDistro\necho not-reached", { env });
     assert.equal(run.status, 1);
@@ -55,25 +51,25 @@ describe("distro helpers - GetOSVersion, GetDistro, is_ubuntu, is_fedora", () =>
     assert.equal(await bashOut("is_ubuntu || is_fedora || echo neither", { env }), "neither");
   });
 
-  it("exit_distro_not_supported - dies naming the distribution and what is missing", async () => {
+  await t.test("exit_distro_not_supported - dies naming the distribution and what is missing", async () => {
     const run = await bash("exit_distro_not_supported 'installing packages'", { env: { STACKBUS_OS_RELEASE: join(dir.path, "ubuntu") } });
     assert.equal(run.status, 1);
     assert.match(run.stderr, /\[ERROR\] main:1 Support for noble is incomplete: no support for installing packages$/m);
   });
 
-  it("GetOSVersion - does not leak os-release's NAME, ID or VERSION into the shell", async () => {
+  await t.test("GetOSVersion - does not leak os-release's NAME, ID or VERSION into the shell", async () => {
     const out = await bashOut('GetOSVersion; echo "[${NAME:-}][${ID:-}][${VERSION:-}]"', { env: { STACKBUS_OS_RELEASE: join(dir.path, "ubuntu") } });
     assert.equal(out, "[][][]");
   });
 
-  it("GetOSVersion - on this host os_RELEASE is os-release's VERSION_ID and os_PACKAGE follows the dpkg database", async () => {
+  await t.test("GetOSVersion - on this host os_RELEASE is os-release's VERSION_ID and os_PACKAGE follows the dpkg database", async () => {
     const text = readFileSync("/etc/os-release", "utf8");
     const versionId = /^VERSION_ID="?([^"\n]*)"?$/m.exec(text)?.[1] ?? "n/a";
     const out = await bashOut('GetOSVersion; echo "$os_RELEASE $os_PACKAGE"');
     assert.equal(out, `${versionId} ${existsSync("/var/lib/dpkg/status") ? "deb" : "rpm"}`);
   });
 
-  it("is_arch - compares with uname -m", async () => {
+  await t.test("is_arch - compares with uname -m", async () => {
     assert.equal(await bashOut('is_arch "$(uname -m)" && echo yes; is_arch no-such-arch || echo no'), "yes\nno");
   });
 });
@@ -86,14 +82,12 @@ describe("package helpers", () => {
     assert.deepEqual(out.split("\n"), ["[bash] yes", "[dpkg] yes", "[bash dpkg] yes", "[zzzZZZzzz] no", "[bash zzzZZZzzz] no", "[] no"]);
   });
 
-  describe("commands run for apt and dnf (apt-get, dnf and sudo replaced by recorders on PATH)", () => {
-    let dir: { path: string; remove: () => void };
-    let log: string;
-    before(() => {
-      dir = tempDir("sb-pkg-");
+  it("commands run for apt and dnf (apt-get, dnf and sudo replaced by recorders on PATH)", async (t) => {
+    using dir = tempDir("sb-pkg-");
+    const log = join(dir.path, "calls.log");
+    {
       const bin = join(dir.path, "bin");
       mkdirSync(bin);
-      log = join(dir.path, "calls.log");
       const recorder = (name: string, extra = "") =>
         `#!/bin/bash\necho "${name} DEBIAN_FRONTEND=\${DEBIAN_FRONTEND:-} http_proxy=\${http_proxy:-} $*" >> ${q(log)}\n${extra}exit 0\n`;
       writeFileSync(join(bin, "apt-get"), recorder("apt-get", `if [[ $* == *install*fail-once* && ! -e ${q(join(dir.path, "failed"))} ]]; then touch ${q(join(dir.path, "failed"))}; exit 100; fi\n`));
@@ -102,8 +96,7 @@ describe("package helpers", () => {
       for (const f of ["apt-get", "dnf", "sudo"]) chmodSync(join(bin, f), 0o755);
       writeFileSync(join(dir.path, "ubuntu"), OS_RELEASES["ubuntu"] ?? "");
       writeFileSync(join(dir.path, "fedora"), OS_RELEASES["fedora"] ?? "");
-    });
-    after(() => dir.remove());
+    }
 
     async function calls(osRelease: string, script: string): Promise<string[]> {
       writeFileSync(log, "");
@@ -113,7 +106,7 @@ describe("package helpers", () => {
       return readFileSync(log, "utf8").split("\n").filter((l) => l !== "");
     }
 
-    it("install_package - on apt: one apt-get update, then a non-interactive, confold, assume-yes install with the proxy", async () => {
+    await t.test("install_package - on apt: one apt-get update, then a non-interactive, confold, assume-yes install with the proxy", async () => {
       assert.deepEqual(await calls("ubuntu", "install_package foo bar\ninstall_package baz"), [
         "apt-get DEBIAN_FRONTEND= http_proxy=http://proxy:3128 update",
         "apt-get DEBIAN_FRONTEND=noninteractive http_proxy=http://proxy:3128 --option Dpkg::Options::=--force-confold --assume-yes install foo bar",
@@ -121,7 +114,7 @@ describe("package helpers", () => {
       ]);
     });
 
-    it("install_package - a failed install refreshes the index and retries once", async () => {
+    await t.test("install_package - a failed install refreshes the index and retries once", async () => {
       const seen = await calls("ubuntu", "REPOS_UPDATED=True\ninstall_package fail-once");
       assert.deepEqual(
         seen.map((l) => l.split(" ").at(-1)),
@@ -129,20 +122,20 @@ describe("package helpers", () => {
       );
     });
 
-    it("install_package / uninstall_package - on dnf: dnf install -y and dnf remove -y, no index refresh", async () => {
+    await t.test("install_package / uninstall_package - on dnf: dnf install -y and dnf remove -y, no index refresh", async () => {
       assert.deepEqual(await calls("fedora", "install_package foo\nuninstall_package foo"), [
         "dnf DEBIAN_FRONTEND= http_proxy=http://proxy:3128 install -y foo",
         "dnf DEBIAN_FRONTEND= http_proxy=http://proxy:3128 remove -y foo",
       ]);
     });
 
-    it("uninstall_package - on apt: apt-get purge", async () => {
+    await t.test("uninstall_package - on apt: apt-get purge", async () => {
       const seen = await calls("ubuntu", "uninstall_package foo");
       assert.equal(seen.length, 1);
       assert.match(seen[0] ?? "", /--assume-yes purge foo$/);
     });
 
-    it("OFFLINE=True and NO_UPDATE_REPOS=True - nothing is run", async () => {
+    await t.test("OFFLINE=True and NO_UPDATE_REPOS=True - nothing is run", async () => {
       assert.deepEqual(await calls("ubuntu", "OFFLINE=True\ninstall_package foo\napt_get_update\nyum_install foo"), []);
       assert.deepEqual(await calls("ubuntu", "NO_UPDATE_REPOS=True\nupdate_package_repo"), []);
     });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { test } from "node:test";
 import { tempDir } from "@stackbus/testkit";
 import { bash, bashOut, q } from "./bash-harness.js";
 
@@ -36,13 +36,9 @@ conf2_t1_opt2=conf2_t1_val2
 conf2_t1_opt3=conf2_t1_val3
 `;
 
-describe("local.conf editing - DevStack's test_localconf.sh cases", () => {
-  let dir: { path: string; remove: () => void };
+test("local.conf editing - DevStack's test_localconf.sh cases", async (t) => {
+  using dir = tempDir("sb-localconf-");
   let n = 0;
-  before(() => {
-    dir = tempDir("sb-localconf-");
-  });
-  after(() => dir.remove());
 
   function localConf(text: string): string {
     const path = join(dir.path, `local-${++n}.conf`);
@@ -54,7 +50,7 @@ describe("local.conf editing - DevStack's test_localconf.sh cases", () => {
     return (await bash(script)).status;
   }
 
-  it("localconf_has_section - finds sections of the named meta section only", async () => {
+  await t.test("localconf_has_section - finds sections of the named meta section only", async () => {
     const lc = q(localConf(`${LOCALRC_BLOCK}\n${CONF1_BLOCK}\n${CONF2_BLOCK}`));
     const cases: Array<[string, number]> = [
       [`post-config ${q(C1)} conf1_t1`, 0],
@@ -70,7 +66,7 @@ describe("local.conf editing - DevStack's test_localconf.sh cases", () => {
     }
   });
 
-  it("localconf_has_option - finds options of the named meta section and section", async () => {
+  await t.test("localconf_has_option - finds options of the named meta section and section", async () => {
     const spaced = CONF1_BLOCK.replace(/^(conf1_t1_opt\d)=(.*)$/gm, "$1 = $2");
     const lc = q(localConf(`${spaced}\n${LOCALRC_BLOCK}\n${CONF2_BLOCK}`));
     const cases: Array<[string, number]> = [
@@ -90,7 +86,7 @@ describe("local.conf editing - DevStack's test_localconf.sh cases", () => {
     }
   });
 
-  it("localconf_update_option - replaces existing values keeping each line's spacing, ignores missing ones", async () => {
+  await t.test("localconf_update_option - replaces existing values keeping each line's spacing, ignores missing ones", async () => {
     const spacedLocalrc = LOCALRC_BLOCK.replace(/^(LOCALRC_VAR\d)=/gm, "$1 = ");
     const path = localConf(`${spacedLocalrc}\n${CONF1_BLOCK}\n${CONF2_BLOCK}`);
     const lc = q(path);
@@ -118,7 +114,7 @@ describe("local.conf editing - DevStack's test_localconf.sh cases", () => {
     assert.equal(readFileSync(path, "utf8"), expected);
   });
 
-  it("localconf_add_option - inserts opt=val after the [section] line or the meta header; missing targets change nothing", async () => {
+  await t.test("localconf_add_option - inserts opt=val after the [section] line or the meta header; missing targets change nothing", async () => {
     const spacedConf2 = CONF2_BLOCK.replace(/^(conf2_t1_opt\d)=/gm, "$1 = ");
     const path = localConf(`${CONF1_BLOCK}\n${LOCALRC_BLOCK}\n${spacedConf2}`);
     const lc = q(path);
@@ -149,7 +145,7 @@ describe("local.conf editing - DevStack's test_localconf.sh cases", () => {
     assert.equal(readFileSync(path, "utf8"), expected);
   });
 
-  it("localconf_add_section_and_option - inserts [section] and opt=val right after the meta header", async () => {
+  await t.test("localconf_add_section_and_option - inserts [section] and opt=val right after the meta header", async () => {
     const path = localConf(`${CONF1_BLOCK}\n${LOCALRC_BLOCK}\n${CONF2_BLOCK}`);
     const lc = q(path);
     await bashOut(
@@ -167,7 +163,7 @@ describe("local.conf editing - DevStack's test_localconf.sh cases", () => {
     assert.equal(readFileSync(path, "utf8"), expected);
   });
 
-  it("localconf_set - appends a missing meta section, replaces in place, adds sections and options, all as opt=val", async () => {
+  await t.test("localconf_set - appends a missing meta section, replaces in place, adds sections and options, all as opt=val", async () => {
     const path = localConf(`${LOCALRC_BLOCK}\n${CONF1_BLOCK}\n${CONF2_BLOCK}`);
     const lc = q(path);
     await bashOut(
@@ -187,20 +183,16 @@ describe("local.conf editing - DevStack's test_localconf.sh cases", () => {
   });
 });
 
-describe("local.conf editing - localconf_set and localrc_set beyond DevStack's cases", () => {
-  let dir: { path: string; remove: () => void };
-  before(() => {
-    dir = tempDir("sb-localconf2-");
-  });
-  after(() => dir.remove());
+test("local.conf editing - localconf_set and localrc_set beyond DevStack's cases", async (t) => {
+  using dir = tempDir("sb-localconf2-");
 
-  it("localconf_set - creates a missing file starting with an empty line", async () => {
+  await t.test("localconf_set - creates a missing file starting with an empty line", async () => {
     const path = join(dir.path, "new.conf");
     await bashOut(`localconf_set ${q(path)} post-config '$NOVA_CPU_CONF' compute cpu_mode host`);
     assert.equal(readFileSync(path, "utf8"), "\n[[post-config|$NOVA_CPU_CONF]]\n[compute]\ncpu_mode=host\n");
   });
 
-  it("localconf_set - does nothing when the group, conf, option or value is empty", async () => {
+  await t.test("localconf_set - does nothing when the group, conf, option or value is empty", async () => {
     const path = join(dir.path, "empty-args.conf");
     writeFileSync(path, "[[local|localrc]]\nA=1\n");
     await bashOut(
@@ -211,14 +203,14 @@ describe("local.conf editing - localconf_set and localrc_set beyond DevStack's c
     assert.equal(readFileSync(path, "utf8"), "[[local|localrc]]\nA=1\n");
   });
 
-  it("localrc_set - sets a variable in [[local|localrc]], keeping the others", async () => {
+  await t.test("localrc_set - sets a variable in [[local|localrc]], keeping the others", async () => {
     const path = join(dir.path, "localrc.conf");
     writeFileSync(path, "[[local|localrc]]\nA=1\nB = 2\n[[post-config|$X]]\n[s]\nA=9\n");
     await bashOut(`localrc_set ${q(path)} B 3\nlocalrc_set ${q(path)} C 4`);
     assert.equal(readFileSync(path, "utf8"), "[[local|localrc]]\nC=4\nA=1\nB = 3\n[[post-config|$X]]\n[s]\nA=9\n");
   });
 
-  it("localconf_set - a commented-out option is not taken as present, and values are written literally", async () => {
+  await t.test("localconf_set - a commented-out option is not taken as present, and values are written literally", async () => {
     const path = join(dir.path, "commented.conf");
     writeFileSync(path, "[[post-config|$C]]\n[s]\n#opt=old\n");
     await bashOut(`localconf_set ${q(path)} post-config '$C' s opt 'a&b\\c|d'`);

@@ -3,23 +3,18 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { test } from "node:test";
 import { processAlive, tempDir, waitFor } from "@stackbus/testkit";
 import { bash, bashOut, q } from "./bash-harness.js";
 
-describe("run_process / stop_process - without systemd", () => {
-  let dir: { path: string; remove: () => void };
-  let env: Record<string, string>;
-  before(() => {
-    dir = tempDir("sb-proc-");
-    const script = join(dir.path, "svc.sh");
-    writeFileSync(script, '#!/bin/bash\necho "started $FOO $*"\nexec sleep 30\n');
-    chmodSync(script, 0o755);
-    env = { STACKBUS_PROCESS_MODE: "background", SERVICE_DIR: join(dir.path, "status"), LOGDIR: join(dir.path, "logs") };
-  });
-  after(() => dir.remove());
+test("run_process / stop_process - without systemd", async (t) => {
+  using dir = tempDir("sb-proc-");
+  const script = join(dir.path, "svc.sh");
+  writeFileSync(script, '#!/bin/bash\necho "started $FOO $*"\nexec sleep 30\n');
+  chmodSync(script, 0o755);
+  const env: Record<string, string> = { STACKBUS_PROCESS_MODE: "background", SERVICE_DIR: join(dir.path, "status"), LOGDIR: join(dir.path, "logs") };
 
-  it("run_process - starts an enabled service in the background with its environment, logs it and records its pid; stop_process ends it", async () => {
+  await t.test("run_process - starts an enabled service in the background with its environment, logs it and records its pid; stop_process ends it", async () => {
     const svc = q(join(dir.path, "svc.sh"));
     const run = await bash(`ENABLED_SERVICES=svc\nrun_process svc "${svc.slice(1, -1)} one two" "" "" "FOO=bar"`, { env });
     assert.equal(run.status, 0, run.stderr);
@@ -31,33 +26,29 @@ describe("run_process / stop_process - without systemd", () => {
     assert.ok(!existsSync(join(dir.path, "status", "svc.pid")));
   });
 
-  it("run_process - a service that is not enabled is not started", async () => {
+  await t.test("run_process - a service that is not enabled is not started", async () => {
     await bashOut(`ENABLED_SERVICES=other\nrun_process quiet ${q(join(dir.path, "svc.sh"))}`, { env });
     assert.ok(!existsSync(join(dir.path, "status", "quiet.pid")));
   });
 
-  it("run_process - a command without an absolute path dies", async () => {
+  await t.test("run_process - a command without an absolute path dies", async () => {
     const run = await bash("ENABLED_SERVICES=svc\nrun_process svc 'sleep 1'", { env });
     assert.equal(run.status, 1);
     assert.match(run.stderr, /run_process svc: the command "sleep 1" does not start with an absolute path/);
   });
 });
 
-describe("wait_for_service", () => {
-  let server: Server;
-  let url: string;
-  let answers: number[];
-  before(async () => {
-    server = createServer((_req, res) => {
-      res.statusCode = answers.shift() ?? 200;
-      res.end();
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+test("wait_for_service", async (t) => {
+  let answers: number[] = [];
+  const server: Server = createServer((_req, res) => {
+    res.statusCode = answers.shift() ?? 200;
+    res.end();
   });
-  after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await using _server = { [Symbol.asyncDispose]: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
 
-  it("wait_for_service - waits while the service answers 503 and returns 0 once it answers otherwise", async () => {
+  await t.test("wait_for_service - waits while the service answers 503 and returns 0 once it answers otherwise", async () => {
     answers = [503];
     const started = Date.now();
     assert.equal(await bashOut(`wait_for_service 10 ${q(url)}; echo rc=$?`), "rc=0");
@@ -65,7 +56,7 @@ describe("wait_for_service", () => {
     assert.deepEqual(answers, []);
   });
 
-  it("wait_for_service - returns 124 when the service never becomes ready in time", async () => {
+  await t.test("wait_for_service - returns 124 when the service never becomes ready in time", async () => {
     answers = Array(50).fill(503);
     assert.equal(await bashOut(`wait_for_service 1 ${q(url)} || echo rc=$?`), "rc=124");
   });

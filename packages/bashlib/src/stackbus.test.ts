@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it, test } from "node:test";
 import { ErrorCode } from "@stackbus/protocol";
 import { tempDir } from "@stackbus/testkit";
 import { bash, bashOut, q } from "./bash-harness.js";
@@ -10,20 +10,16 @@ import { stackbusFunctionsPath } from "./paths.js";
 
 const TRICKY = "two words\nsecond line 'quoted' \"dq\" $HOME `x` \\ end\n";
 
-describe("stackbus_export / stackbus_fact", () => {
-  let dir: { path: string; remove: () => void };
+test("stackbus_export / stackbus_fact", async (t) => {
+  using dir = tempDir("sb-facts-");
   let factsFile: string;
-  before(() => {
-    dir = tempDir("sb-facts-");
-  });
-  after(() => dir.remove());
 
   function fresh(): string {
     factsFile = join(dir.path, `facts-${Math.random().toString(36).slice(2)}`);
     return factsFile;
   }
 
-  it("stackbus_export - appends NAME NUL VALUE NUL per variable, values with spaces and newlines kept", async () => {
+  await t.test("stackbus_export - appends NAME NUL VALUE NUL per variable, values with spaces and newlines kept", async () => {
     const file = fresh();
     const run = await bash(`A='plain'\nB=${q(TRICKY)}\nEMPTY=\nstackbus_export A B\nstackbus_export EMPTY`, {
       env: { STACKBUS_FACTS_FILE: file },
@@ -33,7 +29,7 @@ describe("stackbus_export / stackbus_fact", () => {
     assert.deepEqual(parseFactsFile(readFileSync(file)), { A: "plain", B: TRICKY, EMPTY: "" });
   });
 
-  it("stackbus_export - an unset variable is an error naming it, and nothing is written", async () => {
+  await t.test("stackbus_export - an unset variable is an error naming it, and nothing is written", async () => {
     const file = fresh();
     const run = await bash("A=1\nstackbus_export A NOT_THERE\necho rc=$?", { env: { STACKBUS_FACTS_FILE: file } });
     assert.equal(run.stdout, "rc=1\n");
@@ -41,26 +37,26 @@ describe("stackbus_export / stackbus_fact", () => {
     assert.throws(() => readFileSync(file), /ENOENT/);
   });
 
-  it("stackbus_export - a name that is no shell identifier is refused", async () => {
+  await t.test("stackbus_export - a name that is no shell identifier is refused", async () => {
     const run = await bash("stackbus_export 'A-B'\necho rc=$?", { env: { STACKBUS_FACTS_FILE: fresh() } });
     assert.equal(run.stdout, "rc=1\n");
     assert.match(run.stderr, /'A-B' is not a valid variable name/);
   });
 
-  it("stackbus_export - without STACKBUS_FACTS_FILE it fails with a message", async () => {
+  await t.test("stackbus_export - without STACKBUS_FACTS_FILE it fails with a message", async () => {
     const run = await bash("A=1\nstackbus_export A\necho rc=$?");
     assert.equal(run.stdout, "rc=1\n");
     assert.match(run.stderr, /STACKBUS_FACTS_FILE is not set/);
   });
 
-  it("stackbus_fact - prints what another host exported, from the array factsDeclaration builds", async () => {
+  await t.test("stackbus_fact - prints what another host exported, from the array factsDeclaration builds", async () => {
     const declaration = factsDeclaration({ controller: { RABBIT_PASSWORD: TRICKY, "SERVICE_HOST": "10.0.0.11" }, "compute-1": { X: "" } });
     const out = await bash(`${declaration}\nstackbus_fact controller SERVICE_HOST\nV=$(stackbus_fact controller RABBIT_PASSWORD)\nprintf '%s|' "$V"\nstackbus_fact compute-1 X`);
     assert.equal(out.status, 0, out.stderr);
     assert.equal(out.stdout, `10.0.0.11\n${TRICKY.replace(/\n+$/, "")}|\n`);
   });
 
-  it("stackbus_fact - a missing host or variable is an error naming both", async () => {
+  await t.test("stackbus_fact - a missing host or variable is an error naming both", async () => {
     const declaration = factsDeclaration({ controller: { A: "1" } });
     const run = await bash(`${declaration}\nstackbus_fact controller B; echo rc=$?\nstackbus_fact compute A; echo rc=$?`);
     assert.equal(run.stdout, "rc=1\nrc=1\n");
@@ -68,13 +64,13 @@ describe("stackbus_export / stackbus_fact", () => {
     assert.match(run.stderr, /host compute has not exported A/);
   });
 
-  it("stackbus_fact - before the agent declared any facts it fails with a message", async () => {
+  await t.test("stackbus_fact - before the agent declared any facts it fails with a message", async () => {
     const run = await bash("stackbus_fact controller A; echo rc=$?");
     assert.equal(run.stdout, "rc=1\n");
     assert.match(run.stderr, /controller has not exported A/);
   });
 
-  it("export on one host, fact on another: the values round-trip byte for byte", async () => {
+  await t.test("export on one host, fact on another: the values round-trip byte for byte", async () => {
     const file = fresh();
     await bashOut(`SHARED=${q(TRICKY)}\nTOKEN=abc\nstackbus_export SHARED TOKEN`, { env: { STACKBUS_FACTS_FILE: file } });
     const facts = { controller: parseFactsFile(readFileSync(file)) };
@@ -85,7 +81,7 @@ describe("stackbus_export / stackbus_fact", () => {
     assert.equal(readFileSync(join(dir.path, "got"), "utf8"), `${TRICKY}\nabc\n`);
   });
 
-  it("stackbus.sh alone (after DevStack's functions) defines the stackbus functions", async () => {
+  await t.test("stackbus.sh alone (after DevStack's functions) defines the stackbus functions", async () => {
     const file = fresh();
     const out = await bashOut("X=1; stackbus_export X; declare -F stackbus_fact __stackbus_die_exit", {
       library: stackbusFunctionsPath(),

@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { z } from "zod";
 import { ErrorCode, StackbusError } from "@stackbus/protocol";
-import { startNats, waitFor, type NatsServer } from "@stackbus/testkit";
+import { startNats, waitFor } from "@stackbus/testkit";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Bus } from "./bus.js";
+import { casUpdate } from "./cas.js";
 import { pino } from "pino";
 
 const Ping = z.object({ n: z.number().int() });
@@ -16,32 +18,27 @@ function capturingLogger() {
 }
 
 describe("bus - typed NATS against a real nats-server", () => {
-  let server: NatsServer;
-  before(async () => {
-    server = await startNats();
-  });
-  after(async () => {
-    await server.stop();
-  });
-
   it("request/serve round-trips a typed value", async () => {
+    await using server = await startNats();
     const { logger } = capturingLogger();
-    const a = await Bus.connect({ servers: server.url, name: "a", logger });
-    const b = await Bus.connect({ servers: server.url, name: "b", logger });
+    await using a = await Bus.connect({ servers: server.url, name: "a", logger });
+    await using b = await Bus.connect({ servers: server.url, name: "b", logger });
     a.serve("t.double", Ping, Pong, (req) => ({ doubled: req.n * 2 }));
-    await a.nc.flush();
+    await a.flush();
     assert.deepEqual(await b.request("t.double", Ping, { n: 21 }, Pong), { doubled: 42 });
     await a.drain();
     await b.drain();
   });
 
   it("answers a malformed request with a coded error and keeps serving", async () => {
+    await using server = await startNats();
     const { logger, lines } = capturingLogger();
-    const a = await Bus.connect({ servers: server.url, name: "a", logger });
+    await using a = await Bus.connect({ servers: server.url, name: "a", logger });
+    const rawClient = await connect({ servers: server.url });
     a.serve("t.strict", Ping, Pong, (req) => ({ doubled: req.n * 2 }));
-    await a.nc.flush();
+    await a.flush();
     for (const raw of ["not json", JSON.stringify({ n: "x" }), JSON.stringify({}), ""]) {
-      const msg = await a.nc.request("t.strict", new TextEncoder().encode(raw), { timeout: 2000 });
+      const msg = await rawClient.request("t.strict", new TextEncoder().encode(raw), { timeout: 2000 });
       const reply = JSON.parse(new TextDecoder().decode(msg.data));
       assert.equal(reply.ok, false, raw);
       assert.equal(reply.error.code, ErrorCode.BadMessage, raw);
@@ -49,16 +46,18 @@ describe("bus - typed NATS against a real nats-server", () => {
     }
     assert.ok(lines.some((l) => l["code"] === ErrorCode.BadMessage && l["subject"] === "t.strict"));
     assert.deepEqual(await a.request("t.strict", Ping, { n: 2 }, Pong), { doubled: 4 });
+    await rawClient.close();
     await a.drain();
   });
 
   it("turns a handler's coded error into a typed error for the caller", async () => {
+    await using server = await startNats();
     const { logger } = capturingLogger();
-    const a = await Bus.connect({ servers: server.url, name: "a", logger });
+    await using a = await Bus.connect({ servers: server.url, name: "a", logger });
     a.serve("t.fail", Ping, Pong, () => {
       throw new StackbusError(ErrorCode.NotFound, "no such thing", { what: "x" });
     });
-    await a.nc.flush();
+    await a.flush();
     await assert.rejects(a.request("t.fail", Ping, { n: 1 }, Pong), (err: unknown) => {
       assert.ok(err instanceof StackbusError);
       assert.equal(err.code, ErrorCode.NotFound);
@@ -69,19 +68,24 @@ describe("bus - typed NATS against a real nats-server", () => {
   });
 
   it("refuses to send a value that does not match its schema", async () => {
+    await using server = await startNats();
     const { logger } = capturingLogger();
-    const a = await Bus.connect({ servers: server.url, name: "a", logger });
+    await using a = await Bus.connect({ servers: server.url, name: "a", logger });
     assert.throws(() => a.publish("t.event", Ping, { n: 1.5 }), (err: unknown) => (err as StackbusError).code === ErrorCode.BadMessage);
     await a.drain();
   });
 
   it("logs and skips a malformed event, then handles the next good one", async () => {
+    await using server = await startNats();
     const { logger, lines } = capturingLogger();
-    const a = await Bus.connect({ servers: server.url, name: "a", logger });
+    // The transport is injected; this one keeps a handle on the raw connection to send a malformed event.
+    let raw: NatsConnection | undefined;
+    await using a = await Bus.connect({ servers: server.url, name: "a", logger, connect: async (options) => (raw = await connect(options)) });
     const got: number[] = [];
     a.subscribe("t.events", Ping, (v) => void got.push(v.n));
-    await a.nc.flush();
-    a.nc.publish("t.events", new TextEncoder().encode("{bad"));
+    await a.flush();
+    assert.ok(raw, "the bus connected through the injected transport");
+    raw.publish("t.events", new TextEncoder().encode("{bad"));
     a.publish("t.events", Ping, { n: 7 });
     await waitFor("the good event", () => got.length === 1);
     assert.deepEqual(got, [7]);
@@ -90,15 +94,17 @@ describe("bus - typed NATS against a real nats-server", () => {
   });
 
   it("reports nothing listening as UNAVAILABLE", async () => {
+    await using server = await startNats();
     const { logger } = capturingLogger();
-    const a = await Bus.connect({ servers: server.url, name: "a", logger });
+    await using a = await Bus.connect({ servers: server.url, name: "a", logger });
     await assert.rejects(a.request("t.nobody", Ping, { n: 1 }, Pong, { timeoutMs: 1000 }), (err: unknown) => (err as StackbusError).code === ErrorCode.Unavailable);
     await a.drain();
   });
 
   it("creates streams, buckets and object stores idempotently and reads a stream back", async () => {
+    await using server = await startNats();
     const { logger } = capturingLogger();
-    const a = await Bus.connect({ servers: server.url, name: "a", logger });
+    await using a = await Bus.connect({ servers: server.url, name: "a", logger });
     await a.ensureStackbusStreams();
     await a.ensureStackbusStreams();
     const kv = await a.kv("t_bucket");
@@ -116,10 +122,46 @@ describe("bus - typed NATS against a real nats-server", () => {
     await a.drain();
   });
 
+  it("casUpdate - racing writers each land once, and a decision to leave the key writes nothing", async () => {
+    await using server = await startNats();
+    const { logger } = capturingLogger();
+    await using a = await Bus.connect({ servers: server.url, name: "a", logger });
+    await using b = await Bus.connect({ servers: server.url, name: "b", logger });
+    const kvA = await a.kv("t_cas");
+    const kvB = await b.kv("t_cas");
+    let decisions = 0;
+    const increment = (kv: typeof kvA) =>
+      casUpdate(kv, "counter", (current) => {
+        decisions++;
+        const n = current ? Number(current.string()) + 1 : 1;
+        return { value: String(n), result: n };
+      });
+    const results = await Promise.all([...Array(10).keys()].map((i) => increment(i % 2 === 0 ? kvA : kvB)));
+    assert.deepEqual(results.map((r) => r.result).sort((x, y) => x - y), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.ok(decisions > 10, "a writer that lost the race read and decided again");
+    assert.equal((await kvA.get("counter"))?.string(), "10");
+    const kept = await casUpdate(kvA, "counter", (current) => ({ unchanged: current?.string() }));
+    assert.deepEqual(kept, { result: "10", revision: undefined });
+    await kvA.delete("counter");
+    const recreated = await casUpdate(kvA, "counter", (current) => ({ value: "fresh", result: current }));
+    assert.equal(recreated.result, null, "a deleted key reads as absent");
+    assert.equal((await kvA.get("counter"))?.string(), "fresh");
+    await assert.rejects(
+      casUpdate(kvA, "counter", async (current) => {
+        await kvB.put("counter", `${current?.string()}-moved`);
+        return { value: "never", result: 0 };
+      }, { attempts: 3 }),
+      (err: unknown) => (err as StackbusError).code === ErrorCode.Conflict,
+    );
+    await a.drain();
+    await b.drain();
+  });
+
   it("fails fast with the URL and a hint when no server is there", async () => {
     const { logger } = capturingLogger();
     await assert.rejects(Bus.connect({ servers: "nats://127.0.0.1:1", name: "x", logger }), (err: unknown) => {
-      assert.equal((err as StackbusError).code, ErrorCode.Unavailable);
+      assert.equal((err as StackbusError).code, ErrorCode.NatsUnreachable);
+      assert.deepEqual((err as StackbusError).data, { servers: ["nats://127.0.0.1:1"] });
       assert.match((err as Error).message, /127\.0\.0\.1:1/);
       assert.match((err as Error).message, /stackbus up/);
       return true;

@@ -1,3 +1,4 @@
+import { PermissionViolationError } from "@nats-io/nats-core";
 import { ErrorCode, StackbusError } from "@stackbus/protocol";
 
 /** What a NATS user tried to do when the server refused it. */
@@ -9,7 +10,7 @@ export type DeniedOperation = "publish" | "subscribe" | "connect";
  * credentials themselves. Names the subject and the user, so a misconfigured role is found
  * from the message alone instead of from a timeout.
  */
-export class PermissionDeniedError extends StackbusError {
+export class PermissionDeniedError extends StackbusError<typeof ErrorCode.PermissionDenied> {
   override name = "PermissionDeniedError";
   readonly operation: DeniedOperation;
   /** The refused subject (empty for a refused connection). */
@@ -52,25 +53,19 @@ export interface Violation {
 
 /**
  * Finds a server permission violation in `err` or its `cause` chain (nats.js wraps a refused
- * request's violation in a `RequestError`). Undefined when `err` is something else.
+ * request's violation in a `RequestError`): a `PermissionViolationError`, or an error whose
+ * text is the server's `-ERR` for one, read with the client's own parser. Undefined when
+ * `err` is something else.
  */
 export function findViolation(err: unknown): Violation | undefined {
   for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const candidate = e as { name?: unknown; operation?: unknown; subject?: unknown; queue?: unknown; message?: unknown };
-    if (candidate.name === "PermissionViolationError" && typeof candidate.subject === "string") {
+    const parsed = !(e instanceof PermissionViolationError) && e instanceof Error ? PermissionViolationError.parse(e.message) : null;
+    const violation = e instanceof PermissionViolationError ? e : parsed?.subject ? parsed : null;
+    if (violation) {
       return {
-        operation: candidate.operation === "subscription" ? "subscribe" : "publish",
-        subject: candidate.subject,
-        queue: typeof candidate.queue === "string" ? candidate.queue : undefined,
-      };
-    }
-    const text = typeof candidate.message === "string" ? candidate.message : "";
-    const parsed = /Permissions Violation for (Publish|Subscription) to "([^"]+)"(?: using queue "([^"]+)")?/i.exec(text);
-    if (parsed) {
-      return {
-        operation: parsed[1]?.toLowerCase() === "subscription" ? "subscribe" : "publish",
-        subject: parsed[2] ?? "",
-        queue: parsed[3],
+        operation: violation.operation === "subscription" ? "subscribe" : "publish",
+        subject: violation.subject,
+        queue: violation.queue,
       };
     }
   }

@@ -1,22 +1,12 @@
-export {
-  Bus,
-  defaultNatsUrl,
-  natsDigestToHex,
-  sleep,
-  withRetry,
-  AckPolicy,
-  DeliverPolicy,
-  type BusOptions,
-  type TlsSettings,
-  type RequestOptions,
-  type ServeOptions,
-  type Handler,
-  type KV,
-  type ObjectStore,
-  type Msg,
-  type Subscription,
-  type NatsConnection,
-} from "./bus.js";
+export { Bus, type KV, type ObjectStore, type Msg, type Subscription } from "./bus.js";
+export { defaultNatsUrl, type BusOptions, type TlsSettings, type NatsConnect } from "./connection.js";
+export type { RequestOptions, ServeOptions, Handler } from "./rpc.js";
+export type { DurableOptions } from "./durable.js";
+export type { StoredMessage } from "./streams.js";
+export type { FollowOptions, FollowedMessage } from "./follow.js";
+export { natsDigestToHex } from "./stores.js";
+export { sleep, withRetry } from "./retry.js";
+export { casUpdate, type CasDecision, type CasOptions, type CasOutcome } from "./cas.js";
 export { encode, decode } from "./codec.js";
 export { PermissionDeniedError, type DeniedOperation } from "./errors.js";
 export { createLogger, silentLogger, type Logger } from "./logger.js";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it } from "node:test";
 import { z } from "zod";
 import { pino } from "pino";
 import { ErrorCode, StackbusError } from "@stackbus/protocol";
@@ -46,30 +46,42 @@ function isDenied(operation: string, subject: string, user: string) {
   };
 }
 
-describe("bus - permission denials are clear errors, not timeouts", () => {
-  let server: NatsServer;
-  let svc: Bus;
-  before(async () => {
-    server = await startNats({ config });
-    svc = await Bus.connect({ servers: server.url, name: "svc", logger: capturingLogger().logger, user: "svc", pass: "svc-pw" });
+/** A server with the users above, and `svc` answering t.svc.double, for one test; disposed with it. */
+async function startWorld(): Promise<{ server: NatsServer; svc: Bus } & AsyncDisposable> {
+  const server = await startNats({ config });
+  try {
+    const svc = await Bus.connect({ servers: server.url, name: "svc", logger: capturingLogger().logger, user: "svc", pass: "svc-pw" });
     svc.serve("t.svc.double", Ping, Ping, (req) => ({ n: req.n * 2 }));
-    await svc.nc.flush();
+    await svc.flush();
     await svc.ensureStream({ name: "T_DENY", subjects: ["t.deny.>"] });
-  });
-  after(async () => {
-    await svc.drain();
+    return {
+      server,
+      svc,
+      async [Symbol.asyncDispose]() {
+        await svc.drain();
+        await server.stop();
+      },
+    };
+  } catch (err) {
     await server.stop();
-  });
+    throw err;
+  }
+}
 
+describe("bus - permission denials are clear errors, not timeouts", () => {
   it("answers over the user's own inbox, which the client names after its user", async () => {
-    const alice = await Bus.connect({ servers: server.url, name: "alice", logger: capturingLogger().logger, user: "alice", pass: "alice-pw" });
+    await using world = await startWorld();
+    const { server } = world;
+    await using alice = await Bus.connect({ servers: server.url, name: "alice", logger: capturingLogger().logger, user: "alice", pass: "alice-pw" });
     assert.equal(alice.inboxPrefix, "_INBOX.alice");
     assert.deepEqual(await alice.request("t.svc.double", Ping, { n: 4 }, Ping), { n: 8 });
     await alice.drain();
   });
 
   it("a request to a forbidden subject fails at once with PERMISSION_DENIED naming subject and user", async () => {
-    const alice = await Bus.connect({ servers: server.url, name: "alice", logger: capturingLogger().logger, user: "alice", pass: "alice-pw" });
+    await using world = await startWorld();
+    const { server } = world;
+    await using alice = await Bus.connect({ servers: server.url, name: "alice", logger: capturingLogger().logger, user: "alice", pass: "alice-pw" });
     const started = Date.now();
     await assert.rejects(alice.request("t.secret.get", Ping, { n: 1 }, Ping, { timeoutMs: 5_000 }), isDenied("publish", "t.secret.get", "alice"));
     assert.ok(Date.now() - started < 2_000, `took ${Date.now() - started}ms: a denial must not wait for the timeout`);
@@ -78,7 +90,9 @@ describe("bus - permission denials are clear errors, not timeouts", () => {
   });
 
   it("a durable publish to a forbidden subject fails at once instead of retrying", async () => {
-    const alice = await Bus.connect({ servers: server.url, name: "alice", logger: capturingLogger().logger, user: "alice", pass: "alice-pw" });
+    await using world = await startWorld();
+    const { server } = world;
+    await using alice = await Bus.connect({ servers: server.url, name: "alice", logger: capturingLogger().logger, user: "alice", pass: "alice-pw" });
     const started = Date.now();
     await assert.rejects(alice.publishDurable("t.deny.x", Ping, { n: 1 }, { deadlineMs: 10_000 }), isDenied("publish", "t.deny.x", "alice"));
     assert.ok(Date.now() - started < 2_000, `took ${Date.now() - started}ms`);
@@ -86,8 +100,10 @@ describe("bus - permission denials are clear errors, not timeouts", () => {
   });
 
   it("a plain publish that is refused is logged, reported to listeners and rejected by publishConfirmed", async () => {
+    await using world = await startWorld();
+    const { server } = world;
     const { logger, lines } = capturingLogger();
-    const alice = await Bus.connect({ servers: server.url, name: "alice", logger, user: "alice", pass: "alice-pw" });
+    await using alice = await Bus.connect({ servers: server.url, name: "alice", logger, user: "alice", pass: "alice-pw" });
     const heard: PermissionDeniedError[] = [];
     alice.onPermissionDenied((e) => heard.push(e));
     alice.publish("t.other.event", Ping, { n: 1 });
@@ -101,7 +117,9 @@ describe("bus - permission denials are clear errors, not timeouts", () => {
   });
 
   it("a forbidden subscription or service is refused and confirmed() says so; an allowed one confirms", async () => {
-    const alice = await Bus.connect({ servers: server.url, name: "alice", logger: capturingLogger().logger, user: "alice", pass: "alice-pw" });
+    await using world = await startWorld();
+    const { server, svc } = world;
+    await using alice = await Bus.connect({ servers: server.url, name: "alice", logger: capturingLogger().logger, user: "alice", pass: "alice-pw" });
     await assert.rejects(alice.confirmed(alice.subscribe("t.svc.>", Ping, () => undefined)), isDenied("subscribe", "t.svc.>", "alice"));
     await assert.rejects(alice.confirmed(alice.serve("t.other.q", Ping, Ping, (r) => r)), isDenied("subscribe", "t.other.q", "alice"));
     const got: number[] = [];
@@ -112,13 +130,17 @@ describe("bus - permission denials are clear errors, not timeouts", () => {
   });
 
   it("opening a bucket the user may not use is PERMISSION_DENIED naming the JetStream API subject", async () => {
-    const alice = await Bus.connect({ servers: server.url, name: "alice", logger: capturingLogger().logger, user: "alice", pass: "alice-pw" });
+    await using world = await startWorld();
+    const { server } = world;
+    await using alice = await Bus.connect({ servers: server.url, name: "alice", logger: capturingLogger().logger, user: "alice", pass: "alice-pw" });
     await assert.rejects(alice.kv("t_secret"), isDenied("publish", "$JS.API.STREAM.INFO.KV_t_secret", "alice"));
     await alice.drain();
   });
 
   it("a user who may not receive replies is told its inbox is not allowed", async () => {
-    const deaf = await Bus.connect({ servers: server.url, name: "deaf", logger: capturingLogger().logger, user: "deaf", pass: "deaf-pw" });
+    await using world = await startWorld();
+    const { server } = world;
+    await using deaf = await Bus.connect({ servers: server.url, name: "deaf", logger: capturingLogger().logger, user: "deaf", pass: "deaf-pw" });
     await assert.rejects(deaf.request("t.svc.double", Ping, { n: 1 }, Ping, { timeoutMs: 5_000 }), (err: unknown) => {
       assert.ok(err instanceof PermissionDeniedError);
       assert.equal(err.operation, "subscribe");
@@ -130,6 +152,8 @@ describe("bus - permission denials are clear errors, not timeouts", () => {
   });
 
   it("refuses bad credentials at connect with PERMISSION_DENIED naming the user", async () => {
+    await using world = await startWorld();
+    const { server } = world;
     for (const waitForServer of [false, true]) {
       await assert.rejects(
         Bus.connect({ servers: server.url, name: "x", logger: capturingLogger().logger, user: "alice", pass: "wrong", waitForServer }),

@@ -8,7 +8,7 @@ import {
   type BusOptions,
   type Logger,
 } from "@stackbus/bus";
-import { ErrorCode, StackbusError, toStackbusError, validateName } from "@stackbus/protocol";
+import { ErrorCode, hasCode, StackbusError, toStackbusError, validateName } from "@stackbus/protocol";
 
 /** Exit codes, documented in `stackbus --help` and docs/cli.md. */
 export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
@@ -83,15 +83,15 @@ export class UsageError extends StackbusError {
 export function reportError(err: unknown): number {
   const e = toStackbusError(err);
   process.stderr.write(`${pc.red("error:")} ${e.message}\n`);
-  const diagnostics = e.data["diagnostics"];
+  const diagnostics = hasCode(e, ErrorCode.InvalidManifest) || hasCode(e, ErrorCode.InvalidLocalConf) ? e.data.diagnostics : undefined;
   if (Array.isArray(diagnostics)) {
     // Each message already names its file, line and field.
-    for (const d of diagnostics as Array<{ severity: string; message: string }>) {
+    for (const d of diagnostics) {
       process.stderr.write(`  ${d.severity === "error" ? pc.red("error") : pc.yellow("warning")} ${d.message}\n`);
     }
   }
-  if (e.code === ErrorCode.Unavailable && /cannot reach NATS/.test(e.message)) return EXIT.unreachable;
-  if (e.code === ErrorCode.PermissionDenied && /refused the credentials/.test(e.message)) return EXIT.unreachable;
+  if (e.code === ErrorCode.NatsUnreachable) return EXIT.unreachable;
+  if (hasCode(e, ErrorCode.PermissionDenied) && e.data.operation === "connect") return EXIT.unreachable;
   if (e instanceof UsageError || [ErrorCode.InvalidArgument, ErrorCode.InvalidName, ErrorCode.InvalidManifest, ErrorCode.InvalidLocalConf].includes(e.code as never)) return EXIT.usage;
   return EXIT.failed;
 }

@@ -1,6 +1,7 @@
 import { ErrorCode, LabListRequestSchema, LabListSchema, StackbusError, subjects, validateName } from "@stackbus/protocol";
 import type { Bus } from "@stackbus/bus";
 import { connectClient, UsageError, type BusFlags } from "./common.js";
+import { CLI_TIMEOUT_MS } from "./timeouts.js";
 
 /**
  * The lab a command works on: `--lab` (or `$STACKBUS_LAB`), else the only lab the config
@@ -8,7 +9,7 @@ import { connectClient, UsageError, type BusFlags } from "./common.js";
  */
 export async function resolveLab(bus: Bus, flag: string | undefined): Promise<string> {
   if (flag) return validateName("lab", flag);
-  const list = await bus.request(subjects.labList(), LabListRequestSchema, {}, LabListSchema, { timeoutMs: 5_000 }).catch((err: unknown) => {
+  const list = await bus.request(subjects.labList(), LabListRequestSchema, {}, LabListSchema, { timeoutMs: CLI_TIMEOUT_MS.labList }).catch((err: unknown) => {
     if (err instanceof StackbusError && err.code === ErrorCode.Unavailable) {
       throw new StackbusError(ErrorCode.Unavailable, "the config service does not answer: start it (stackbus up, or stackbus serve config) or pass --lab");
     }

@@ -41,4 +41,13 @@ describe("cli - run options", () => {
   it("refuses a bad duration, naming the option", () => {
     assert.throws(() => runRequest("stack", { phaseTimeout: "soon" }), /--phase-timeout "soon" is not a duration/);
   });
+
+  it("takes every timeout flag as a duration or as milliseconds", () => {
+    assert.deepEqual(runRequest("stack", { heartbeatTimeout: "1500", ackTimeout: "1m30s", phaseTimeout: "1h" }), {
+      kind: "stack",
+      phaseTimeoutMs: 3_600_000,
+      ackTimeoutMs: 90_000,
+      heartbeatTimeoutMs: 1500,
+    });
+  });
 });

@@ -7,7 +7,7 @@ const SHOWN = 50;
  * lists the errors; `diagnostics` (also in `data` on the wire) holds every diagnostic,
  * warnings included.
  */
-export class InvalidManifestError extends StackbusError {
+export class InvalidManifestError extends StackbusError<typeof ErrorCode.InvalidManifest> {
   override name = "InvalidManifestError";
   readonly file: string;
   readonly diagnostics: readonly Diagnostic[];

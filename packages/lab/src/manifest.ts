@@ -1,6 +1,6 @@
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
-import { combineLocalConfs, parseLocalConf, type ParsedLocalConf } from "@stackbus/localconf";
+import { combineLocalConfs, parseLocalConf, uniqueDiagnostics, type ParsedLocalConf } from "@stackbus/localconf";
 import {
   nameProblem,
   parseDuration,
@@ -399,7 +399,7 @@ export function validateLab(request: ConfigApplyRequest): LabValidation {
     return result;
   });
 
-  const unique = byPlace(dedupe(diagnostics), request.file);
+  const unique = byPlace(uniqueDiagnostics(diagnostics), request.file);
   const ok = !unique.some((d) => d.severity === "error");
   if (!ok || !parsed.success) return { ok: false, diagnostics: unique };
   return { ok: true, lab: buildLab(request, parsed.data, combined), diagnostics: unique };
@@ -412,16 +412,6 @@ function byPlace(list: Diagnostic[], manifest: string): Diagnostic[] {
     .map((d, i) => ({ d, i }))
     .sort((a, b) => files.indexOf(a.d.file) - files.indexOf(b.d.file) || (a.d.line ?? 0) - (b.d.line ?? 0) || a.i - b.i)
     .map((x) => x.d);
-}
-
-function dedupe(list: readonly Diagnostic[]): Diagnostic[] {
-  const seen = new Set<string>();
-  return list.filter((d) => {
-    const key = JSON.stringify([d.severity, d.file, d.line, d.path, d.message]);
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
 }
 
 function sourceOf(request: ConfigApplyRequest, obj: { localConf?: string | undefined; localConfText?: string | undefined }): LocalConfSource[] {

@@ -1,24 +1,22 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { describe, it, test } from "node:test";
 import { ErrorCode, StackbusError } from "@stackbus/protocol";
-import { bashExpander, expansionScript, parseExpansionOutput, referencedVariables, type ExpandRequest } from "./expand.js";
+import { tempDir } from "@stackbus/testkit";
+import { bashExpander } from "./bash-expander.test-helper.js";
+import { expansionScript, parseExpansionOutput, referencedVariables, type ExpandRequest } from "./expand.js";
 
-describe("expansion - local.conf text expanded in the host's shell as DevStack expands it", () => {
-  let dir: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), "sb-expand-"));
-    writeFileSync(join(dir, "a.conf"), "");
-    writeFileSync(join(dir, "local.conf"), "");
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+test("expansion - local.conf text expanded in the host's shell as DevStack expands it", async (t) => {
+  using scratch = tempDir("sb-expand-");
+  const dir = scratch.path;
+  writeFileSync(join(dir, "a.conf"), "");
+  writeFileSync(join(dir, "local.conf"), "");
 
   const run = async (requests: ExpandRequest[], env: Record<string, string> = {}) => bashExpander({ env, cwd: dir })(requests);
 
-  it("a file spec expands like eval echo: variables, command substitution and globs", async () => {
+  await t.test("a file spec expands like eval echo: variables, command substitution and globs", async () => {
     const results = await run(
       [
         { kind: "spec", text: "$W/nova.conf" },
@@ -33,7 +31,7 @@ describe("expansion - local.conf text expanded in the host's shell as DevStack e
     );
   });
 
-  it("a value is read without -r, eval'd in double quotes and echoed unquoted (§3.5 rows)", async () => {
+  await t.test("a value is read without -r, eval'd in double quotes and echoed unquoted (§3.5 rows)", async () => {
     const texts = ["lots   of   spaces", 'say "hi"', "$HOME_X/path", "a\\b\\\\c", "a&b|c/d", "*", "", "it's $(echo ok)", "-n x"];
     const results = await run(
       texts.map((text) => ({ kind: "value", text })),
@@ -46,12 +44,12 @@ describe("expansion - local.conf text expanded in the host's shell as DevStack e
     assert.ok(results.every((r) => r.error === undefined && r.unset.length === 0));
   });
 
-  it("an earlier value of a repeated key (iniadd_literal) keeps its spaces and globs", async () => {
+  await t.test("an earlier value of a repeated key (iniadd_literal) keeps its spaces and globs", async () => {
     const [literal] = await run([{ kind: "literal", text: 'x   y * "q"' }]);
     assert.equal(literal?.value, "x   y * q");
   });
 
-  it("a section or key name expands as one unquoted word, and more than one word is an error", async () => {
+  await t.test("a section or key name expands as one unquoted word, and more than one word is an error", async () => {
     const results = await run(
       [
         { kind: "word", text: "DEFAULT" },
@@ -65,13 +63,13 @@ describe("expansion - local.conf text expanded in the host's shell as DevStack e
     assert.match(results[2]?.error ?? "", /expands to 2 words/);
   });
 
-  it("lists the referenced variables that are unset, but not those with a default or set to empty", async () => {
+  await t.test("lists the referenced variables that are unset, but not those with a default or set to empty", async () => {
     const [r] = await run([{ kind: "spec", text: "$A/${B}/${C:-c}/$EMPTY/${D%x}/'$QUOTED'" }], { EMPTY: "" });
     assert.deepEqual(r?.unset, ["A", "B", "D"]);
     assert.equal(r?.value, "//c///$QUOTED");
   });
 
-  it("a request that cannot be evaluated fails alone, with the shell's message; the others still expand", async () => {
+  await t.test("a request that cannot be evaluated fails alone, with the shell's message; the others still expand", async () => {
     const results = await run([
       { kind: "value", text: 'unbalanced " quote' },
       { kind: "value", text: '"; exit 7; "' },
@@ -82,7 +80,7 @@ describe("expansion - local.conf text expanded in the host's shell as DevStack e
     assert.deepEqual(results[2], { value: "fine", unset: [] });
   });
 
-  it("the script is safe to eval in a live session: status 0 under errexit and nounset, nothing leaks, quotes cannot break out", () => {
+  await t.test("the script is safe to eval in a live session: status 0 under errexit and nounset, nothing leaks, quotes cannot break out", () => {
     const out = join(dir, "expand.out");
     const requests: ExpandRequest[] = [
       { kind: "value", text: "'; touch pwned-1; '" },
@@ -111,7 +109,7 @@ describe("expansion - local.conf text expanded in the host's shell as DevStack e
     assert.deepEqual(results[3]?.unset, ["UNSET_IN_SESSION"]);
   });
 
-  it("refuses output that does not hold one result per request", () => {
+  await t.test("refuses output that does not hold one result per request", () => {
     const bad = (output: string, count: number) =>
       assert.throws(() => parseExpansionOutput(output, count), (err: unknown) => err instanceof StackbusError && err.code === ErrorCode.MergeFailed);
     bad("", 1);

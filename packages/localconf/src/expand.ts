@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { ErrorCode, StackbusError } from "@stackbus/protocol";
 
 /**
@@ -194,56 +193,4 @@ export function parseExpansionOutput(output: string, count: number): ExpandResul
     }
   }
   return results;
-}
-
-export interface BashExpanderOptions {
-  /** The whole environment of the shell (PATH is added when missing). @default process.env */
-  env?: Record<string, string>;
-  /** The shell's working directory, where globs in values expand. @default process.cwd() */
-  cwd?: string;
-  /** @default 60000 */
-  timeoutMs?: number;
-}
-
-/** An Expander that runs a one-off `bash` (env, cwd given) per batch: for tests, `lab validate`, and tools. */
-export function bashExpander(options: BashExpanderOptions = {}): Expander {
-  return async (requests) => {
-    if (requests.length === 0) return [];
-    const env = options.env ? { PATH: process.env["PATH"] ?? "/usr/bin:/bin", ...options.env } : { ...process.env };
-    const script = expansionScript(requests, 3);
-    const output = await new Promise<string>((resolve, reject) => {
-      const child = spawn("bash", ["--noprofile", "--norc", "-c", `${V}_script=$(cat <&4); exec 4<&-; eval "$${V}_script"`], {
-        cwd: options.cwd ?? process.cwd(),
-        env,
-        stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"],
-      });
-      const chunks: Buffer[] = [];
-      let stderr = "";
-      const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 60_000);
-      child.stdio[3]?.on("data", (c: Buffer) => chunks.push(c));
-      child.stderr?.on("data", (c: Buffer) => {
-        stderr = (stderr + c.toString()).slice(-4000);
-      });
-      child.once("error", (err) => {
-        clearTimeout(timer);
-        reject(new StackbusError(ErrorCode.MergeFailed, `cannot run bash to expand local.conf text: ${err.message}`, {}, { cause: err }));
-      });
-      child.once("close", (code, signal) => {
-        clearTimeout(timer);
-        if (code !== 0) {
-          reject(
-            new StackbusError(ErrorCode.MergeFailed, `bash expanding local.conf text ended with ${signal ?? `status ${code}`}: ${stderr.trim()}`, {
-              exitCode: code,
-              signal,
-            }),
-          );
-          return;
-        }
-        resolve(Buffer.concat(chunks).toString("utf8"));
-      });
-      const input = child.stdio[4] as NodeJS.WritableStream | null;
-      input?.end(script);
-    });
-    return parseExpansionOutput(output, requests.length);
-  };
 }

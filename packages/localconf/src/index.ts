@@ -1,23 +1,21 @@
 export type { SourceLine, MetaBlock, PluginLine, ParsedLocalConf } from "./types.js";
-export { parseLocalConf, combineLocalConfs, splitLines, type ParseOptions } from "./parse.js";
+export { uniqueDiagnostics } from "./types.js";
+export { parseLocalConf, combineLocalConfs, type ParseOptions } from "./parse.js";
 export { listPlugins } from "./plugins.js";
 export {
   expansionScript,
   parseExpansionOutput,
-  bashExpander,
-  referencedVariables,
   type ExpandRequest,
   type ExpandResult,
   type Expander,
-  type BashExpanderOptions,
 } from "./expand.js";
 export {
   mergeConfigGroup,
-  mergeConfigFile,
   MergeError,
   type MergeOutcome,
   type MergeOptions,
+  type MergeFiles,
   type MergeErrorContext,
 } from "./merge.js";
+export { nodeMergeFiles } from "./node-files.js";
 export { iniSet, iniAddLiteral, iniDelete, iniHasOption, iniGet, iniGetMultiline, iniSections } from "./ini.js";
-export { localconfSet, localrcSet } from "./editor.js";

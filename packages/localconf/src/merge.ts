@@ -1,4 +1,3 @@
-import { mkdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync, type Stats } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { ErrorCode, StackbusError, type Diagnostic } from "@stackbus/protocol";
 import { analyseSpec, blocksBySpec, type SectionModel } from "./content.js";
@@ -13,7 +12,28 @@ export interface MergeOutcome {
   warnings: Diagnostic[];
 }
 
+/**
+ * The files a merge reads and writes, handed in by the caller (`nodeMergeFiles` is the
+ * host's own file system). Paths are absolute. Each may throw; the merge reports it.
+ */
+export interface MergeFiles {
+  /** What is at `path`: a regular file, a directory, something else, or nothing. */
+  kind(path: string): "file" | "directory" | "other" | undefined;
+  /** The text of the file at `path`, or null when there is none. */
+  read(path: string): string | null;
+  /** Creates or replaces the file at `path`. */
+  write(path: string, text: string): void;
+  /** Creates `dir` and its missing parents (`mkdir -p`). */
+  makeDirs(dir: string): void;
+  /** Removes the file at `path`, if there is one. */
+  remove(path: string): void;
+  /** Removes the directory `dir` when it is empty; throws otherwise. */
+  removeDir(dir: string): void;
+}
+
 export interface MergeOptions {
+  /** Where the merged files are read and written. */
+  files: MergeFiles;
   /** Relative file specs resolve against this directory (the host's TOP_DIR). @default process.cwd() */
   cwd?: string;
 }
@@ -33,7 +53,7 @@ export interface MergeErrorContext {
 }
 
 /** A local.conf merge group that stackbus refused to apply; nothing of the group was written. */
-export class MergeError extends StackbusError {
+export class MergeError extends StackbusError<typeof ErrorCode.MergeFailed> {
   override name = "MergeError";
   readonly group: string;
   readonly spec: string | undefined;
@@ -88,31 +108,39 @@ export function isPlain(kind: ExpandRequest["kind"], text: string): boolean {
   return PLAIN[kind].test(text);
 }
 
-function statOf(path: string): Stats | undefined {
+/** What is at `path`, or undefined when that cannot be looked at. */
+function kindOf(files: MergeFiles, path: string): ReturnType<MergeFiles["kind"]> {
   try {
-    return statSync(path);
+    return files.kind(path);
   } catch {
     return undefined;
   }
 }
 
-function readIfExists(path: string): string | null {
-  try {
-    return readFileSync(path, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-    throw err;
-  }
-}
-
 /** Directories `mkdir -p dir` would create, outermost first. */
-function missingDirs(dir: string): string[] {
+function missingDirs(files: MergeFiles, dir: string): string[] {
   const missing: string[] = [];
-  for (let d = dir; statOf(d) === undefined; d = dirname(d)) {
+  for (let d = dir; kindOf(files, d) === undefined; d = dirname(d)) {
     missing.unshift(d);
     if (dirname(d) === d) break;
   }
   return missing;
+}
+
+/** One file spec of a group after expansion: where it goes and its sections with names and values expanded. */
+interface ExpandedSpec {
+  plan: SpecPlan;
+  /** The absolute path the spec names; "" when it could not be expanded. */
+  path: string;
+  sections: Array<{ name: string; attrs: Array<{ key: string; values: string[] }> }>;
+}
+
+/** The text of one target file: as read, and as the group leaves it. */
+interface FileContent {
+  original: string | null;
+  text: string;
+  spec: string;
+  header: MetaBlock;
 }
 
 /**
@@ -126,12 +154,28 @@ export async function mergeConfigGroup(
   blocks: readonly MetaBlock[],
   group: string,
   expand: Expander,
-  options: MergeOptions = {},
+  options: MergeOptions,
 ): Promise<MergeOutcome> {
+  const { files: fs } = options;
   const cwd = options.cwd ?? process.cwd();
   const mine = blocks.filter((b) => b.group === group && b.spec !== "");
   if (mine.length === 0) return { group, files: [], warnings: [] };
 
+  const { plans, requests, plain } = planGroup(group, mine);
+  const result = await expandRequests(group, expand, requests, plain);
+  const problems: Problem[] = [];
+  const warnings: Diagnostic[] = [];
+  const expanded = plans.map((plan) => expandSpec(group, plan, result, cwd, problems, warnings));
+  for (const spec of expanded) checkTarget(fs, group, spec, problems);
+  if (problems.length > 0) throw refused(group, problems);
+
+  const { contents, files } = compose(fs, group, expanded);
+  writeAll(fs, group, contents);
+  return { group, files, warnings };
+}
+
+/** The group's specs, and every text the shell must expand for them (plain text is kept aside). */
+function planGroup(group: string, mine: readonly MetaBlock[]): { plans: SpecPlan[]; requests: ExpandRequest[]; plain: string[] } {
   const requests: ExpandRequest[] = [];
   const plain: string[] = [];
   const ask = (kind: ExpandRequest["kind"], text: string) => {
@@ -170,7 +214,11 @@ export async function mergeConfigGroup(
       { group, file: first.file, line: first.line, problems: structural.map((d) => d.message) },
     );
   }
+  return { plans, requests, plain };
+}
 
+/** Expands the requests in one batch; returns the result of a request index (negative: plain text). */
+async function expandRequests(group: string, expand: Expander, requests: ExpandRequest[], plain: string[]): Promise<(i: number) => ExpandResult> {
   let results: ExpandResult[];
   try {
     results = await expand(requests);
@@ -187,96 +235,95 @@ export async function mergeConfigGroup(
       problems: [],
     });
   }
-  const result = (i: number): ExpandResult => (i < 0 ? { value: plain[-1 - i] as string, unset: [] } : (results[i] as ExpandResult));
+  return (i: number): ExpandResult => (i < 0 ? { value: plain[-1 - i] as string, unset: [] } : (results[i] as ExpandResult));
+}
 
-  const problems: Problem[] = [];
-  const warnings: Diagnostic[] = [];
-  const expanded = plans.map((plan) => {
-    const { file, line } = plan.header;
-    const where = `${file}:${line}: [[${group}|${plan.spec}]]`;
-    const problem = (message: string, extra: Partial<Problem> = {}) =>
-      problems.push({ message, spec: plan.spec, file, line, ...extra });
-    const specResult = result(plan.specIndex);
-    let path = "";
-    if (specResult.error !== undefined) {
-      problem(`${where}: the file spec cannot be expanded: ${specResult.error}`);
-    } else if (specResult.unset.length > 0) {
-      const vars = specResult.unset.map((v) => `$${v}`).join(", ");
-      problem(`${where}: ${vars} ${specResult.unset.length === 1 ? "is" : "are"} not set in the host's shell (DevStack would warn and skip the rest of the group)`, {
-        variables: specResult.unset,
-      });
-    } else if (specResult.value.trim() === "") {
-      problem(`${where}: the file spec expands to nothing (DevStack would warn and skip the rest of the group)`);
-    } else if (/[ \t\n]/.test(specResult.value.trim())) {
-      problem(`${where}: the file spec expands to several words (${JSON.stringify(specResult.value)})`);
-    } else {
-      path = resolve(cwd, specResult.value.trim());
-    }
-
-    const name = (index: number, what: string, at: { file: string; line: number }) => {
-      const r = result(index);
-      const place = `${at.file}:${at.line}: [[${group}|${plan.spec}]]`;
-      const unset = r.unset.length > 0 ? ` (${r.unset.map((v) => `$${v}`).join(", ")} not set in the host's shell)` : "";
-      if (r.error !== undefined) problem(`${place}: ${what} cannot be expanded: ${r.error}${unset}`, { file: at.file, line: at.line, variables: r.unset });
-      else if (r.value === "") problem(`${place}: ${what} expands to nothing${unset}`, { file: at.file, line: at.line, variables: r.unset });
-      else if (r.unset.length > 0) {
-        warnings.push(diagnostic("warning", at.file, at.line, `${what} uses ${r.unset.map((v) => `$${v}`).join(", ")}, not set in the host's shell`));
-      }
-      return r.value;
-    };
-    const sections = plan.sections.map((s) => ({
-      name: name(s.nameIndex, `section name ${JSON.stringify(s.section.name)}`, s.section),
-      attrs: s.attrs.map((a) => ({
-        key: name(a.keyIndex, `key ${JSON.stringify(a.key)}`, a),
-        values: a.values.map((v) => {
-          const r = result(v.index);
-          if (r.error !== undefined) {
-            problems.push({ message: `${v.file}:${v.line}: [[${group}|${plan.spec}]]: the value of ${JSON.stringify(a.key)} cannot be expanded: ${r.error}`, spec: plan.spec, file: v.file, line: v.line });
-          } else if (r.unset.length > 0) {
-            warnings.push(
-              diagnostic(
-                "warning",
-                v.file,
-                v.line,
-                `the value of ${JSON.stringify(a.key)} uses ${r.unset.map((x) => `$${x}`).join(", ")}, not set in the host's shell: it expands to empty, as in DevStack`,
-              ),
-            );
-          }
-          return r.value;
-        }),
-      })),
-    }));
-    return { plan, path, sections };
-  });
-
-  for (const { plan, path } of expanded) {
-    if (path === "") continue;
-    const { file, line } = plan.header;
-    const where = `${file}:${line}: [[${group}|${plan.spec}]]`;
-    for (let d = dirname(path); ; d = dirname(d)) {
-      const st = statOf(d);
-      if (st !== undefined) {
-        if (!st.isDirectory()) {
-          problems.push({
-            message: `${where}: bogus config file specification: ${d} exists but is not a directory (the spec expands to ${path})`,
-            spec: plan.spec,
-            file,
-            line,
-            path: d,
-          });
-        }
-        break;
-      }
-      if (dirname(d) === d) break;
-    }
-    const target = statOf(path);
-    if (target !== undefined && !target.isFile()) {
-      problems.push({ message: `${where}: ${path} exists but is not a regular file`, spec: plan.spec, file, line, path });
-    }
+/** One spec with its path, names and values expanded; what cannot be used goes to `problems`, what is doubtful to `warnings`. */
+function expandSpec(group: string, plan: SpecPlan, result: (i: number) => ExpandResult, cwd: string, problems: Problem[], warnings: Diagnostic[]): ExpandedSpec {
+  const { file, line } = plan.header;
+  const where = `${file}:${line}: [[${group}|${plan.spec}]]`;
+  const problem = (message: string, extra: Partial<Problem> = {}) => problems.push({ message, spec: plan.spec, file, line, ...extra });
+  const specResult = result(plan.specIndex);
+  let path = "";
+  if (specResult.error !== undefined) {
+    problem(`${where}: the file spec cannot be expanded: ${specResult.error}`);
+  } else if (specResult.unset.length > 0) {
+    const vars = specResult.unset.map((v) => `$${v}`).join(", ");
+    problem(`${where}: ${vars} ${specResult.unset.length === 1 ? "is" : "are"} not set in the host's shell (DevStack would warn and skip the rest of the group)`, {
+      variables: specResult.unset,
+    });
+  } else if (specResult.value.trim() === "") {
+    problem(`${where}: the file spec expands to nothing (DevStack would warn and skip the rest of the group)`);
+  } else if (/[ \t\n]/.test(specResult.value.trim())) {
+    problem(`${where}: the file spec expands to several words (${JSON.stringify(specResult.value)})`);
+  } else {
+    path = resolve(cwd, specResult.value.trim());
   }
-  if (problems.length > 0) throw refused(group, problems);
 
-  const contents = new Map<string, { original: string | null; text: string; spec: string; header: MetaBlock }>();
+  const name = (index: number, what: string, at: { file: string; line: number }) => {
+    const r = result(index);
+    const place = `${at.file}:${at.line}: [[${group}|${plan.spec}]]`;
+    const unset = r.unset.length > 0 ? ` (${r.unset.map((v) => `$${v}`).join(", ")} not set in the host's shell)` : "";
+    if (r.error !== undefined) problem(`${place}: ${what} cannot be expanded: ${r.error}${unset}`, { file: at.file, line: at.line, variables: r.unset });
+    else if (r.value === "") problem(`${place}: ${what} expands to nothing${unset}`, { file: at.file, line: at.line, variables: r.unset });
+    else if (r.unset.length > 0) {
+      warnings.push(diagnostic("warning", at.file, at.line, `${what} uses ${r.unset.map((v) => `$${v}`).join(", ")}, not set in the host's shell`));
+    }
+    return r.value;
+  };
+  const value = (key: string, v: { index: number; file: string; line: number }) => {
+    const r = result(v.index);
+    if (r.error !== undefined) {
+      problems.push({ message: `${v.file}:${v.line}: [[${group}|${plan.spec}]]: the value of ${JSON.stringify(key)} cannot be expanded: ${r.error}`, spec: plan.spec, file: v.file, line: v.line });
+    } else if (r.unset.length > 0) {
+      warnings.push(
+        diagnostic(
+          "warning",
+          v.file,
+          v.line,
+          `the value of ${JSON.stringify(key)} uses ${r.unset.map((x) => `$${x}`).join(", ")}, not set in the host's shell: it expands to empty, as in DevStack`,
+        ),
+      );
+    }
+    return r.value;
+  };
+  const sections = plan.sections.map((s) => ({
+    name: name(s.nameIndex, `section name ${JSON.stringify(s.section.name)}`, s.section),
+    attrs: s.attrs.map((a) => ({ key: name(a.keyIndex, `key ${JSON.stringify(a.key)}`, a), values: a.values.map((v) => value(a.key, v)) })),
+  }));
+  return { plan, path, sections };
+}
+
+/** A target whose parent is not a directory, or that is not a regular file, is a problem. */
+function checkTarget(fs: MergeFiles, group: string, { plan, path }: ExpandedSpec, problems: Problem[]): void {
+  if (path === "") return;
+  const { file, line } = plan.header;
+  const where = `${file}:${line}: [[${group}|${plan.spec}]]`;
+  for (let d = dirname(path); ; d = dirname(d)) {
+    const kind = kindOf(fs, d);
+    if (kind !== undefined) {
+      if (kind !== "directory") {
+        problems.push({
+          message: `${where}: bogus config file specification: ${d} exists but is not a directory (the spec expands to ${path})`,
+          spec: plan.spec,
+          file,
+          line,
+          path: d,
+        });
+      }
+      break;
+    }
+    if (dirname(d) === d) break;
+  }
+  const target = kindOf(fs, path);
+  if (target !== undefined && target !== "file") {
+    problems.push({ message: `${where}: ${path} exists but is not a regular file`, spec: plan.spec, file, line, path });
+  }
+}
+
+/** Every target file's new text (specs naming one file are applied to it in order), in memory. */
+function compose(fs: MergeFiles, group: string, expanded: readonly ExpandedSpec[]): { contents: Map<string, FileContent>; files: MergeOutcome["files"] } {
+  const contents = new Map<string, FileContent>();
   const files: MergeOutcome["files"] = [];
   for (const { plan, path, sections } of expanded) {
     let entry = contents.get(path);
@@ -284,7 +331,7 @@ export async function mergeConfigGroup(
     if (entry === undefined) {
       let original: string | null;
       try {
-        original = readIfExists(path);
+        original = fs.read(path);
       } catch (err) {
         throw refused(group, [
           {
@@ -314,16 +361,20 @@ export async function mergeConfigGroup(
     }
     files.push({ spec: plan.spec, path, created });
   }
+  return { contents, files };
+}
 
+/** Writes every changed file; a write that fails undoes the earlier ones and is reported. */
+function writeAll(fs: MergeFiles, group: string, contents: Map<string, FileContent>): void {
   const written: Array<{ path: string; original: string | null; dirs: string[] }> = [];
   for (const [path, entry] of contents) {
     try {
-      const dirs = missingDirs(dirname(path));
+      const dirs = missingDirs(fs, dirname(path));
       written.push({ path, original: entry.original, dirs });
-      if (dirs.length > 0) mkdirSync(dirname(path), { recursive: true });
-      if (entry.original === null || entry.text !== entry.original) writeFileSync(path, entry.text);
+      if (dirs.length > 0) fs.makeDirs(dirname(path));
+      if (entry.original === null || entry.text !== entry.original) fs.write(path, entry.text);
     } catch (err) {
-      undo(written);
+      undo(fs, written);
       const { file, line } = entry.header;
       throw new MergeError(
         `${file}:${line}: [[${group}|${entry.spec}]]: could not create config file ${path} (${entry.spec}): ${(err as Error).message}; nothing of [[${group}|...]] was written`,
@@ -332,7 +383,6 @@ export async function mergeConfigGroup(
       );
     }
   }
-  return { group, files, warnings };
 }
 
 /** merge_config_file: the blocks of one file spec of a group (a group with only that spec). */
@@ -341,7 +391,7 @@ export function mergeConfigFile(
   group: string,
   spec: string,
   expand: Expander,
-  options: MergeOptions = {},
+  options: MergeOptions,
 ): Promise<MergeOutcome> {
   return mergeConfigGroup(
     blocks.filter((b) => b.spec === spec),
@@ -365,17 +415,17 @@ function refused(group: string, problems: Problem[]): MergeError {
   });
 }
 
-function undo(written: ReadonlyArray<{ path: string; original: string | null; dirs: string[] }>): void {
+function undo(fs: MergeFiles, written: ReadonlyArray<{ path: string; original: string | null; dirs: string[] }>): void {
   for (const w of [...written].reverse()) {
     try {
-      if (w.original === null) rmSync(w.path, { force: true });
-      else writeFileSync(w.path, w.original);
+      if (w.original === null) fs.remove(w.path);
+      else fs.write(w.path, w.original);
     } catch {
       // best effort: the error being reported names the file that failed
     }
     for (const d of [...w.dirs].reverse()) {
       try {
-        rmdirSync(d);
+        fs.removeDir(d);
       } catch {
         // not empty or already gone
       }

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { test } from "node:test";
 import { ErrorCode } from "@stackbus/protocol";
-import { bashExpander } from "./expand.js";
+import { tempDir } from "@stackbus/testkit";
+import { bashExpander } from "./bash-expander.test-helper.js";
 import { MergeError, mergeConfigFile, mergeConfigGroup } from "./merge.js";
+import { nodeMergeFiles } from "./node-files.js";
 import { parseLocalConf } from "./parse.js";
 import type { ParsedLocalConf } from "./types.js";
 
@@ -146,119 +146,115 @@ function getMetaSection(parsed: ParsedLocalConf, group: string, spec: string): s
   );
 }
 
-describe("meta-config - DevStack's test_meta_config.sh cases (§5.1), in order", () => {
-  let dir: string;
+test("meta-config - DevStack's test_meta_config.sh cases (§5.1), in order", async (t) => {
+  using scratch = tempDir("sb-meta-config-");
+  const dir = scratch.path;
   const parsed = parseLocalConf(FIXTURE, "test.conf");
   const absent = parseLocalConf("", "nofile.ini");
   const read = (name: string) => captured(readFileSync(join(dir, name), "utf8"));
   const expander = (env: Record<string, string> = {}) => bashExpander({ env, cwd: dir });
 
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), "sb-meta-config-"));
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
-
-  it("1-3: get_meta_section_files lists a group's file specs in file order", () => {
+  await t.test("1-3: get_meta_section_files lists a group's file specs in file order", () => {
     assert.equal(getMetaSectionFiles(parsed, "test0"), "");
     assert.equal(getMetaSectionFiles(parsed, "test1"), "test1a.conf\ntest1b.conf\ntest1c.conf");
     assert.equal(getMetaSectionFiles(parsed, "test2"), "test2a.conf");
   });
 
-  it("4-7: get_meta_section returns a block's lines verbatim, comments kept, and nothing for unknown ones", () => {
+  await t.test("4-7: get_meta_section returns a block's lines verbatim, comments kept, and nothing for unknown ones", () => {
     assert.equal(getMetaSection(parsed, "test0", "test0.conf"), "");
     assert.equal(getMetaSection(parsed, "test1", "test1c.conf"), "[eee]\ntype=new\nmulti = foo2");
     assert.equal(getMetaSection(parsed, "test2", "test2a.conf"), "[ddd]\n# new comment\ntype=new\nadditional=true");
     assert.equal(getMetaSection(parsed, "test2", "test2z.conf"), "");
   });
 
-  it("8-9: a local.conf that is absent (read as empty) has no sections", () => {
+  await t.test("8-9: a local.conf that is absent (read as empty) has no sections", () => {
     assert.equal(getMetaSectionFiles(absent, "test1"), "");
     assert.equal(getMetaSection(absent, "test0", "test0.conf"), "");
   });
 
-  it("10: merge_config_file adds new keys after the header and replaces existing ones in place", async () => {
+  await t.test("10: merge_config_file adds new keys after the header and replaces existing ones in place", async () => {
     writeFileSync(join(dir, "test1c.conf"), "[eee]\n# original comment\ntype=original\n");
-    await mergeConfigFile(parsed.blocks, "test1", "test1c.conf", expander(), { cwd: dir });
+    await mergeConfigFile(parsed.blocks, "test1", "test1c.conf", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test1c.conf"), "[eee]\nmulti = foo2\n# original comment\ntype=new");
   });
 
-  it("11: merge_config_file keeps comments of the target file", async () => {
+  await t.test("11: merge_config_file keeps comments of the target file", async () => {
     writeFileSync(join(dir, "test2a.conf"), "[ddd]\n# original comment\ntype=original\n");
-    await mergeConfigFile(parsed.blocks, "test2", "test2a.conf", expander(), { cwd: dir });
+    await mergeConfigFile(parsed.blocks, "test2", "test2a.conf", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test2a.conf"), "[ddd]\nadditional = true\n# original comment\ntype=new");
   });
 
-  it("12: a new file starts with a blank line and the [section] header, keys in local.conf order", async () => {
+  await t.test("12: a new file starts with a blank line and the [section] header, keys in local.conf order", async () => {
     rmSync(join(dir, "test2a.conf"));
-    const outcome = await mergeConfigFile(parsed.blocks, "test2", "test2a.conf", expander(), { cwd: dir });
+    const outcome = await mergeConfigFile(parsed.blocks, "test2", "test2a.conf", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test2a.conf"), "\n[ddd]\ntype = new\nadditional = true");
     assert.deepEqual(outcome.files, [{ spec: "test2a.conf", path: join(dir, "test2a.conf"), created: true }]);
   });
 
-  it("13: several sections, and a repeated key grouped before the key that followed its first value", async () => {
-    await mergeConfigFile(parsed.blocks, "test-multi-sections", "test-multi-sections.conf", expander(), { cwd: dir });
+  await t.test("13: several sections, and a repeated key grouped before the key that followed its first value", async () => {
+    await mergeConfigFile(parsed.blocks, "test-multi-sections", "test-multi-sections.conf", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.equal(
       read("test-multi-sections.conf"),
       "\n[sec-1]\ncfg_item1 = abcd\ncfg_item2 = efgh\n\n[sec-2]\ncfg_item1 = abcd\ncfg_item3 = /1/2/3/4:5\ncfg_item4 = end\n\n[sec-3]\ncfg_item5 = 5555\ncfg_item5 = 5555another\ncfg_item6 = 6666",
     );
   });
 
-  it("14: a repeated key becomes multi-valued in local.conf order, values expanded with the host's variables", async () => {
-    await mergeConfigFile(parsed.blocks, "test-multiline", "test-multiline.conf", expander({ FOO_BAR_BAZ: "foo bar baz" }), { cwd: dir });
+  await t.test("14: a repeated key becomes multi-valued in local.conf order, values expanded with the host's variables", async () => {
+    await mergeConfigFile(parsed.blocks, "test-multiline", "test-multiline.conf", expander({ FOO_BAR_BAZ: "foo bar baz" }), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test-multiline.conf"), "\n[multi]\ncfg_item1 = ab:cd:ef:gh\ncfg_item1 = abcd\ncfg_item2 = efgh\ncfg_item2 = foo bar baz");
   });
 
-  it("15: merge_config_group merges every file of the group", async () => {
+  await t.test("15: merge_config_group merges every file of the group", async () => {
     rmSync(join(dir, "test2a.conf"));
-    await mergeConfigGroup(parsed.blocks, "test2", expander(), { cwd: dir });
+    await mergeConfigGroup(parsed.blocks, "test2", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test2a.conf"), "\n[ddd]\ntype = new\nadditional = true");
   });
 
-  it("16: a group of a local.conf that is absent creates nothing", async () => {
+  await t.test("16: a group of a local.conf that is absent creates nothing", async () => {
     rmSync(join(dir, "test2a.conf"));
-    const outcome = await mergeConfigGroup(parseLocalConf("", "x-test.conf").blocks, "test2", expander(), { cwd: dir });
+    const outcome = await mergeConfigGroup(parseLocalConf("", "x-test.conf").blocks, "test2", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.deepEqual(outcome.files, []);
     assert.equal(existsSync(join(dir, "test2a.conf")), false);
   });
 
-  it("17: a blank line and a comment after the key change nothing", async () => {
-    await mergeConfigFile(parsed.blocks, "test3", "test-space.conf", expander(), { cwd: dir });
+  await t.test("17: a blank line and a comment after the key change nothing", async () => {
+    await mergeConfigFile(parsed.blocks, "test3", "test-space.conf", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test-space.conf"), "\n[DEFAULT]\nattribute = value");
   });
 
-  it("18: ${VAR} in a value is expanded at merge time", async () => {
-    await mergeConfigFile(parsed.blocks, "test-env", "test-env.conf", expander({ FOO_BAR_BAZ: "foo bar baz" }), { cwd: dir });
+  await t.test("18: ${VAR} in a value is expanded at merge time", async () => {
+    await mergeConfigFile(parsed.blocks, "test-env", "test-env.conf", expander({ FOO_BAR_BAZ: "foo bar baz" }), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test-env.conf"), "\n[foo]\nfoo = foo bar baz");
   });
 
-  it("19-20: the file spec is expanded with the host's variables, into an existing file and then a fresh one", async () => {
+  await t.test("19-20: the file spec is expanded with the host's variables, into an existing file and then a fresh one", async () => {
     mkdirSync(join(dir, "test-etc"), { recursive: true });
     writeFileSync(join(dir, "test-etc/test4.conf"), "[fff]\n# original comment\ntype=original\n");
     const env = { TEST4_DIR: "test-etc", TEST4_FILE: "test4.conf" };
-    await mergeConfigGroup(parsed.blocks, "test4", expander(env), { cwd: dir });
+    await mergeConfigGroup(parsed.blocks, "test4", expander(env), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test-etc/test4.conf"), "[fff]\n# original comment\ntype=new");
     rmSync(join(dir, "test-etc/test4.conf"));
-    await mergeConfigGroup(parsed.blocks, "test4", expander(env), { cwd: dir });
+    await mergeConfigGroup(parsed.blocks, "test4", expander(env), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test-etc/test4.conf"), "\n[fff]\ntype = new");
   });
 
-  it("21: only the first = separates key and value", async () => {
-    await mergeConfigFile(parsed.blocks, "test5", "test-equals.conf", expander(), { cwd: dir });
+  await t.test("21: only the first = separates key and value", async () => {
+    await mergeConfigFile(parsed.blocks, "test5", "test-equals.conf", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test-equals.conf"), "\n[DEFAULT]\ndrivers = driver=python.import.path.Driver");
   });
 
-  it("22: trailing spaces of a value are stripped", async () => {
-    await mergeConfigFile(parsed.blocks, "test6", "test-strip.conf", expander(), { cwd: dir });
+  await t.test("22: trailing spaces of a value are stripped", async () => {
+    await mergeConfigFile(parsed.blocks, "test6", "test-strip.conf", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test-strip.conf"), "\n[DEFAULT]\nattr = strip_trailing_space");
   });
 
-  it("23: a colon in a value is kept", async () => {
-    await mergeConfigFile(parsed.blocks, "test7", "test-colon.conf", expander(), { cwd: dir });
+  await t.test("23: a colon in a value is kept", async () => {
+    await mergeConfigFile(parsed.blocks, "test7", "test-colon.conf", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test-colon.conf"), "\n[DEFAULT]\nservers = 10.11.12.13:80");
   });
 
-  it("24: a file that cannot be created fails the merge naming the file", async () => {
-    await assert.rejects(mergeConfigFile(parsed.blocks, "test8", "/proc/permission-denied.conf", expander(), { cwd: dir }), (err: unknown) => {
+  await t.test("24: a file that cannot be created fails the merge naming the file", async () => {
+    await assert.rejects(mergeConfigFile(parsed.blocks, "test8", "/proc/permission-denied.conf", expander(), { cwd: dir, files: nodeMergeFiles }), (err: unknown) => {
       assert.ok(err instanceof MergeError);
       assert.equal(err.code, ErrorCode.MergeFailed);
       assert.match(err.message, /could not create config file \/proc\/permission-denied\.conf \(\/proc\/permission-denied\.conf\)/);
@@ -268,8 +264,8 @@ describe("meta-config - DevStack's test_meta_config.sh cases (§5.1), in order",
     });
   });
 
-  it("25: a file spec whose variable is undefined refuses the group, naming the spec and the variable (DevStack warns and goes on)", async () => {
-    await assert.rejects(mergeConfigGroup(parsed.blocks, "test9", expander(), { cwd: dir }), (err: unknown) => {
+  await t.test("25: a file spec whose variable is undefined refuses the group, naming the spec and the variable (DevStack warns and goes on)", async () => {
+    await assert.rejects(mergeConfigGroup(parsed.blocks, "test9", expander(), { cwd: dir, files: nodeMergeFiles }), (err: unknown) => {
       assert.ok(err instanceof MergeError);
       assert.equal(err.code, ErrorCode.MergeFailed);
       assert.match(err.message, /^test\.conf:\d+: \[\[test9\|\$UNDEF\]\]: \$UNDEF is not set in the host's shell/);
@@ -280,22 +276,22 @@ describe("meta-config - DevStack's test_meta_config.sh cases (§5.1), in order",
     });
   });
 
-  it("26: a missing directory is created, and a key before any [section] is dropped (an empty file)", async () => {
-    const outcome = await mergeConfigGroup(parsed.blocks, "test10", expander(), { cwd: dir });
+  await t.test("26: a missing directory is created, and a key before any [section] is dropped (an empty file)", async () => {
+    const outcome = await mergeConfigGroup(parsed.blocks, "test10", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.equal(readFileSync(join(dir, "does-not-exist-dir/test.conf"), "utf8"), "");
     assert.deepEqual(outcome.files, [{ spec: "does-not-exist-dir/test.conf", path: join(dir, "does-not-exist-dir/test.conf"), created: true }]);
     const dropped = parsed.diagnostics.find((d) => d.message.includes('"foo" comes before any [section]') && d.line === lineOf("foo=bar", "[[test10|does-not-exist-dir/test.conf]]"));
     assert.ok(dropped, "parse warns that test10's foo=bar is dropped");
   });
 
-  it("27: blocks with the same [[group|file]] merge together", async () => {
-    await mergeConfigGroup(parsed.blocks, "test11", expander(), { cwd: dir });
+  await t.test("27: blocks with the same [[group|file]] merge together", async () => {
+    await mergeConfigGroup(parsed.blocks, "test11", expander(), { cwd: dir, files: nodeMergeFiles });
     assert.equal(read("test-same.conf"), "\n[DEFAULT]\nfoo = bar\n\n[some]\nrandom = config\n\n[another]\nnon = sense");
   });
 
-  it("28: a spec whose parent is a file is an error naming it", async () => {
+  await t.test("28: a spec whose parent is a file is an error naming it", async () => {
     writeFileSync(join(dir, "run_tests.sh"), "#!/bin/bash\n");
-    await assert.rejects(mergeConfigGroup(parsed.blocks, "test12", expander(), { cwd: dir }), (err: unknown) => {
+    await assert.rejects(mergeConfigGroup(parsed.blocks, "test12", expander(), { cwd: dir, files: nodeMergeFiles }), (err: unknown) => {
       assert.ok(err instanceof MergeError);
       assert.match(err.message, /bogus config file specification: .*run_tests\.sh exists but is not a directory/);
       assert.equal(err.path, join(dir, "run_tests.sh"));
@@ -303,7 +299,7 @@ describe("meta-config - DevStack's test_meta_config.sh cases (§5.1), in order",
     });
   });
 
-  it("the fixture's [ ccc ] section (never merged by the cases) is reported", () => {
+  await t.test("the fixture's [ ccc ] section (never merged by the cases) is reported", () => {
     assert.ok(parsed.diagnostics.some((d) => d.severity === "error" && d.line === lineOf("[ ccc ]") && d.message.includes("[ ccc ]")));
   });
 });

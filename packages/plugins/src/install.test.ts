@@ -3,11 +3,11 @@ import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { test } from "node:test";
 import { c as createTar } from "tar";
 import { Bus, silentLogger, type ObjectStore } from "@stackbus/bus";
 import { ErrorCode, OBJECT_STORES, pluginObjectName, type PluginResolveReply } from "@stackbus/protocol";
-import { startNats, tempDir, type NatsServer } from "@stackbus/testkit";
+import { startNats, tempDir } from "@stackbus/testkit";
 import { DigestMismatchError, PluginArchiveMissingError, PluginInstallError } from "./errors.js";
 import { installPlugin } from "./install.js";
 
@@ -62,24 +62,13 @@ class Fixture {
   }
 }
 
-describe("installPlugin - download, verify, unpack beside, rename into DEST/<name>", () => {
-  let nats: NatsServer;
-  let bus: Bus;
-  let store: ObjectStore;
-  const tmp = tempDir("sb-install-");
+test("installPlugin - download, verify, unpack beside, rename into DEST/<name>", async (t) => {
+  using tmp = tempDir("sb-install-");
+  await using nats = await startNats();
+  await using bus = await Bus.connect({ servers: nats.url, name: "install-test", logger: silentLogger() });
+  const store: ObjectStore = await bus.objectStore(OBJECT_STORES.plugins);
 
-  before(async () => {
-    nats = await startNats();
-    bus = await Bus.connect({ servers: nats.url, name: "install-test", logger: silentLogger() });
-    store = await bus.objectStore(OBJECT_STORES.plugins);
-  });
-  after(async () => {
-    await bus.drain();
-    await nats.stop();
-    tmp.remove();
-  });
-
-  it("installs an absent plugin as a git checkout at the commit, executable bits kept, nothing left beside it (not even an earlier crash's)", async () => {
+  await t.test("installs an absent plugin as a git checkout at the commit, executable bits kept, nothing left beside it (not even an earlier crash's)", async () => {
     const fixture = new Fixture(tmp.path, "alpha");
     const plugin = await fixture.commit(store, { "devstack/plugin.sh": "echo alpha\n", "devstack/settings": "define_plugin alpha\n" });
     const dest = join(tmp.path, "dest1");
@@ -95,7 +84,7 @@ describe("installPlugin - download, verify, unpack beside, rename into DEST/<nam
     assert.deepEqual(progress.at(-1), [plugin.size, plugin.size]);
   });
 
-  it("leaves a checkout already at the commit alone, without downloading", async () => {
+  await t.test("leaves a checkout already at the commit alone, without downloading", async () => {
     const fixture = new Fixture(tmp.path, "beta");
     const plugin = await fixture.commit(store, { "devstack/plugin.sh": "echo beta\n" });
     const dest = join(tmp.path, "dest2");
@@ -108,7 +97,7 @@ describe("installPlugin - download, verify, unpack beside, rename into DEST/<nam
     assert.equal(readFileSync(join(dest, "beta", "local-edit"), "utf8"), "mine");
   });
 
-  it("keeps a checkout at another commit when reclone is off, with a warning that the lab's ref moved", async () => {
+  await t.test("keeps a checkout at another commit when reclone is off, with a warning that the lab's ref moved", async () => {
     const fixture = new Fixture(tmp.path, "gamma");
     const first = await fixture.commit(store, { "devstack/plugin.sh": "echo 1\n" });
     const second = await fixture.commit(store, { "devstack/plugin.sh": "echo 2\n" });
@@ -121,7 +110,7 @@ describe("installPlugin - download, verify, unpack beside, rename into DEST/<nam
     assert.equal(git(join(dest, "gamma"), "rev-parse", "HEAD"), first.commit);
   });
 
-  it("replaces a checkout at another commit when reclone is on", async () => {
+  await t.test("replaces a checkout at another commit when reclone is on", async () => {
     const fixture = new Fixture(tmp.path, "delta");
     const first = await fixture.commit(store, { "devstack/plugin.sh": "echo 1\n" });
     const second = await fixture.commit(store, { "devstack/plugin.sh": "echo 2\n" });
@@ -136,7 +125,7 @@ describe("installPlugin - download, verify, unpack beside, rename into DEST/<nam
     assert.deepEqual(readdirSync(dest), ["delta"]);
   });
 
-  it("detects a corrupted archive by its digest and unpacks nothing, leaving DEST as it was", async () => {
+  await t.test("detects a corrupted archive by its digest and unpacks nothing, leaving DEST as it was", async () => {
     const fixture = new Fixture(tmp.path, "epsilon");
     const first = await fixture.commit(store, { "devstack/plugin.sh": "echo 1\n" });
     const second = await fixture.commit(store, { "devstack/plugin.sh": "echo 2\n" });
@@ -162,7 +151,7 @@ describe("installPlugin - download, verify, unpack beside, rename into DEST/<nam
     assert.equal(git(join(existing, "epsilon"), "rev-parse", "HEAD"), first.commit);
   });
 
-  it("detects bytes added to a stored archive whose record was left alone, and unpacks nothing", async () => {
+  await t.test("detects bytes added to a stored archive whose record was left alone, and unpacks nothing", async () => {
     const fixture = new Fixture(tmp.path, "theta");
     const plugin = await fixture.commit(store, { "devstack/plugin.sh": "echo t\n" });
     const info = await store.info(plugin.object);
@@ -180,7 +169,7 @@ describe("installPlugin - download, verify, unpack beside, rename into DEST/<nam
     assert.deepEqual(readdirSync(dest), []);
   });
 
-  it("fails with a clear error naming the path when DEST cannot be written", async () => {
+  await t.test("fails with a clear error naming the path when DEST cannot be written", async () => {
     const fixture = new Fixture(tmp.path, "zeta");
     const plugin = await fixture.commit(store, { "devstack/plugin.sh": "echo z\n" });
     const blocker = join(tmp.path, "a-file");
@@ -194,7 +183,7 @@ describe("installPlugin - download, verify, unpack beside, rename into DEST/<nam
     });
   });
 
-  it("says which archive is missing when the object store does not have it", async () => {
+  await t.test("says which archive is missing when the object store does not have it", async () => {
     const fixture = new Fixture(tmp.path, "eta");
     const plugin = await fixture.commit(store, { "devstack/plugin.sh": "echo e\n" });
     await store.delete(plugin.object);

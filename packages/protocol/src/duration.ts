@@ -3,10 +3,13 @@ import { ErrorCode, StackbusError } from "./errors.js";
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /**
- * Parses a duration as every stackbus timeout takes it: a number of milliseconds, or a
- * string such as `"250ms"`, `"90s"`, `"15m"`, `"1h"`, `"1m30s"`.
+ * A duration as every stackbus timeout option takes it: milliseconds, or text such as
+ * `"250ms"`, `"90s"`, `"15m"`, `"1h"`, `"1m30s"`. Compiled to milliseconds by parseDuration.
  */
-export function parseDuration(input: string | number, what = "duration"): number {
+export type Duration = number | string;
+
+/** Parses a Duration into milliseconds; `what` names the option in the error. */
+export function parseDuration(input: Duration, what = "duration"): number {
   if (typeof input === "number") {
     if (!Number.isFinite(input) || input < 0) throw badDuration(what, String(input));
     return Math.round(input);

@@ -4,11 +4,14 @@ export {
   InvalidNameError,
   BadMessageError,
   toStackbusError,
+  hasCode,
   isErrorCode,
   type WireError,
+  type ErrorData,
+  type ErrorDataMap,
 } from "./errors.js";
 export { nameProblem, validateName, isValidName, type NameKind } from "./names.js";
-export { parseDuration, formatDuration } from "./duration.js";
+export { parseDuration, formatDuration, type Duration } from "./duration.js";
 export {
   RUN_KINDS,
   MERGE_GROUPS,

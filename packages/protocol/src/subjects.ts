@@ -3,6 +3,7 @@
  * comes from a name (lab, host, run) is validated first, so `a.b`, `*` or `>` can never
  * widen a subject.
  */
+import { ErrorCode, StackbusError } from "./errors.js";
 import { validateName } from "./names.js";
 
 export const SUBJECT_ROOT = "sb";
@@ -131,7 +132,9 @@ export const keys = {
 /** Object-store name of a plugin archive. */
 export function pluginObjectName(plugin: string, commit: string): string {
   validateName("plugin", plugin);
-  if (!/^[0-9a-f]{40}$/.test(commit)) throw new Error(`commit ${JSON.stringify(commit)} is not a 40-hex sha`);
+  if (!/^[0-9a-f]{40}$/.test(commit)) {
+    throw new StackbusError(ErrorCode.InvalidArgument, `commit ${JSON.stringify(commit)} is not a 40-hex sha`, { commit });
+  }
   return `${plugin}/${commit}.tar.gz`;
 }
 

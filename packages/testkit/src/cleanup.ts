@@ -3,7 +3,12 @@ import type { ChildProcess } from "node:child_process";
 const children = new Set<ChildProcess>();
 let installed = false;
 
-/** Remembers a child process so it is killed when the test process exits, however it exits. */
+/**
+ * Remembers a child process so it is killed when the test process exits, however it exits.
+ * Tests do not rely on this: they end what they start with `await using` (every testkit
+ * resource is AsyncDisposable). It is the safety net for a test process that is ended by a
+ * signal or `process.exit` before its scopes could close.
+ */
 export function track(child: ChildProcess): void {
   children.add(child);
   child.once("exit", () => children.delete(child));

@@ -11,8 +11,9 @@ export type FixtureFile = RepoFile;
 /**
  * A git smart-HTTP server on 127.0.0.1 over bare repositories it builds from fixture
  * files, served by the real `git http-backend`. It counts requests per repository.
+ * Disposing it (`await using git = await startGitServer()`) stops it and removes its repositories.
  */
-export interface GitServer {
+export interface GitServer extends AsyncDisposable {
   readonly url: string;
   readonly root: string;
   readonly requests: readonly GitRequest[];
@@ -38,7 +39,7 @@ export async function startGitServer(): Promise<GitServer> {
   mkdirSync(root);
   mkdirSync(work);
   const server = await serveGitHttp({ root });
-  return {
+  const git: GitServer = {
     url: server.url,
     root,
     requests: server.requests,
@@ -56,5 +57,10 @@ export async function startGitServer(): Promise<GitServer> {
       await server.stop();
       rmSync(base, { recursive: true, force: true });
     },
+
+    [Symbol.asyncDispose]() {
+      return git.stop();
+    },
   };
+  return git;
 }

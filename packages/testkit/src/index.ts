@@ -1,8 +1,10 @@
+export { bashFd3, type BashScriptOptions } from "./bash.js";
+export { INI_CASES, type IniCase, type IniStep } from "./devstack.js";
+export type { TempDir } from "./util.js";
 export {
   startNats,
   startNatsCluster,
   freePort,
-  natsServerBin,
   type NatsServer,
   type NatsCluster,
   type NatsServerOptions,

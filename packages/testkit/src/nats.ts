@@ -5,8 +5,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { track, untrack } from "./cleanup.js";
 
-/** A real nats-server with JetStream, on a free loopback port, with its own store dir. */
-export interface NatsServer {
+/**
+ * A real nats-server with JetStream, on a free loopback port, with its own store dir.
+ * `await using server = await startNats()` stops it and removes its store at the end of the scope.
+ */
+export interface NatsServer extends AsyncDisposable {
   readonly url: string;
   readonly port: number;
   readonly storeDir: string;
@@ -119,6 +122,10 @@ class ServerProcess implements NatsServer {
     await this.kill("SIGTERM");
     if (!options.keepData) rmSync(this.storeDir, { recursive: true, force: true });
   }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
 }
 
 /** Starts a real `nats-server -js` on a free port with a temporary store dir. */
@@ -139,8 +146,8 @@ export async function startNats(options: NatsServerOptions = {}): Promise<NatsSe
   return server;
 }
 
-/** A 3-node (or `size`-node) JetStream cluster on loopback. */
-export interface NatsCluster {
+/** A 3-node (or `size`-node) JetStream cluster on loopback; disposing it stops every node. */
+export interface NatsCluster extends AsyncDisposable {
   readonly servers: NatsServer[];
   /** All client URLs, comma-separated, as `--nats` takes them. */
   readonly urls: string;
@@ -176,6 +183,9 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
     urls: servers.map((s) => s.url).join(","),
     async stop() {
       await Promise.all(servers.map((s) => s.stop()));
+    },
+    [Symbol.asyncDispose]() {
+      return Promise.all(servers.map((s) => s.stop())).then(() => undefined);
     },
   };
 }

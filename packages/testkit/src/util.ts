@@ -2,10 +2,22 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-/** A fresh temporary directory and a function that removes it. */
-export function tempDir(prefix = "sb-test-"): { path: string; remove: () => void } {
+/** A temporary directory that removes itself at the end of a `using` (or `await using`) scope. */
+export interface TempDir extends Disposable, AsyncDisposable {
+  readonly path: string;
+  remove(): void;
+}
+
+/** A fresh temporary directory: `using dir = tempDir()` removes it at the end of the scope. */
+export function tempDir(prefix = "sb-test-"): TempDir {
   const path = mkdtempSync(join(tmpdir(), prefix));
-  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+  const remove = () => rmSync(path, { recursive: true, force: true });
+  return {
+    path,
+    remove,
+    [Symbol.dispose]: remove,
+    [Symbol.asyncDispose]: async () => remove(),
+  };
 }
 
 /**

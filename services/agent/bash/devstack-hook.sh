@@ -145,6 +145,7 @@ function __sb_ds_settings {
 
 # The first time a phase ends: note DevStack's summary lines and how the script exits,
 # by wrapping stack.sh's echo_summary and exit_trap (defined after the localrc).
+# shellcheck disable=SC2317 # the wrappers defined here are called by DevStack, not by this file
 function __sb_ds_wrap {
     ((__SB_DS_WRAPPED)) && return 0
     __SB_DS_WRAPPED=1
@@ -197,6 +198,7 @@ function run_phase {
         for extra_plugin_file_name in "$TOP_DIR"/extras.d/*.sh; do
             [[ -r $extra_plugin_file_name ]] || continue
             local extra=${extra_plugin_file_name##*/} exceptions="80-tempest.sh"
+            # shellcheck disable=SC2076 # DevStack's own test: a literal substring, not a regex
             if [[ $mode == clean && $__SB_DS_SCRIPT == clean.sh && ! ($exceptions =~ "$extra") ]]; then
                 continue
             fi

@@ -43,6 +43,7 @@ __stackbus_die_exit() {
 #   __sb_invoke source FILE ARGS...   source FILE with ARGS as its positional parameters
 #   __sb_invoke noargs FILE           source FILE with no positional parameters
 #   __sb_invoke call FUNCTION ARGS... call a shell function
+# shellcheck disable=SC1090 # hooks are sourced from paths known only at run time
 __sb_invoke() {
   local __sb_k=$1 __sb_f=$2
   shift 2
@@ -183,6 +184,7 @@ __sb_report() { __sb_ctl Q "$1" "$2"; }
 # message names the hook's file and line, and err appends to $LOGDIR/error.log), but
 # ending like the helper library's die: in the session shell the hook unwinds and the
 # shell survives; in a subshell it exits, as DevStack's die does.
+# shellcheck disable=SC2317 # the die defined here is called by hooks, not by this file
 __sb_wrap_devstack_die() {
   declare -F die >/dev/null || return 0
   declare -F __sb_devstack_die >/dev/null && return 0

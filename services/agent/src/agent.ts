@@ -114,7 +114,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
 
   await devstack.listen();
   await registration.start(options.heartbeatMs ?? 2_000);
-  await bus.nc.flush();
+  await bus.flush();
 
   const idleMs = options.idleSessionMs ?? 3_600_000;
   const idleTimer = setInterval(() => {
@@ -298,7 +298,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     }),
   );
 
-  await bus.nc.flush();
+  await bus.flush();
   void warmIfHooks();
   log.info({ topDir: dirs.topDir, dest: dirs.dest, stateDir: options.stateDir }, "agent ready");
 

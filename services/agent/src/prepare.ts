@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { networkInterfaces, userInfo } from "node:os";
 import { join } from "node:path";
 import { bashlibEntry, stackbusFunctionsPath } from "@stackbus/bashlib";
-import { expansionScript, mergeConfigGroup, parseExpansionOutput, parseLocalConf, type Expander } from "@stackbus/localconf";
+import { expansionScript, mergeConfigGroup, nodeMergeFiles, parseExpansionOutput, parseLocalConf, type Expander } from "@stackbus/localconf";
 import { installPlugin, orderPlugins } from "@stackbus/plugins";
 import {
   ConfigGetRequestSchema,
@@ -389,7 +389,7 @@ export async function mergeInSession(session: BashSession, topDir: string, runDi
     if (status !== 0) throw new StackbusError(ErrorCode.MergeFailed, `expanding the [[${group}|...]] file names and values failed (status ${status})`);
     return parseExpansionOutput(readFileSync(out, "utf8"), requests.length);
   };
-  const outcome = await mergeConfigGroup(parsed.blocks, group, expand, { cwd: topDir });
+  const outcome = await mergeConfigGroup(parsed.blocks, group, expand, { cwd: topDir, files: nodeMergeFiles });
   return {
     files: outcome.files.map((f) => f.path),
     warnings: outcome.warnings.map((d) => d.message),

@@ -68,37 +68,7 @@ export async function executeStep(ctx: StepContext, step: Step, facts: Facts, st
     } finally {
       ctx.setBatch(null);
     }
-    for (const run of runs) {
-      if (run.status === "skipped" || run.status === "pending") {
-        if (run.skipReason === "stopped" || run.skipReason === "session ended") {
-          hooks.push(hookResult(run, "skipped"));
-        }
-        continue;
-      }
-      hooks.push(hookResult(run, run.status));
-      if (run.died && !step.errexit) ctx.onDied?.(run.name);
-      if (run.status === "failed" && !step.errexit && (ctx.unstackErrors ?? "warn") === "warn") {
-        warnings.push(run.died ? `${describeFailure(run, ctx.topDir)}: the rest of this script's hooks on ${ctx.host} do not run, as DevStack's die ends it` : `${describeFailure(run, ctx.topDir)} (DevStack's unstack.sh and clean.sh go on past it)`);
-        continue;
-      }
-      if (run.status !== "ok") {
-        const reason = run.status === "failed" ? "hook" : run.status;
-        failures.push({
-          host: ctx.host,
-          step: step.id,
-          reason,
-          hook: run.name,
-          exitCode: run.exitCode,
-          signal: run.signal,
-          message: describeFailure(run, ctx.topDir),
-          outputTail: ctx.out.tail(run.name),
-          ...(run.command !== undefined && run.location ? { command: run.command, location: shortPath(run.location, ctx.topDir) } : {}),
-        });
-        if (run.status === "timeout") status = "timeout";
-        else if (run.status === "canceled") status = "canceled";
-        else if (status === "ok") status = "failed";
-      }
-    }
+    status = foldRuns(ctx, step, runs, { hooks, failures, warnings }, status);
     if (ctx.session.ended) return false;
     return !(step.errexit && failures.length > 0);
   };
@@ -170,6 +140,43 @@ export async function executeStep(ctx: StepContext, step: Step, facts: Facts, st
     facts: exported,
     warnings,
   };
+}
+
+/** Adds a batch's hook runs to the step's hooks, failures and warnings; returns the step's status so far. */
+function foldRuns(ctx: StepContext, step: Step, runs: HookRun[], acc: { hooks: HookResult[]; failures: Failure[]; warnings: string[] }, status: StepStatus): StepStatus {
+  const { hooks, failures, warnings } = acc;
+  for (const run of runs) {
+    if (run.status === "skipped" || run.status === "pending") {
+      if (run.skipReason === "stopped" || run.skipReason === "session ended") {
+        hooks.push(hookResult(run, "skipped"));
+      }
+      continue;
+    }
+    hooks.push(hookResult(run, run.status));
+    if (run.died && !step.errexit) ctx.onDied?.(run.name);
+    if (run.status === "failed" && !step.errexit && (ctx.unstackErrors ?? "warn") === "warn") {
+      warnings.push(run.died ? `${describeFailure(run, ctx.topDir)}: the rest of this script's hooks on ${ctx.host} do not run, as DevStack's die ends it` : `${describeFailure(run, ctx.topDir)} (DevStack's unstack.sh and clean.sh go on past it)`);
+      continue;
+    }
+    if (run.status !== "ok") {
+      const reason = run.status === "failed" ? "hook" : run.status;
+      failures.push({
+        host: ctx.host,
+        step: step.id,
+        reason,
+        hook: run.name,
+        exitCode: run.exitCode,
+        signal: run.signal,
+        message: describeFailure(run, ctx.topDir),
+        outputTail: ctx.out.tail(run.name),
+        ...(run.command !== undefined && run.location ? { command: run.command, location: shortPath(run.location, ctx.topDir) } : {}),
+      });
+      if (run.status === "timeout") status = "timeout";
+      else if (run.status === "canceled") status = "canceled";
+      else if (status === "ok") status = "failed";
+    }
+  }
+  return status;
 }
 
 /** Runs a batch and reports each hook to `onHook` as the session starts it. */

@@ -1,1 +1,1 @@
-export { startConfigService, type ConfigServiceOptions, type ConfigServiceHandle } from "./service.js";
+export { startConfigService, CONFIG_SERVICE_DEFAULTS, type ConfigServiceOptions, type ConfigServiceHandle } from "./service.js";

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { describe, it, test } from "node:test";
 import { Bus, silentLogger } from "@stackbus/bus";
 import {
   ConfigApplyReplySchema,
@@ -18,7 +18,7 @@ import {
   LabListRequestSchema,
   LabListSchema,
 } from "@stackbus/protocol";
-import { startNats, waitFor, type NatsServer } from "@stackbus/testkit";
+import { startNats, waitFor } from "@stackbus/testkit";
 import { startConfigService, type ConfigServiceHandle } from "./service.js";
 
 function manifest(lab: string, extra = ""): string {
@@ -59,31 +59,25 @@ async function rejectsWith(promise: Promise<unknown>, code: ErrorCode, pattern: 
   return caught as StackbusError;
 }
 
-describe("config service - over a real nats-server", () => {
-  let server: NatsServer;
-  let bus: Bus;
-  let client: Bus;
-  let service: ConfigServiceHandle;
+test("config service - over a real nats-server", async (t) => {
+  await using server = await startNats();
+  await using client = await Bus.connect({ servers: server.url, name: "client", logger: silentLogger() });
+  let bus: Bus = await Bus.connect({ servers: server.url, name: "config", logger: silentLogger() });
+  let service: ConfigServiceHandle = await startConfigService({ bus, logger: silentLogger() });
+  // The service of the moment (a test restarts it), stopped before the client and the server.
+  await using _service = {
+    async [Symbol.asyncDispose]() {
+      await service.stop();
+      await bus.drain();
+    },
+  };
   const apply = (lab: string, request: ConfigApplyRequest) =>
     client.request(subjects.configApply(lab), ConfigApplyRequestSchema, request, ConfigApplyReplySchema);
   const get = (lab: string, host: string, revision?: number) =>
     client.request(subjects.configGet(lab, host), ConfigGetRequestSchema, revision === undefined ? {} : { revision }, HostConfigSchema);
   const show = (lab: string) => client.request(subjects.configShow(lab), LabShowRequestSchema, {}, LabShowSchema);
 
-  before(async () => {
-    server = await startNats();
-    bus = await Bus.connect({ servers: server.url, name: "config", logger: silentLogger() });
-    client = await Bus.connect({ servers: server.url, name: "client", logger: silentLogger() });
-    service = await startConfigService({ bus, logger: silentLogger() });
-  });
-  after(async () => {
-    await service.stop();
-    await bus.drain();
-    await client.drain();
-    await server.stop();
-  });
-
-  it("applies a valid lab as revision 1, then answers config.get and lab show from it", async () => {
+  await t.test("applies a valid lab as revision 1, then answers config.get and lab show from it", async () => {
     const reply = await apply("alpha", bundle("alpha"));
     assert.deepEqual(reply, { lab: "alpha", revision: 1, unchanged: false, hosts: ["controller", "compute1"], warnings: [] });
     const config = await get("alpha", "controller");
@@ -103,7 +97,7 @@ describe("config service - over a real nats-server", () => {
     assert.ok(!JSON.stringify(shown).includes("s3cret"), "lab show never carries credentials");
   });
 
-  it("lists the labs it holds, with their revision and hosts", async () => {
+  await t.test("lists the labs it holds, with their revision and hosts", async () => {
     await apply("alpha", bundle("alpha"));
     const list = await client.request(subjects.labList(), LabListRequestSchema, {}, LabListSchema);
     const alpha = list.labs.find((l) => l.lab === "alpha");
@@ -112,12 +106,12 @@ describe("config service - over a real nats-server", () => {
     assert.ok(alpha.revision >= 1);
   });
 
-  it("returns the current revision unchanged for an identical bundle, and publishes an event for each new one", async () => {
+  await t.test("returns the current revision unchanged for an identical bundle, and publishes an event for each new one", async () => {
     await apply("beta", bundle("beta"));
     assert.deepEqual(await apply("beta", bundle("beta")), { lab: "beta", revision: 1, unchanged: true, hosts: ["controller", "compute1"], warnings: [] });
     const events: unknown[] = [];
     client.subscribe(subjects.configRevision("beta"), ConfigRevisionEventSchema, (e) => void events.push(e));
-    await client.nc.flush();
+    await client.flush();
     const second = await apply("beta", bundle("beta", "[[local|localrc]]\nHOST_IP=10.0.0.2\n"));
     assert.equal(second.revision, 2);
     assert.equal(second.unchanged, false);
@@ -130,7 +124,7 @@ describe("config service - over a real nats-server", () => {
     await rejectsWith(get("beta", "controller", 7), ErrorCode.NotFound, /lab "beta" has no revision 7 \(the current one is 2\)/);
   });
 
-  it("refuses an invalid bundle over a valid one with every error, and keeps serving the valid revision", async () => {
+  await t.test("refuses an invalid bundle over a valid one with every error, and keeps serving the valid revision", async () => {
     await apply("gamma", bundle("gamma"));
     const invalid = bundle("gamma", "[[local|localrc]]\nenable_plugin heat https://elsewhere/heat\n[[post-config]]\n", "  - name: compute.2\n    wave: x\n");
     const err = await rejectsWith(apply("gamma", invalid), ErrorCode.InvalidManifest, /\/labs\/lab\.yaml is not a valid lab \(4 errors\)/);
@@ -147,24 +141,24 @@ describe("config service - over a real nats-server", () => {
     assert.equal((await show("gamma")).revision, 1);
   });
 
-  it("refuses a manifest sent to another lab's subject", async () => {
+  await t.test("refuses a manifest sent to another lab's subject", async () => {
     await rejectsWith(apply("delta", bundle("epsilon")), ErrorCode.InvalidManifest, /the manifest is for lab "epsilon" but was sent to lab "delta"/);
     await rejectsWith(get("delta", "controller"), ErrorCode.NotFound, /no lab "delta" has been applied: run `stackbus lab apply FILE`/);
   });
 
-  it("answers NOT_FOUND naming the host and the lab for an unknown host", async () => {
+  await t.test("answers NOT_FOUND naming the host and the lab for an unknown host", async () => {
     await apply("zeta", bundle("zeta"));
     await rejectsWith(get("zeta", "compute9"), ErrorCode.NotFound, /host "compute9" is not in lab "zeta"/);
   });
 
-  it("gives the fetcher the plugin settings with credentials", async () => {
+  await t.test("gives the fetcher the plugin settings with credentials", async () => {
     await apply("eta", bundle("eta"));
     const access = await client.request(subjects.configPluginSettings("eta"), ConfigGetRequestSchema, {}, LabPluginAccessSchema);
     assert.deepEqual(access.credentials, [{ prefix: "https://git.example/", username: "u", password: "s3cret" }]);
     assert.equal(access.order, "registration");
   });
 
-  it("answers a message that fails its schema with BAD_MESSAGE on every subject, and keeps serving", async () => {
+  await t.test("answers a message that fails its schema with BAD_MESSAGE on every subject, and keeps serving", async () => {
     await apply("theta", bundle("theta"));
     for (const subject of [subjects.configApply("theta"), subjects.configGet("theta", "controller"), subjects.configShow("theta"), subjects.configPluginSettings("theta")]) {
       for (const raw of ["not json", JSON.stringify({ revision: "one" })]) {
@@ -177,7 +171,7 @@ describe("config service - over a real nats-server", () => {
     assert.equal((await get("theta", "controller")).revision, 1);
   });
 
-  it("gives concurrent applies of different bundles distinct, consecutive revisions (two instances)", async () => {
+  await t.test("gives concurrent applies of different bundles distinct, consecutive revisions (two instances)", async () => {
     const otherBus = await Bus.connect({ servers: server.url, name: "config-2", logger: silentLogger() });
     const other = await startConfigService({ bus: otherBus, logger: silentLogger() });
     try {
@@ -195,7 +189,7 @@ describe("config service - over a real nats-server", () => {
     }
   });
 
-  it("serves the same revision after the service is restarted", async () => {
+  await t.test("serves the same revision after the service is restarted", async () => {
     await apply("kappa", bundle("kappa"));
     await apply("kappa", bundle("kappa", "[[local|localrc]]\nHOST_IP=10.9.9.9\n"));
     const before = await get("kappa", "controller");
@@ -212,30 +206,24 @@ describe("config service - over a real nats-server", () => {
 
 describe("config service - nats-server restarted with its store kept", () => {
   it("serves the same revision after nats-server comes back", async () => {
-    const server = await startNats();
-    const bus = await Bus.connect({ servers: server.url, name: "config", logger: silentLogger() });
-    const client = await Bus.connect({ servers: server.url, name: "client", logger: silentLogger() });
+    await using server = await startNats();
+    await using client = await Bus.connect({ servers: server.url, name: "client", logger: silentLogger() });
+    await using bus = await Bus.connect({ servers: server.url, name: "config", logger: silentLogger() });
     const service = await startConfigService({ bus, logger: silentLogger() });
-    try {
-      const first = await client.request(subjects.configApply("lambda"), ConfigApplyRequestSchema, bundle("lambda"), ConfigApplyReplySchema);
-      assert.equal(first.revision, 1);
-      await server.stop({ keepData: true });
-      await server.restart();
-      const config = await waitFor(
-        "config.get after the restart",
-        () => client.request(subjects.configGet("lambda", "controller"), ConfigGetRequestSchema, {}, HostConfigSchema, { timeoutMs: 1000 }),
-        20_000,
-        200,
-      );
-      assert.equal(config.revision, 1);
-      assert.equal(config.localrc, "enable_plugin heat https://opendev.org/openstack/heat\nHOST_IP=10.0.0.1\n");
-      const again = await client.request(subjects.configApply("lambda"), ConfigApplyRequestSchema, bundle("lambda"), ConfigApplyReplySchema);
-      assert.deepEqual([again.revision, again.unchanged], [1, true]);
-    } finally {
-      await service.stop();
-      await bus.drain();
-      await client.drain();
-      await server.stop();
-    }
+    await using _service = { [Symbol.asyncDispose]: () => service.stop() };
+    const first = await client.request(subjects.configApply("lambda"), ConfigApplyRequestSchema, bundle("lambda"), ConfigApplyReplySchema);
+    assert.equal(first.revision, 1);
+    await server.stop({ keepData: true });
+    await server.restart();
+    const config = await waitFor(
+      "config.get after the restart",
+      () => client.request(subjects.configGet("lambda", "controller"), ConfigGetRequestSchema, {}, HostConfigSchema, { timeoutMs: 1000 }),
+      20_000,
+      200,
+    );
+    assert.equal(config.revision, 1);
+    assert.equal(config.localrc, "enable_plugin heat https://opendev.org/openstack/heat\nHOST_IP=10.0.0.1\n");
+    const again = await client.request(subjects.configApply("lambda"), ConfigApplyRequestSchema, bundle("lambda"), ConfigApplyReplySchema);
+    assert.deepEqual([again.revision, again.unchanged], [1, true]);
   });
 });

@@ -35,11 +35,7 @@ import {
 } from "@stackbus/protocol";
 import { decode, withRetry, type Bus, type KV, type Logger, type Subscription } from "@stackbus/bus";
 import { planAttempt, RunMachine, type Decision, type EventDraft } from "@stackbus/engine";
-
-export interface CoordinatorOptions {
-  bus: Bus;
-  logger: Logger;
-}
+import { compileCoordinatorOptions, type CoordinatorOptions, type CoordinatorTimings } from "./options.js";
 
 export interface CoordinatorHandle {
   stop(): Promise<void>;
@@ -48,8 +44,9 @@ export interface CoordinatorHandle {
 }
 
 /** The coordinator: creates runs, drives each through the engine, keeps its state on the bus. */
-export async function startCoordinator(options: CoordinatorOptions): Promise<CoordinatorHandle> {
-  const { bus } = options;
+export async function startCoordinator(input: CoordinatorOptions): Promise<CoordinatorHandle> {
+  const options = compileCoordinatorOptions(input);
+  const { bus, timings } = options;
   const log = options.logger;
   await bus.ensureStackbusStreams();
   const runsKv = await bus.kv(BUCKETS.runs);
@@ -57,7 +54,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
   const subs: Subscription[] = [];
 
   const startDriver = (machine: RunMachine): RunDriver => {
-    const driver = new RunDriver(bus, runsKv, machine, log.child({ lab: machine.spec.lab, runId: machine.spec.runId }), () => {
+    const driver = new RunDriver(bus, runsKv, machine, timings, log.child({ lab: machine.spec.lab, runId: machine.spec.runId }), () => {
       drivers.delete(machine.spec.runId);
     });
     drivers.set(machine.spec.runId, driver);
@@ -76,17 +73,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     }),
   );
 
-  // Continue the runs that were running when the coordinator stopped.
-  for (const record of await listRecords(runsKv)) {
-    if (record.status !== "running") continue;
-    try {
-      const machine = await rebuild(bus, record);
-      log.info({ runId: record.spec.runId, lab: record.spec.lab, step: machine.position()?.step }, "continuing a run after restart");
-      startDriver(machine).pump();
-    } catch (err) {
-      log.error({ err, runId: record.spec.runId }, "could not continue a run");
-    }
-  }
+  await continueRuns(bus, runsKv, log, startDriver);
 
   subs.push(
     bus.serve(
@@ -100,7 +87,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
         if (busy) {
           throw new StackbusError(ErrorCode.Conflict, `run ${busy.machine.spec.runId} (${busy.machine.spec.kind}) is still running in lab ${lab}: wait for it or cancel it with "stackbus cancel ${busy.machine.spec.runId}"`, { runId: busy.machine.spec.runId });
         }
-        const show = await bus.request(subjects.configShow(lab), LabShowRequestSchema, {}, LabShowSchema, { timeoutMs: 10_000 }).catch((err: unknown) => {
+        const show = await bus.request(subjects.configShow(lab), LabShowRequestSchema, {}, LabShowSchema, { timeoutMs: timings.configMs }).catch((err: unknown) => {
           const e = toStackbusError(err);
           if (e.code === ErrorCode.Unavailable) throw new StackbusError(ErrorCode.Unavailable, `the config service does not answer for lab ${lab}: is it running?`);
           throw e;
@@ -127,7 +114,7 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
    */
   async function busyRun(lab: string): Promise<RunDriver | undefined> {
     const find = () => [...drivers.values()].find((d) => d.machine.spec.lab === lab && !d.machine.finished);
-    for (let waited = 0; waited < 2_000; waited += 50) {
+    for (let waited = 0; waited < timings.finishingGraceMs; waited += 50) {
       const busy = find();
       if (!busy || !busy.finishing) return busy;
       await new Promise((r) => setTimeout(r, 50));
@@ -157,29 +144,9 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
     return { runId, attempt, steps: plan.steps, hosts: machine.spec.hosts };
   }
 
-  subs.push(
-    bus.serve(
-      wildcards.runCancel,
-      RunCancelRequestSchema,
-      RunCancelReplySchema,
-      async (req, subject) => {
-        const lab = labOf(subject);
-        const driver = drivers.get(req.runId);
-        if (driver && !driver.machine.finished) {
-          await driver.publish({ type: "run.cancel-requested", reason: req.reason ?? "canceled by an operator" });
-          driver.pump();
-          return { runId: req.runId, canceled: true, status: "canceling" };
-        }
-        const entry = await runsKv.get(keys.run(lab, req.runId));
-        if (!entry || entry.operation !== "PUT") throw new StackbusError(ErrorCode.NotFound, `no run ${req.runId} in lab ${lab}`, { runId: req.runId });
-        const record = RunRecordSchema.parse(entry.json());
-        return { runId: req.runId, canceled: false, status: record.status };
-      },
-      { queue: QUEUES.coordinator },
-    ),
-  );
+  subs.push(serveCancel(bus, runsKv, drivers));
 
-  await bus.nc.flush();
+  await bus.flush();
   log.info("coordinator ready");
   return {
     activeRuns: () => [...drivers.keys()],
@@ -189,6 +156,43 @@ export async function startCoordinator(options: CoordinatorOptions): Promise<Coo
       await Promise.allSettled([...drivers.values()].map((d) => d.idle()));
     },
   };
+}
+
+/** Continues the runs that were running when the coordinator stopped. */
+async function continueRuns(bus: Bus, runsKv: KV, log: Logger, startDriver: (machine: RunMachine) => RunDriver): Promise<void> {
+  for (const record of await listRecords(runsKv)) {
+    if (record.status !== "running") continue;
+    try {
+      const machine = await rebuild(bus, record);
+      log.info({ runId: record.spec.runId, lab: record.spec.lab, step: machine.position()?.step }, "continuing a run after restart");
+      startDriver(machine).pump();
+    } catch (err) {
+      log.error({ err, runId: record.spec.runId }, "could not continue a run");
+    }
+  }
+}
+
+/** Answers run.cancel: a run this coordinator drives is canceled; any other is reported as it is. */
+function serveCancel(bus: Bus, runsKv: KV, drivers: ReadonlyMap<string, RunDriver>): Subscription {
+  return bus.serve(
+    wildcards.runCancel,
+    RunCancelRequestSchema,
+    RunCancelReplySchema,
+    async (req, subject) => {
+      const lab = labOf(subject);
+      const driver = drivers.get(req.runId);
+      if (driver && !driver.machine.finished) {
+        await driver.publish({ type: "run.cancel-requested", reason: req.reason ?? "canceled by an operator" });
+        driver.pump();
+        return { runId: req.runId, canceled: true, status: "canceling" };
+      }
+      const entry = await runsKv.get(keys.run(lab, req.runId));
+      if (!entry || entry.operation !== "PUT") throw new StackbusError(ErrorCode.NotFound, `no run ${req.runId} in lab ${lab}`, { runId: req.runId });
+      const record = RunRecordSchema.parse(entry.json());
+      return { runId: req.runId, canceled: false, status: record.status };
+    },
+    { queue: QUEUES.coordinator },
+  );
 }
 
 function labOf(subject: string): string {
@@ -274,6 +278,7 @@ class RunDriver {
   readonly machine: RunMachine;
   readonly #bus: Bus;
   readonly #kv: KV;
+  readonly #timings: CoordinatorTimings;
   readonly #log: Logger;
   readonly #onDone: () => void;
   #timer: NodeJS.Timeout | undefined;
@@ -289,13 +294,14 @@ class RunDriver {
   /** True from the moment the run's end is being published. */
   finishing = false;
 
-  constructor(bus: Bus, kv: KV, machine: RunMachine, log: Logger, onDone: () => void) {
+  constructor(bus: Bus, kv: KV, machine: RunMachine, timings: CoordinatorTimings, log: Logger, onDone: () => void) {
     this.#bus = bus;
     this.#kv = kv;
+    this.#timings = timings;
     this.machine = machine;
     this.#log = log;
     this.#onDone = onDone;
-    this.#tick = setInterval(() => this.pump(), 1_000);
+    this.#tick = setInterval(() => this.pump(), timings.tickMs);
   }
 
   /**
@@ -337,12 +343,12 @@ class RunDriver {
 
   /**
    * Writes the run record snapshot to KV (in order, not on the hot path of a step),
-   * again while the bucket has no leader (a NATS node lost): for up to a minute.
+   * again while the bucket has no leader (a NATS node lost): for up to the save deadline (a minute by default).
    */
   save(): Promise<void> {
     const next = this.#chain.then(() =>
       withRetry("saving the run record", () => this.#kv.put(keys.run(this.machine.spec.lab, this.machine.spec.runId), JSON.stringify(this.machine.record())), {
-        deadlineMs: 60_000,
+        deadlineMs: this.#timings.saveDeadlineMs,
       }),
     );
     this.#chain = next.catch((err: unknown) => this.#log.error({ err }, "could not save the run record"));
@@ -430,7 +436,7 @@ class RunDriver {
       case "cancel": {
         const spec = this.machine.spec;
         void this.#bus
-          .request(subjects.hostCancel(spec.lab, d.host), CancelRequestSchema, { runId: spec.runId, reason: this.machine.cancelReason ?? "canceled" }, CancelReplySchema, { timeoutMs: 5_000 })
+          .request(subjects.hostCancel(spec.lab, d.host), CancelRequestSchema, { runId: spec.runId, reason: this.machine.cancelReason ?? "canceled" }, CancelReplySchema, { timeoutMs: this.#timings.cancelMs })
           .catch((err: unknown) => this.#log.warn({ host: d.host, err: (err as Error).message }, "cancel did not reach the host"));
         return;
       }
@@ -442,7 +448,7 @@ class RunDriver {
   async #send(host: string, command: PhaseCommand): Promise<void> {
     const spec = this.machine.spec;
     try {
-      const ack = await this.#bus.request(subjects.hostCommand(spec.lab, host), PhaseCommandSchema, command, CommandAckSchema, { timeoutMs: 3_000 });
+      const ack = await this.#bus.request(subjects.hostCommand(spec.lab, host), PhaseCommandSchema, command, CommandAckSchema, { timeoutMs: this.#timings.commandMs });
       if (command.attempt !== this.machine.attempt) return;
       const result = this.machine.noteAck(host, ack, Date.now());
       const key = `${command.attempt}:${command.step}:${host}`;
@@ -482,7 +488,7 @@ class RunDriver {
     const reason = `run ${spec.runId} ${this.machine.status}`;
     for (const h of spec.hosts) {
       void this.#bus
-        .request(subjects.hostCancel(spec.lab, h.name), CancelRequestSchema, { runId: spec.runId, reason, end: true, attempt: this.machine.attempt }, CancelReplySchema, { timeoutMs: 5_000 })
+        .request(subjects.hostCancel(spec.lab, h.name), CancelRequestSchema, { runId: spec.runId, reason, end: true, attempt: this.machine.attempt }, CancelReplySchema, { timeoutMs: this.#timings.cancelMs })
         .catch((err: unknown) => this.#log.debug({ host: h.name, err: (err as Error).message }, "the end of the run did not reach the host"));
     }
   }

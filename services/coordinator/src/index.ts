@@ -1,1 +1,2 @@
-export { startCoordinator, rebuild, applyStored, type CoordinatorOptions, type CoordinatorHandle } from "./coordinator.js";
+export { startCoordinator, rebuild, applyStored, type CoordinatorHandle } from "./coordinator.js";
+export { COORDINATOR_TIMEOUTS, type CoordinatorOptions, type CoordinatorTimeouts } from "./options.js";

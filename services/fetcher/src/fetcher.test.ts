@@ -102,7 +102,7 @@ describe("fetcher service - plugins.resolve over a real nats-server and git smar
     for (const [name, access] of labs) {
       configBus.serve(subjects.configPluginSettings(name), z.object({}), LabPluginAccessSchema, () => access);
     }
-    await configBus.nc.flush();
+    await configBus.flush();
     fetcher = await startFetcherService({ bus: fetcherBus, logger, cacheDir: cache.path });
   });
 

@@ -66,7 +66,7 @@ export async function startFetcherService(options: FetcherServiceOptions): Promi
     },
     { queue: QUEUES.fetcher },
   );
-  await bus.nc.flush();
+  await bus.flush();
   log.info({ cacheDir }, "plugin fetcher ready");
 
   let stopped = false;

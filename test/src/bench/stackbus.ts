@@ -96,7 +96,7 @@ export async function startStackbusSide(options: {
       } else if (event.type === "run.finished") finished.get(event.runId)?.({ status: event.status ?? "" });
     },
   });
-  await bus.nc.flush();
+  await bus.flush();
 
   return {
     pids: children.map((c) => c.pid as number),

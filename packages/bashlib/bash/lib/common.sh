@@ -219,6 +219,7 @@ function export_proxy_variables {
     local name
     for name in http_proxy https_proxy no_proxy; do
         if isset "$name"; then
+            # shellcheck disable=SC2163 # exports the variable $name names
             export "$name"
         fi
     done

@@ -16,6 +16,7 @@
 # Every function accepts a leading -sudo (reads and writes then run as root);
 # with an empty section or option the editing functions do nothing.
 
+# shellcheck disable=SC2016 # an awk program: its $ fields are awk's, not the shell's
 __STACKBUS_INI_AWK='
 function starts(s, p) { return substr(s, 1, length(p)) == p }
 function is_header(line, name) { return starts(line, "[" name "]") }
@@ -287,6 +288,7 @@ function __stackbus_squeeze_into {
     local -
     set -f
     local IFS=$' \t\n'
+    # shellcheck disable=SC2206 # splitting on blanks is the point; globbing is off (set -f)
     local -a __stackbus_sq=($2)
     IFS=' '
     printf -v "$1" '%s' "${__stackbus_sq[*]}"
@@ -390,6 +392,7 @@ function iniset_multiline {
     shift 3
     __stackbus_split_words "$@"
     local values=""
+    # shellcheck disable=SC2154 # __stackbus_words is set by __stackbus_split_words (services.sh)
     if [[ ${#__stackbus_words[@]} -gt 0 ]]; then
         printf -v values '%s\n' "${__stackbus_words[@]}"
         values=${values%$'\n'}

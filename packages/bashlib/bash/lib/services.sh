@@ -32,6 +32,7 @@ function __stackbus_split_words {
     local -
     set -f
     local IFS=$' \t\n'
+    # shellcheck disable=SC2206 # splitting on IFS is the point; globbing is off (set -f)
     __stackbus_words=($*)
 }
 
@@ -40,6 +41,7 @@ function __stackbus_split_list {
     local -
     set -f
     local IFS=$', \t\n'
+    # shellcheck disable=SC2206 # splitting on IFS is the point; globbing is off (set -f)
     __stackbus_words=($*)
 }
 
@@ -123,7 +125,7 @@ function is_service_enabled {
 function enable_service {
     local -
     set +o xtrace
-    local services=${ENABLED_SERVICES:-} service
+    local __stackbus_list=${ENABLED_SERVICES:-} service
     __stackbus_split_words "$@"
     local -a wanted=("${__stackbus_words[@]}")
     for service in "${wanted[@]}"; do
@@ -133,10 +135,10 @@ function enable_service {
             continue
         fi
         if ! is_service_enabled "$service"; then
-            services+=",$service"
+            __stackbus_list+=",$service"
         fi
     done
-    __stackbus_cleanup_into ENABLED_SERVICES "$services"
+    __stackbus_cleanup_into ENABLED_SERVICES "$__stackbus_list"
     disable_negated_services
 }
 

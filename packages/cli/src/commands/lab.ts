@@ -13,6 +13,7 @@ import {
   type LabShow,
 } from "@stackbus/protocol";
 import { connectClient, EXIT, exitWith, withBusOptions, withLabOption, type BusFlags } from "../common.js";
+import { CLI_TIMEOUT_MS } from "../timeouts.js";
 import { withLab } from "../lab-name.js";
 
 function printDiagnostics(diagnostics: readonly Diagnostic[]): void {
@@ -73,7 +74,7 @@ export function registerLabCommands(program: Command): void {
       }
       const bus = await connectClient(flags);
       try {
-        const reply = await bus.request(subjects.configApply(v.lab.name), ConfigApplyRequestSchema, v.request, ConfigApplyReplySchema, { timeoutMs: 30_000 });
+        const reply = await bus.request(subjects.configApply(v.lab.name), ConfigApplyRequestSchema, v.request, ConfigApplyReplySchema, { timeoutMs: CLI_TIMEOUT_MS.apply });
         printDiagnostics(reply.warnings);
         process.stdout.write(reply.unchanged ? `lab ${reply.lab}: unchanged, revision ${reply.revision}\n` : `lab ${reply.lab}: revision ${reply.revision} applied (${reply.hosts.length} hosts)\n`);
         return EXIT.ok;

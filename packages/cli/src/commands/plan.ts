@@ -12,6 +12,7 @@ import {
   type RunKind,
 } from "@stackbus/protocol";
 import { EXIT, exitWith, parseHostList, withBusOptions, withLabOption, type BusFlags } from "../common.js";
+import { CLI_TIMEOUT_MS } from "../timeouts.js";
 import { withLab } from "../lab-name.js";
 
 /** Renders one host's plan for people. */
@@ -48,7 +49,7 @@ export function registerPlanCommand(program: Command): void {
       let failed = false;
       const plans = await Promise.all(
         hosts.map((h) =>
-          bus.request(subjects.hostPlan(lab, h.name), PlanRequestSchema, { kind }, HostPlanSchema, { timeoutMs: 20_000 }).catch((err: unknown) => {
+          bus.request(subjects.hostPlan(lab, h.name), PlanRequestSchema, { kind }, HostPlanSchema, { timeoutMs: CLI_TIMEOUT_MS.plan }).catch((err: unknown) => {
             failed = true;
             return { host: h.name, error: toStackbusError(err).message };
           }),

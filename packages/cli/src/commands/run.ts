@@ -15,6 +15,7 @@ import {
 } from "@stackbus/protocol";
 import type { Bus } from "@stackbus/bus";
 import { EXIT, parseHostList, UsageError, withBusOptions, withLabOption, type BusFlags, exitWith } from "../common.js";
+import { CLI_TIMEOUT_MS } from "../timeouts.js";
 import { withLab } from "../lab-name.js";
 import { followRun, plainLine } from "../follow.js";
 
@@ -45,14 +46,22 @@ export function parseMaxFail(value: string): MaxFail {
   return { count: n };
 }
 
+/** The run's timeout flags, each a duration (parseDuration): the flag, its option, and the request field it sets. */
+const TIMEOUT_FLAGS = [
+  ["phaseTimeout", "--phase-timeout", "phaseTimeoutMs"],
+  ["ackTimeout", "--ack-timeout", "ackTimeoutMs"],
+  ["heartbeatTimeout", "--heartbeat-timeout", "heartbeatTimeoutMs"],
+] as const;
+
 export function runRequest(kind: RunKind, flags: RunFlags): RunStartRequest {
   const req: RunStartRequest = { kind };
   if (flags.hosts) req.hosts = parseHostList(flags.hosts);
   if (flags.failurePolicy) req.failurePolicy = flags.failurePolicy;
   if (flags.maxFail) req.maxFail = parseMaxFail(flags.maxFail);
-  if (flags.phaseTimeout) req.phaseTimeoutMs = parseDuration(flags.phaseTimeout, "--phase-timeout");
-  if (flags.ackTimeout) req.ackTimeoutMs = parseDuration(flags.ackTimeout, "--ack-timeout");
-  if (flags.heartbeatTimeout) req.heartbeatTimeoutMs = parseDuration(flags.heartbeatTimeout, "--heartbeat-timeout");
+  for (const [flag, option, field] of TIMEOUT_FLAGS) {
+    const value = flags[flag];
+    if (value) req[field] = parseDuration(value, option);
+  }
   if (flags.resume) req.resume = flags.resume;
   if (flags.waveSteps !== undefined) req.waveSteps = parseWaveSteps(kind, flags.waveSteps);
   if (flags.from) {
@@ -76,7 +85,7 @@ export function parseWaveSteps(kind: RunKind, text: string): RunStartRequest["wa
 /** Starts a run (or resumes one) and, with `wait`, follows it to the end. Returns the exit code. */
 export async function startRun(bus: Bus, lab: string, req: RunStartRequest, options: { wait: boolean; json: boolean; out?: (line: string) => void }): Promise<number> {
   const out = options.out ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const reply = await bus.request(subjects.runStart(lab), RunStartRequestSchema, req, RunStartReplySchema, { timeoutMs: 30_000 });
+  const reply = await bus.request(subjects.runStart(lab), RunStartRequestSchema, req, RunStartReplySchema, { timeoutMs: CLI_TIMEOUT_MS.runStart });
   if (!options.wait) {
     out(options.json ? JSON.stringify({ lab, ...reply }) : `${req.resume ? "resumed" : "started"} ${req.kind} run ${reply.runId} (attempt ${reply.attempt}) on ${reply.hosts.map((h) => h.name).join(", ")}`);
     return EXIT.ok;

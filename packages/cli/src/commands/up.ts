@@ -18,6 +18,7 @@ import {
 } from "@stackbus/protocol";
 import { AGENT_NODE_FLAGS } from "@stackbus/agent/node-flags";
 import { busOptions, EXIT, withBusOptions, type BusFlags, exitWith } from "../common.js";
+import { CLI_TIMEOUT_MS } from "../timeouts.js";
 
 const CLI_BIN = new URL("../../bin/stackbus.js", import.meta.url).pathname;
 
@@ -87,7 +88,7 @@ export async function up(options: UpOptions): Promise<UpHandle> {
         (c) =>
           new Promise<void>((done) => {
             if (c.proc.exitCode !== null || c.proc.signalCode !== null) return done();
-            const timer = setTimeout(() => c.proc.kill("SIGKILL"), 10_000);
+            const timer = setTimeout(() => c.proc.kill("SIGKILL"), CLI_TIMEOUT_MS.stopGrace);
             c.proc.once("exit", () => {
               clearTimeout(timer);
               done();
@@ -109,7 +110,7 @@ export async function up(options: UpOptions): Promise<UpHandle> {
       mkdirSync(storeDir, { recursive: true });
       const nats = start("nats-server", process.env["NATS_SERVER_BIN"] ?? "nats-server", ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", storeDir]);
       natsUrl = `nats://127.0.0.1:${port}`;
-      await waitForPort(port, nats, 15_000);
+      await waitForPort(port, nats, CLI_TIMEOUT_MS.natsUp);
       options.say(`nats-server on ${natsUrl} (data in ${storeDir})`);
     }
     const flags: BusFlags = { ...options.flags, nats: natsUrl };
@@ -120,7 +121,7 @@ export async function up(options: UpOptions): Promise<UpHandle> {
 
     const bus = await Bus.connect(busOptions(flags, "stackbus-up", silentLogger()));
     try {
-      await waitFor(async () => bus.request(subjects.labList(), LabListRequestSchema, {}, LabListSchema, { timeoutMs: 1_000 }), 30_000, "the config service");
+      await waitFor(async () => bus.request(subjects.labList(), LabListRequestSchema, {}, LabListSchema, { timeoutMs: CLI_TIMEOUT_MS.probe }), CLI_TIMEOUT_MS.configUp, "the config service");
       options.say("config, fetcher and coordinator services are running");
       let lab: Lab | undefined;
       if (options.labFile) {
@@ -131,7 +132,7 @@ export async function up(options: UpOptions): Promise<UpHandle> {
           throw new StackbusError(ErrorCode.InvalidManifest, `${options.labFile} is not a valid lab`, { diagnostics: validation.diagnostics });
         }
         lab = validation.lab;
-        const applied = await bus.request(subjects.configApply(lab.name), ConfigApplyRequestSchema, request, ConfigApplyReplySchema, { timeoutMs: 30_000 });
+        const applied = await bus.request(subjects.configApply(lab.name), ConfigApplyRequestSchema, request, ConfigApplyReplySchema, { timeoutMs: CLI_TIMEOUT_MS.apply });
         options.say(`lab ${applied.lab} revision ${applied.revision} applied (${applied.hosts.length} hosts)`);
         for (const w of applied.warnings) options.say(pc.yellow(`warning ${formatDiagnostic(w)}`));
         for (const host of lab.hosts.filter((h) => h.local)) {
@@ -195,7 +196,7 @@ async function waitFor<T>(fn: () => Promise<T>, timeoutMs: number, what: string)
 async function waitForAgents(bus: Bus, lab: string, hosts: string[]): Promise<void> {
   const { PingRequestSchema, PingReplySchema } = await import("@stackbus/protocol");
   await Promise.all(
-    hosts.map((h) => waitFor(() => bus.request(subjects.hostPing(lab, h), PingRequestSchema, {}, PingReplySchema, { timeoutMs: 1_000 }), 60_000, `the agent of ${h}`)),
+    hosts.map((h) => waitFor(() => bus.request(subjects.hostPing(lab, h), PingRequestSchema, {}, PingReplySchema, { timeoutMs: CLI_TIMEOUT_MS.probe }), CLI_TIMEOUT_MS.agentUp, `the agent of ${h}`)),
   );
 }
 

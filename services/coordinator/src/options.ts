@@ -1,0 +1,73 @@
+import type { Bus, Logger } from "@stackbus/bus";
+import { ErrorCode, parseDuration, StackbusError, type Duration } from "@stackbus/protocol";
+
+/** How long the coordinator waits for what it asks, and how often it looks again. */
+export interface CoordinatorTimeouts {
+  /** A run's start waits this long for the config service's lab revision. */
+  config: Duration;
+  /** A step command waits this long for the agent's acknowledgement (it is sent again until the run's ack timeout). */
+  command: Duration;
+  /** A cancel sent to an agent waits this long for its answer. */
+  cancel: Duration;
+  /** Each run is looked at again this often even when nothing arrives. */
+  tick: Duration;
+  /** Saving a run record is retried this long (its bucket may be electing a leader). */
+  saveDeadline: Duration;
+  /** A start waits this long for a run that is finishing before refusing it as busy. */
+  finishingGrace: Duration;
+}
+
+/** The defaults of every coordinator timeout: the one place they are set. */
+export const COORDINATOR_TIMEOUTS: Readonly<CoordinatorTimeouts> = {
+  config: "10s",
+  command: "3s",
+  cancel: "5s",
+  tick: "1s",
+  saveDeadline: "60s",
+  finishingGrace: "2s",
+};
+
+export interface CoordinatorOptions {
+  bus: Bus;
+  logger: Logger;
+  /** Any of the timeouts; the others are `COORDINATOR_TIMEOUTS`. */
+  timeouts?: Partial<CoordinatorTimeouts>;
+}
+
+/** The timeouts in milliseconds, as the coordinator uses them. */
+export interface CoordinatorTimings {
+  configMs: number;
+  commandMs: number;
+  cancelMs: number;
+  tickMs: number;
+  saveDeadlineMs: number;
+  finishingGraceMs: number;
+}
+
+export interface CompiledCoordinatorOptions {
+  bus: Bus;
+  logger: Logger;
+  timings: Readonly<CoordinatorTimings>;
+}
+
+/** Applies the defaults and checks every timeout once, when the coordinator starts. */
+export function compileCoordinatorOptions(options: CoordinatorOptions): CompiledCoordinatorOptions {
+  const t = { ...COORDINATOR_TIMEOUTS, ...options.timeouts };
+  const ms = (name: keyof CoordinatorTimeouts) => {
+    const value = parseDuration(t[name], `coordinator timeout ${name}`);
+    if (value <= 0) throw new StackbusError(ErrorCode.InvalidArgument, `coordinator timeout ${name} must be more than 0`, { value: String(t[name]) });
+    return value;
+  };
+  return {
+    bus: options.bus,
+    logger: options.logger,
+    timings: Object.freeze({
+      configMs: ms("config"),
+      commandMs: ms("command"),
+      cancelMs: ms("cancel"),
+      tickMs: ms("tick"),
+      saveDeadlineMs: ms("saveDeadline"),
+      finishingGraceMs: ms("finishingGrace"),
+    }),
+  };
+}

@@ -117,6 +117,35 @@ describe("lab manifest - a valid lab", () => {
   });
 });
 
+describe("lab manifest - plugin URL credentials", () => {
+  it("lab show and config.get show a plugin URL's user:password@ and a mirror's as ***@; only the fetcher's view keeps them", () => {
+    const text = `lab: creds
+plugins:
+  mirrors: [{ prefix: "https://opendev.org/", replace: "https://mirror:M1rr0rPw@mirror.local/git/" }]
+hosts:
+  - name: h1
+    localConfText: |
+      [[local|localrc]]
+      enable_plugin good http://user:Pw-9f3c@git.example/good.git
+`;
+    const validation = validateLab({ file: "lab.yaml", text, files: {} });
+    assert.equal(validation.ok, true, messages(validation.diagnostics));
+    const lab = validation.lab;
+    assert.ok(lab);
+    const show = LabShowSchema.parse(labShow(lab, 1, 1));
+    assert.equal(show.hosts[0]?.plugins[0]?.url, "http://***@git.example/good.git");
+    assert.equal(show.pluginSettings.mirrors[0]?.replace, "https://***@mirror.local/git/");
+    const config = HostConfigSchema.parse(hostConfig(lab, "h1", 1));
+    assert.equal(config.plugins[0]?.url, "http://***@git.example/good.git");
+    // The host's own local.conf text (localConf, localrc, blocks) is that host's secret and goes only to it.
+    for (const shown of [JSON.stringify(show), JSON.stringify({ ...config, localConf: [], localrc: "", blocks: [] })]) {
+      assert.ok(!shown.includes("Pw-9f3c") && !shown.includes("M1rr0rPw"), shown);
+    }
+    const access = LabPluginAccessSchema.parse(labPluginAccess(lab));
+    assert.equal(access.mirrors[0]?.replace, "https://mirror:M1rr0rPw@mirror.local/git/");
+  });
+});
+
 describe("lab manifest - errors, all at once, naming the file, line and field path", () => {
   it("reports every manifest error with its YAML line and field path", () => {
     const text = `lab: demo.lab

@@ -9,6 +9,7 @@ export {
 } from "./errors.js";
 export { nameProblem, validateName, isValidName, type NameKind } from "./names.js";
 export { parseDuration, formatDuration } from "./duration.js";
+export { redactUrl, hasUrlCredentials } from "./redact.js";
 export {
   RUN_KINDS,
   MERGE_GROUPS,

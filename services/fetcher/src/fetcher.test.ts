@@ -8,6 +8,7 @@ import { pino } from "pino";
 import { Bus, silentLogger, type ObjectStore } from "@stackbus/bus";
 import { installPlugin } from "@stackbus/plugins";
 import {
+  BUCKETS,
   ErrorCode,
   LabPluginAccessSchema,
   OBJECT_STORES,
@@ -257,8 +258,12 @@ describe("fetcher service - plugins.resolve over a real nats-server and git smar
       url: `http://bot:${PASSWORD}@127.0.0.1:${new URL(proxy.url).port}/secret.git`,
       ref: "master",
     });
-    assert.equal(withUrlCreds.url, url);
-    for (const text of [err.message, JSON.stringify(err.data), embedded.message, JSON.stringify(withUrlCreds), ...logLines]) {
+    assert.equal(withUrlCreds.url, `http://***@127.0.0.1:${new URL(proxy.url).port}/secret.git`);
+    const index = await fetcherBus.kv(BUCKETS.pluginIndex);
+    const stored: string[] = [];
+    for await (const key of await index.keys()) stored.push(key, (await index.get(key))?.string() ?? "");
+    assert.ok(stored.some((text) => text.includes("http://***@127.0.0.1")), "the index records the redacted URL");
+    for (const text of [err.message, JSON.stringify(err.data), embedded.message, JSON.stringify(withUrlCreds), ...logLines, ...stored]) {
       assert.ok(!text.includes(PASSWORD), `password leaked: ${text}`);
     }
   });

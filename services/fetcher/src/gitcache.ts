@@ -316,7 +316,7 @@ export class GitCache {
         }
         if (await exists(join(repo, ".git", "packed-refs"))) await copyFile(join(repo, ".git", "packed-refs"), join(dotGit, "packed-refs"));
         await writeFile(join(dotGit, "HEAD"), `${commit}\n`);
-        await writeFile(join(dotGit, "config"), gitConfig(source.display));
+        await writeFile(join(dotGit, "config"), gitConfig(source.origin));
         await git.checkout({ fs, dir: stage, ref: commit, force: true, cache: this.#cache(source) });
         const hash = createHash("sha256");
         let size = 0;

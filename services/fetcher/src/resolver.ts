@@ -10,13 +10,14 @@ import {
   nameProblem,
   pluginObjectName,
   PluginResolveReplySchema,
+  redactUrl,
   type LabPluginAccess,
   type PluginResolveReply,
 } from "@stackbus/protocol";
 import { PluginOfflineError, type PluginContext } from "./errors.js";
 import type { GitCache } from "./gitcache.js";
 import { InFlight } from "./lock.js";
-import { redact, resolveSource, stripCredentials, type PluginSource } from "./source.js";
+import { redact, resolveSource, type PluginSource } from "./source.js";
 
 const FULL_SHA = /^[0-9a-f]{40}$/;
 
@@ -70,7 +71,7 @@ export class PluginResolver {
       throw new InvalidNameError(
         "plugin",
         input.name,
-        `plugin name ${JSON.stringify(input.name)} (${stripCredentials(input.url)}) ${problem}; ` +
+        `plugin name ${JSON.stringify(input.name)} (${redactUrl(input.url)}) ${problem}; ` +
           `enable_plugin names become directories and subject tokens`,
       );
     }

@@ -26,7 +26,7 @@ describe("bad input - refused clearly, nothing lost, every service still up", ()
       subjects.configShow(l),
       subjects.configPluginSettings(l),
       subjects.labList(),
-      subjects.pluginsResolve(l),
+      subjects.pluginsResolve(l, "h1"),
       subjects.runStart(l),
       subjects.runCancel(l),
       subjects.hostCommand(l, "h1"),

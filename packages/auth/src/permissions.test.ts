@@ -102,7 +102,7 @@ describe("auth - each role does its job and nothing else, on a real nats-server 
   it("agent - fetches its own config, answers its commands, and reaches the fetcher and the lab list", async () => {
     assert.deepEqual(await agent1.request(subjects.configGet(LAB, "compute1"), Any, {}, Any), { host: "compute1", localrc: "ADMIN_PASSWORD=secret" });
     assert.deepEqual(await coordinator.request(subjects.hostCommand(LAB, "compute1"), Any, { step: "source" }, Any), { acked: true });
-    assert.deepEqual(await agent1.request(subjects.pluginsResolve(LAB), Any, { name: "demo" }, Any), { commit: SHA });
+    assert.deepEqual(await agent1.request(subjects.pluginsResolve(LAB, "compute1"), Any, { name: "demo" }, Any), { commit: SHA });
     assert.deepEqual(await agent1.request(subjects.labList(), Any, {}, Any), { labs: [LAB] });
   });
 
@@ -133,6 +133,11 @@ describe("auth - each role does its job and nothing else, on a real nats-server 
   it("agent - may not request another host's config.get (that host's local.conf holds passwords)", async () => {
     const subject = subjects.configGet(LAB, "compute2");
     await assert.rejects(agent1.request(subject, Any, {}, Any, { timeoutMs: 5_000 }), denied("publish", subject, user("agent-compute1")));
+  });
+
+  it("agent - may ask the fetcher only as itself (the fetcher takes the host from the subject)", async () => {
+    const subject = subjects.pluginsResolve(LAB, "compute2");
+    await assert.rejects(agent1.request(subject, Any, { name: "demo" }, Any, { timeoutMs: 5_000 }), denied("publish", subject, user("agent-compute1")));
   });
 
   it("agent - may not ask for the lab's plugin credentials", async () => {

@@ -203,7 +203,7 @@ export function rolePermissions(lab: string, hosts: readonly string[], inbox: (r
           `${labRoot}.log.*.${host}`,
           `${labRoot}.progress.*.${host}`,
           configGetOf(host),
-          subjects.pluginsResolve(lab),
+          subjects.pluginsResolve(lab, host),
           subjects.labList(),
           `$KV.${BUCKETS.agents}.${lab}.${host}`,
           ...openStream(kvStream(BUCKETS.agents)),

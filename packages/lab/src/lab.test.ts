@@ -57,7 +57,7 @@ describe("lab manifest - a valid lab", () => {
       reclone: false,
       offline: false,
       mirrors: [{ prefix: "https://opendev.org/", replace: "http://mirror.local/git/" }],
-      allowSchemes: ["https", "http", "file", "path"],
+      allowSchemes: ["https", "http"],
     });
     assert.deepEqual(lab.credentials, [{ prefix: "https://git.example/", username: "u", password: "s3cret" }]);
     const [controller, compute] = lab.hosts;
@@ -113,7 +113,10 @@ describe("lab manifest - a valid lab", () => {
       ["compute1", 2, false, 1, 0],
     ]);
     assert.ok(!JSON.stringify(show).includes("s3cret"));
-    assert.deepEqual(LabPluginAccessSchema.parse(labPluginAccess(lab)).credentials, lab.credentials);
+    const access = LabPluginAccessSchema.parse(labPluginAccess(lab));
+    assert.deepEqual(access.credentials, lab.credentials);
+    assert.deepEqual(access.hosts, ["controller", "compute1"]);
+    assert.deepEqual(access.plugins, [{ name: "heat", url: "https://opendev.org/openstack/heat" }], "both hosts register heat: listed once");
   });
 });
 

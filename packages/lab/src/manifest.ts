@@ -22,13 +22,18 @@ export const DEFAULT_RUN_DEFAULTS: RunDefaults = {
   heartbeatTimeoutMs: 15_000,
 };
 
-/** The plugin settings a lab gets when its manifest does not set them. */
+/**
+ * The plugin settings a lab gets when its manifest does not set them. Only network
+ * sources are allowed by default: a `file://` URL or a local path would make the fetcher
+ * read a repository on its own machine, so a lab turns them on explicitly
+ * (`plugins.allowSchemes: [https, http, file, path]`).
+ */
 export const DEFAULT_PLUGIN_SETTINGS: PluginSettings = {
   order: "registration",
   reclone: false,
   offline: false,
   mirrors: [],
-  allowSchemes: ["https", "http", "file", "path"],
+  allowSchemes: ["https", "http"],
 };
 
 /** A source credential for plugin repositories. Never logged, never in `lab show`. */

@@ -75,7 +75,26 @@ export function labShow(lab: Lab, revision: number, appliedAt: number): LabShow 
   };
 }
 
-/** What the plugin fetcher gets for a lab: its plugin settings plus the source credentials. */
+/**
+ * What the plugin fetcher gets for a lab: its plugin settings, the source credentials, the
+ * hosts, and every plugin some host's local.conf registers (name and URL as written, each
+ * pair once), which are all the fetcher will resolve.
+ */
 export function labPluginAccess(lab: Lab): LabPluginAccess {
-  return { ...structuredClone(lab.pluginSettings), credentials: lab.credentials.map((c) => ({ ...c })) };
+  const plugins: LabPluginAccess["plugins"] = [];
+  const seen = new Set<string>();
+  for (const h of lab.hosts) {
+    for (const p of h.parsed.plugins) {
+      const key = JSON.stringify([p.name, p.url]);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      plugins.push({ name: p.name, url: p.url });
+    }
+  }
+  return {
+    ...structuredClone(lab.pluginSettings),
+    credentials: lab.credentials.map((c) => ({ ...c })),
+    hosts: lab.hosts.map((h) => h.name),
+    plugins,
+  };
 }

@@ -100,11 +100,27 @@ export const PluginSettingsSchema = z.object({
 });
 export type PluginSettings = z.infer<typeof PluginSettingsSchema>;
 
-/** What the fetcher learns about a lab: its plugin settings plus source credentials. Only the fetcher asks. */
+/** A plugin a lab registered: an `enable_plugin NAME URL` line of some host's local.conf, URL as written. */
+export const RegisteredPluginSchema = z.object({ name: z.string(), url: z.string() });
+export type RegisteredPlugin = z.infer<typeof RegisteredPluginSchema>;
+
+/**
+ * What the fetcher learns about a lab: its plugin settings, source credentials, its hosts
+ * and the plugins it registered (the fetcher resolves nothing else, for nobody else). Only
+ * the fetcher asks.
+ */
 export const LabPluginAccessSchema = PluginSettingsSchema.extend({
   credentials: z.array(CredentialSchema),
+  /** The lab's hosts at this revision: only they may have plugins resolved. */
+  hosts: z.array(HostName),
+  /** Every (name, URL) some host's local.conf enables, in first-seen order. */
+  plugins: z.array(RegisteredPluginSchema),
 });
 export type LabPluginAccess = z.infer<typeof LabPluginAccessSchema>;
+
+/** Fetcher -> config service (`config.plugins`): the lab is in the subject; a revision, or the current one. */
+export const LabPluginAccessRequestSchema = z.object({ revision: z.number().int().positive().optional() });
+export type LabPluginAccessRequest = z.infer<typeof LabPluginAccessRequestSchema>;
 
 export const LocalConfSourceSchema = z.object({ file: z.string(), text: z.string() });
 export type LocalConfSource = z.infer<typeof LocalConfSourceSchema>;
@@ -209,6 +225,8 @@ export const PluginResolveRequestSchema = z.object({
   ref: z.string().min(1),
   /** Requests of one run resolve a moving ref once, so every host gets the same commit. */
   runId: RunId.optional(),
+  /** The lab revision the host runs: the plugin must be registered in it. @default the current revision */
+  revision: z.number().int().positive().optional(),
 });
 export type PluginResolveRequest = z.infer<typeof PluginResolveRequestSchema>;
 

@@ -266,7 +266,7 @@ export async function installPlugins(options: {
   const replies: PluginResolveReply[] = await Promise.all(
     registered.map(async ([name = "", url = "", ref = ""]) => {
       options.log(`resolving plugin ${name} (${url} ${ref})`);
-      return resolvePlugin(bus, config.lab, { name, url, ref, runId: options.runId }, options.log);
+      return resolvePlugin(bus, subjects.pluginsResolve(config.lab, config.host), { name, url, ref, runId: options.runId, revision: config.revision }, options.log);
     }),
   );
   const installed: InstalledPlugin[] = [];
@@ -307,12 +307,12 @@ function pluginRequestTimeout(): number {
  * same commit, and a fetcher already cloning serves the retry from that clone. Coded
  * errors (unknown ref, refused URL, ...) are not retried. Gives up after 15 minutes.
  */
-async function resolvePlugin(bus: Bus, lab: string, req: PluginResolveRequest, log: (line: string) => void): Promise<PluginResolveReply> {
+async function resolvePlugin(bus: Bus, subject: string, req: PluginResolveRequest, log: (line: string) => void): Promise<PluginResolveReply> {
   const deadline = Date.now() + 15 * 60_000;
   let delay = 250;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await bus.request(subjects.pluginsResolve(lab), PluginResolveRequestSchema, req, PluginResolveReplySchema, { timeoutMs: pluginRequestTimeout() });
+      return await bus.request(subject, PluginResolveRequestSchema, req, PluginResolveReplySchema, { timeoutMs: pluginRequestTimeout() });
     } catch (err) {
       const code = (err as { code?: string }).code;
       if ((code !== ErrorCode.Unavailable && code !== ErrorCode.Timeout) || Date.now() + delay > deadline) throw err;

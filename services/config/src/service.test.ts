@@ -5,6 +5,7 @@ import {
   ConfigApplyReplySchema,
   ConfigApplyRequestSchema,
   ConfigGetRequestSchema,
+  LabPluginAccessRequestSchema,
   ConfigRevisionEventSchema,
   ErrorCode,
   HostConfigSchema,
@@ -157,11 +158,16 @@ describe("config service - over a real nats-server", () => {
     await rejectsWith(get("zeta", "compute9"), ErrorCode.NotFound, /host "compute9" is not in lab "zeta"/);
   });
 
-  it("gives the fetcher the plugin settings with credentials", async () => {
+  it("gives the fetcher the plugin settings with credentials, the hosts and the plugins the lab registers", async () => {
     await apply("eta", bundle("eta"));
-    const access = await client.request(subjects.configPluginSettings("eta"), ConfigGetRequestSchema, {}, LabPluginAccessSchema);
+    const access = await client.request(subjects.configPluginSettings("eta"), LabPluginAccessRequestSchema, {}, LabPluginAccessSchema);
     assert.deepEqual(access.credentials, [{ prefix: "https://git.example/", username: "u", password: "s3cret" }]);
     assert.equal(access.order, "registration");
+    assert.deepEqual(access.allowSchemes, ["https", "http"]);
+    assert.ok(access.hosts.includes("controller"), access.hosts.join(","));
+    assert.deepEqual(access.plugins, [{ name: "heat", url: "https://opendev.org/openstack/heat" }]);
+    const first = await client.request(subjects.configPluginSettings("eta"), LabPluginAccessRequestSchema, { revision: 1 }, LabPluginAccessSchema);
+    assert.deepEqual(first.plugins, access.plugins);
   });
 
   it("answers a message that fails its schema with BAD_MESSAGE on every subject, and keeps serving", async () => {

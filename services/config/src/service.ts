@@ -10,6 +10,7 @@ import {
   ErrorCode,
   HostConfigSchema,
   keys,
+  LabPluginAccessRequestSchema,
   LabPluginAccessSchema,
   LabShowRequestSchema,
   LabShowSchema,
@@ -239,7 +240,7 @@ export async function startConfigService(options: ConfigServiceOptions): Promise
     ),
     bus.serve(
       wildcards.configPluginSettings,
-      ConfigGetRequestSchema,
+      LabPluginAccessRequestSchema,
       LabPluginAccessSchema,
       async (req, subject) => labPluginAccess((await loadRevision(labOf(subject), req.revision)).lab),
       { queue: QUEUES.config },

@@ -6,7 +6,9 @@ import { z } from "zod";
 import { natsDigestToHex, type KV, type Logger, type ObjectStore } from "@stackbus/bus";
 import { parsePluginSettings, requirementsOf } from "@stackbus/plugins";
 import {
+  ErrorCode,
   InvalidNameError,
+  StackbusError,
   nameProblem,
   pluginObjectName,
   PluginResolveReplySchema,
@@ -14,7 +16,7 @@ import {
   type LabPluginAccess,
   type PluginResolveReply,
 } from "@stackbus/protocol";
-import { PluginOfflineError, type PluginContext } from "./errors.js";
+import { PluginNotRegisteredError, PluginOfflineError, type PluginContext } from "./errors.js";
 import type { GitCache } from "./gitcache.js";
 import { InFlight } from "./lock.js";
 import { redact, resolveSource, type PluginSource } from "./source.js";
@@ -31,6 +33,8 @@ export interface ResolveInput {
   url: string;
   ref: string;
   runId?: string | undefined;
+  /** The lab revision the requesting host runs; the current one when absent. */
+  revision?: number | undefined;
 }
 
 export interface ResolverOptions {
@@ -39,7 +43,11 @@ export interface ResolverOptions {
   /** The `BUCKETS.pluginIndex` bucket. */
   index: KV;
   logger: Logger;
-  access: (lab: string) => Promise<LabPluginAccess>;
+  /**
+   * The lab's plugin settings, credentials, hosts and registered plugins, at a revision or
+   * the current one; `fresh` asks past any cached answer.
+   */
+  access: (lab: string, revision: number | undefined, fresh: boolean) => Promise<LabPluginAccess>;
 }
 
 /**
@@ -53,7 +61,7 @@ export class PluginResolver {
   readonly #store: ObjectStore;
   readonly #index: KV;
   readonly #log: Logger;
-  readonly #access: (lab: string) => Promise<LabPluginAccess>;
+  readonly #access: (lab: string, revision: number | undefined, fresh: boolean) => Promise<LabPluginAccess>;
   readonly #resolving = new InFlight();
   readonly #publishing = new InFlight();
 
@@ -65,7 +73,12 @@ export class PluginResolver {
     this.#access = options.access;
   }
 
-  async resolve(lab: string, input: ResolveInput): Promise<PluginResolveReply> {
+  /**
+   * Resolves `input` for `host` of `lab` (both taken from the request's subject). Only a
+   * host of the lab may ask, and only for a plugin the lab registers under that name and
+   * URL: anything else is refused before any source is contacted.
+   */
+  async resolve(lab: string, host: string, input: ResolveInput): Promise<PluginResolveReply> {
     const problem = nameProblem(input.name);
     if (problem !== undefined) {
       throw new InvalidNameError(
@@ -75,7 +88,11 @@ export class PluginResolver {
           `enable_plugin names become directories and subject tokens`,
       );
     }
-    const access = await this.#access(lab);
+    let access = await this.#access(lab, input.revision, false);
+    if (!isRegistered(host, input, access)) {
+      access = await this.#access(lab, input.revision, true);
+      checkRegistered(lab, host, input, access);
+    }
     const source = resolveSource(input.name, input.url, access);
     const context: PluginContext = { plugin: input.name, url: source.display };
     const key = [input.name, source.key, input.ref, input.runId ?? "", access.offline ? "offline" : "online"].join("\n");
@@ -232,6 +249,25 @@ export class PluginResolver {
     await this.#resolving.idle();
     await this.#publishing.idle();
   }
+}
+
+function isRegistered(host: string, input: ResolveInput, access: LabPluginAccess): boolean {
+  return access.hosts.includes(host) && access.plugins.some((p) => p.name === input.name && p.url === input.url);
+}
+
+/** Refuses a host that is not in the lab, and a plugin the lab does not register with this name and URL. */
+function checkRegistered(lab: string, host: string, input: ResolveInput, access: LabPluginAccess): void {
+  const at = input.revision === undefined ? "" : ` at revision ${input.revision}`;
+  if (!access.hosts.includes(host)) {
+    throw new StackbusError(
+      ErrorCode.PermissionDenied,
+      `host ${JSON.stringify(host)} is not in lab ${JSON.stringify(lab)}${at}: plugins are resolved only for the lab's hosts`,
+      { lab, host, plugin: input.name },
+    );
+  }
+  if (access.plugins.some((p) => p.name === input.name && p.url === input.url)) return;
+  const others = access.plugins.filter((p) => p.name === input.name).map((p) => redactUrl(p.url));
+  throw new PluginNotRegisteredError({ plugin: input.name, url: redactUrl(input.url) }, lab, others);
 }
 
 function hash(...parts: string[]): string {

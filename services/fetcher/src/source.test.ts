@@ -2,10 +2,19 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ErrorCode, redactUrl, type LabPluginAccess } from "@stackbus/protocol";
 import { PluginUrlError } from "./errors.js";
-import { DEFAULT_LAB_ACCESS } from "./lab.js";
 import { redact, resolveSource, stripCredentials } from "./source.js";
 
-const access = (over: Partial<LabPluginAccess> = {}): LabPluginAccess => ({ ...DEFAULT_LAB_ACCESS, ...over });
+const BASE: LabPluginAccess = {
+  order: "registration",
+  reclone: false,
+  offline: false,
+  mirrors: [],
+  allowSchemes: ["https", "http", "file", "path"],
+  credentials: [],
+  hosts: ["h1"],
+  plugins: [],
+};
+const access = (over: Partial<LabPluginAccess> = {}): LabPluginAccess => ({ ...BASE, ...over });
 
 describe("resolveSource - how a plugin URL is reached in a lab", () => {
   it("recognises https, http, file:// and absolute paths", () => {

@@ -74,6 +74,11 @@ describe("auth - each role does its job and nothing else, on a real nats-server 
 
     config = await as("config");
     const labs = await config.kv(BUCKETS.labs, { history: 10 });
+    // The config service creates the agents' registry (agents may not), with direct gets off.
+    await config.kv(BUCKETS.agents);
+    const jsm = await config.jsm();
+    const registry = await jsm.streams.info(`KV_${BUCKETS.agents}`);
+    await jsm.streams.update(`KV_${BUCKETS.agents}`, { ...registry.config, allow_direct: false });
     await labs.put(keys.lab(LAB), JSON.stringify({ localConf: "ADMIN_PASSWORD=secret" }));
     await config.confirmed(config.serve(wildcards.configGet, Any, Any, (_req, subject) => ({ host: subject.split(".").pop(), localrc: "ADMIN_PASSWORD=secret" })));
     await config.confirmed(config.serve(wildcards.configPluginSettings, Any, Any, () => ({ credentials: [] })));

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Bus, silentLogger } from "@stackbus/bus";
 import {
+  BUCKETS,
   ConfigApplyReplySchema,
   ConfigApplyRequestSchema,
   ConfigGetRequestSchema,
@@ -156,6 +157,15 @@ describe("config service - over a real nats-server", () => {
   it("answers NOT_FOUND naming the host and the lab for an unknown host", async () => {
     await apply("zeta", bundle("zeta"));
     await rejectsWith(get("zeta", "compute9"), ErrorCode.NotFound, /host "compute9" is not in lab "zeta"/);
+  });
+
+  it("creates the agents' registry before any agent connects, with direct gets off (an agent reads its key back only as an envelope)", async () => {
+    const info = await (await client.jsm()).streams.info(`KV_${BUCKETS.agents}`);
+    assert.deepEqual(info.config.subjects, [`$KV.${BUCKETS.agents}.>`]);
+    assert.equal(info.config.allow_direct, false);
+    const registry = await client.kv(BUCKETS.agents);
+    await registry.put("lab.host", "{}");
+    assert.equal((await registry.get("lab.host"))?.string(), "{}");
   });
 
   it("gives the fetcher the plugin settings with credentials, the hosts and the plugins the lab registers", async () => {

@@ -73,6 +73,21 @@ function notApplied(lab: string): StackbusError {
 }
 
 /**
+ * Creates the agents' registry bucket (agents may not create buckets), with direct gets off:
+ * an agent writes its own key, and reads it back through the stream-message get, whose reply
+ * is a JSON envelope rather than the value it wrote (a direct get answers with the stored
+ * value itself, on any reply subject the asker names, such as another host's command
+ * subject). A bucket an earlier version let the agents create is switched over.
+ */
+async function ensureAgentRegistry(bus: Bus): Promise<void> {
+  await bus.kv(BUCKETS.agents);
+  const jsm = await bus.jsm();
+  const stream = `KV_${BUCKETS.agents}`;
+  const info = await jsm.streams.info(stream);
+  if (info.config.allow_direct) await jsm.streams.update(stream, { ...info.config, allow_direct: false });
+}
+
+/**
  * The config service: accepts lab bundles over NATS, validates all of each (manifest and
  * every local.conf), stores a new revision in the labs KV bucket only when it is entirely
  * valid, and answers config.get, lab show and the fetcher's plugin settings. Its state
@@ -83,6 +98,7 @@ export async function startConfigService(options: ConfigServiceOptions): Promise
   const { bus } = options;
   const log = options.logger;
   const kv: KV = await bus.kv(BUCKETS.labs, { history: options.history ?? 10 });
+  await ensureAgentRegistry(bus);
   const current = new Map<string, { kvRevision: number; loaded: Loaded }>();
   const byRevision = new Map<string, Loaded>();
   /** Where each of our revisions sits in the KV stream (`lab#revision` -> KV revision). */

@@ -40,50 +40,24 @@ export class DigestMismatchError extends StackbusError {
   readonly expected: string;
   readonly actual: string;
 
-  constructor(plugin: string, object: string, expected: string, actual: string, size: { expected: number; actual: number }) {
+  /** `outcome` says what was not done because of it. @default "nothing was unpacked" */
+  constructor(
+    plugin: string,
+    object: string,
+    expected: string,
+    actual: string,
+    size: { expected: number; actual: number },
+    outcome = "nothing was unpacked",
+  ) {
     super(
       ErrorCode.DigestMismatch,
       `plugin ${plugin}: archive ${object} is corrupt: expected ${expected} (${size.expected} bytes), ` +
-        `got ${actual} (${size.actual} bytes); nothing was unpacked`,
+        `got ${actual} (${size.actual} bytes); ${outcome}`,
       { plugin, object, expected, actual, expectedSize: size.expected, actualSize: size.actual },
     );
     this.plugin = plugin;
     this.object = object;
     this.expected = expected;
     this.actual = actual;
-  }
-}
-
-/** The plugin's archive is not in the object store (deleted, or another NATS account). */
-export class PluginArchiveMissingError extends StackbusError {
-  override name = "PluginArchiveMissingError";
-  readonly plugin: string;
-  readonly object: string;
-  constructor(plugin: string, object: string) {
-    super(ErrorCode.NotFound, `plugin ${plugin}: archive ${object} is not in the object store; resolve the plugin again`, {
-      plugin,
-      object,
-    });
-    this.plugin = plugin;
-    this.object = object;
-  }
-}
-
-/** DEST, or the plugin's directory in it, cannot be written. Names the path and the system's reason. */
-export class PluginInstallError extends StackbusError {
-  override name = "PluginInstallError";
-  readonly plugin: string;
-  readonly path: string;
-  constructor(plugin: string, path: string, reason: string, cause: unknown) {
-    const code = (cause as NodeJS.ErrnoException | undefined)?.code;
-    const denied = code === "EACCES" || code === "EPERM" || code === "EROFS";
-    super(
-      denied ? ErrorCode.PermissionDenied : ErrorCode.Internal,
-      `plugin ${plugin}: cannot write ${path}: ${reason}`,
-      { plugin, path, reason, ...(code ? { errno: code } : {}) },
-      { cause },
-    );
-    this.plugin = plugin;
-    this.path = path;
   }
 }

@@ -3,7 +3,8 @@ import { networkInterfaces, userInfo } from "node:os";
 import { join } from "node:path";
 import { bashlibEntry, stackbusFunctionsPath } from "@stackbus/bashlib";
 import { expansionScript, mergeConfigGroup, parseExpansionOutput, parseLocalConf, type Expander } from "@stackbus/localconf";
-import { installPlugin, orderPlugins } from "@stackbus/plugins";
+import { installPlugin } from "@stackbus/plugin-install";
+import { orderPlugins } from "@stackbus/plugins";
 import {
   ConfigGetRequestSchema,
   ErrorCode,

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
 import { Bus, silentLogger, type ObjectStore, type Subscription } from "@stackbus/bus";
-import { installPlugin } from "@stackbus/plugins";
+import { installPlugin } from "@stackbus/plugin-install";
 import {
   BUCKETS,
   ErrorCode,

@@ -4,7 +4,7 @@ import { rm } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { z } from "zod";
 import { natsDigestToHex, type KV, type Logger, type ObjectStore } from "@stackbus/bus";
-import { parsePluginSettings, requirementsOf } from "@stackbus/plugins";
+import { DigestMismatchError, parsePluginSettings, requirementsOf } from "@stackbus/plugins";
 import {
   ErrorCode,
   InvalidNameError,
@@ -191,7 +191,7 @@ export class PluginResolver {
         );
         const digest = natsDigestToHex(put.digest);
         if (digest !== built.digest || put.size !== built.size) {
-          throw new Error(`object store recorded ${digest} (${put.size} bytes) for ${object}, built ${built.digest} (${built.size} bytes)`);
+          throw new DigestMismatchError(input.name, object, built.digest, `${digest} in the object store`, { expected: built.size, actual: put.size }, "it is not served");
         }
         this.#log.info({ object, size: built.size }, "plugin archive stored");
         return { size: built.size, digest: built.digest };

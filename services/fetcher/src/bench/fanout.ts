@@ -13,7 +13,7 @@ import { parseArgs } from "node:util";
 import git from "isomorphic-git";
 import nodeHttp from "isomorphic-git/http/node";
 import { Bus, silentLogger } from "@stackbus/bus";
-import { installPlugin } from "@stackbus/plugins";
+import { installPlugin } from "@stackbus/plugin-install";
 import {
   LabPluginAccessRequestSchema,
   LabPluginAccessSchema,

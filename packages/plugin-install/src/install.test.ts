@@ -8,7 +8,8 @@ import { c as createTar } from "tar";
 import { Bus, silentLogger, type ObjectStore } from "@stackbus/bus";
 import { ErrorCode, OBJECT_STORES, pluginObjectName, type PluginResolveReply } from "@stackbus/protocol";
 import { startNats, tempDir, type NatsServer } from "@stackbus/testkit";
-import { DigestMismatchError, PluginArchiveMissingError, PluginInstallError } from "./errors.js";
+import { DigestMismatchError } from "@stackbus/plugins";
+import { PluginArchiveMissingError, PluginInstallError } from "./errors.js";
 import { installPlugin } from "./install.js";
 
 const GIT_ENV = {

@@ -5,7 +5,8 @@ import { x as extractTar } from "tar";
 import { natsDigestToHex, type ObjectStore } from "@stackbus/bus";
 import { ErrorCode, StackbusError, validateName, type PluginResolveReply } from "@stackbus/protocol";
 import { readCheckout } from "./checkout.js";
-import { DigestMismatchError, PluginArchiveMissingError, PluginInstallError } from "./errors.js";
+import { DigestMismatchError } from "@stackbus/plugins";
+import { PluginArchiveMissingError, PluginInstallError } from "./errors.js";
 
 /** DevStack's DEST: where plugins are checked out, one directory per plugin. */
 export const DEFAULT_DEST = "/opt/stack";

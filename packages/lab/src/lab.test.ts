@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { ErrorCode, HostConfigSchema, LabShowSchema, LabPluginAccessSchema, StackbusError, type Diagnostic } from "@stackbus/protocol";
+import { DEFAULT_PLUGIN_LIMITS, ErrorCode, HostConfigSchema, LabShowSchema, LabPluginAccessSchema, StackbusError, type Diagnostic } from "@stackbus/protocol";
 import { readLabBundle, validateLabFile } from "./bundle.js";
 import { validateLab } from "./manifest.js";
 import { hostConfig, labPluginAccess, labShow } from "./views.js";
@@ -58,6 +58,7 @@ describe("lab manifest - a valid lab", () => {
       offline: false,
       mirrors: [{ prefix: "https://opendev.org/", replace: "http://mirror.local/git/" }],
       allowSchemes: ["https", "http"],
+      limits: DEFAULT_PLUGIN_LIMITS,
     });
     assert.deepEqual(lab.credentials, [{ prefix: "https://git.example/", username: "u", password: "s3cret" }]);
     const [controller, compute] = lab.hosts;
@@ -117,6 +118,33 @@ describe("lab manifest - a valid lab", () => {
     assert.deepEqual(access.credentials, lab.credentials);
     assert.deepEqual(access.hosts, ["controller", "compute1"]);
     assert.deepEqual(access.plugins, [{ name: "heat", url: "https://opendev.org/openstack/heat" }], "both hosts register heat: listed once");
+  });
+});
+
+describe("lab manifest - plugin limits", () => {
+  const lab = (limits: string) => validateLab({ file: "lab.yaml", text: `lab: lim\nplugins:\n  limits: ${limits}\nhosts:\n  - name: h1\n    localConfText: ""\n`, files: {} });
+
+  it("takes sizes in bytes or with a unit, counts as whole numbers, and the defaults for the rest", () => {
+    const v = lab(`{ maxFileBytes: 8MiB, maxUnpackedBytes: "2GB", maxDownloadBytes: 1000, maxFiles: 50000 }`);
+    assert.equal(v.ok, true, messages(v.diagnostics));
+    assert.deepEqual(v.lab?.pluginSettings.limits, {
+      ...DEFAULT_PLUGIN_LIMITS,
+      maxFileBytes: 8 * 1024 * 1024,
+      maxUnpackedBytes: 2e9,
+      maxDownloadBytes: 1000,
+      maxFiles: 50_000,
+    });
+    assert.deepEqual(LabPluginAccessSchema.parse(labPluginAccess(v.lab as NonNullable<typeof v.lab>)).limits, v.lab?.pluginSettings.limits);
+  });
+
+  it("names the file, line and field of a bad limit", () => {
+    const v = lab(`{ maxFileBytes: 64 parsecs, maxFiles: -3, maxDepth: deep, maxFles: 1 }`);
+    assert.equal(v.ok, false);
+    const text = messages(v.diagnostics);
+    assert.match(text, /lab\.yaml:3: plugins\.limits\.maxFileBytes: "64 parsecs" is not a size \(use bytes, or e\.g\. "64MiB", "1GiB", "500MB"\)/);
+    assert.match(text, /lab\.yaml:3: plugins\.limits\.maxFiles: must be a positive whole number, not number -3/);
+    assert.match(text, /lab\.yaml:3: plugins\.limits\.maxDepth: must be a number, not string "deep"/);
+    assert.match(text, /lab\.yaml:3: plugins\.limits\.maxFles: unknown field \(did you mean "maxFiles"\?\)/);
   });
 });
 

@@ -90,6 +90,38 @@ export const CredentialSchema = z.object({
   password: z.string(),
 });
 
+/**
+ * Bounds on one plugin, enforced by the fetcher (on the clone and the archive it builds) and
+ * by each host (on the archive it unpacks), so a small repository cannot expand into a
+ * huge file, a huge tree or an exhausted service ("git bombs").
+ */
+export const PluginLimitsSchema = z.object({
+  /** Largest single file of the plugin (a git object: blob, tree or commit), in bytes. */
+  maxFileBytes: z.number().int().positive(),
+  /** Most entries of the checkout (files, directories and links, `.git` included). */
+  maxFiles: z.number().int().positive(),
+  /** Most bytes of the checkout written to disk (`.git` included). */
+  maxUnpackedBytes: z.number().int().positive(),
+  /** Deepest path of the checkout, in directory levels. */
+  maxDepth: z.number().int().positive(),
+  /** Most bytes a clone or fetch may download, and the largest archive a host downloads. */
+  maxDownloadBytes: z.number().int().positive(),
+});
+export type PluginLimits = z.infer<typeof PluginLimitsSchema>;
+
+/**
+ * The bounds a lab gets unless its manifest sets `plugins.limits`: above every DevStack
+ * plugin repository we know of (the largest plugin checkouts hold a few thousand files and
+ * a pack of a few hundred MB), far below what exhausts a host.
+ */
+export const DEFAULT_PLUGIN_LIMITS: Readonly<PluginLimits> = Object.freeze({
+  maxFileBytes: 64 * 1024 * 1024,
+  maxFiles: 20_000,
+  maxUnpackedBytes: 1024 * 1024 * 1024,
+  maxDepth: 32,
+  maxDownloadBytes: 512 * 1024 * 1024,
+});
+
 /** How a lab's plugins are fetched and ordered. Credentials stay inside the fetcher. */
 export const PluginSettingsSchema = z.object({
   order: z.enum(["registration", "requires"]),
@@ -97,6 +129,8 @@ export const PluginSettingsSchema = z.object({
   offline: z.boolean(),
   mirrors: z.array(MirrorSchema),
   allowSchemes: z.array(z.enum(["https", "http", "file", "path"])),
+  /** @default DEFAULT_PLUGIN_LIMITS */
+  limits: PluginLimitsSchema.optional(),
 });
 export type PluginSettings = z.infer<typeof PluginSettingsSchema>;
 

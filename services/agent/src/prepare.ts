@@ -279,6 +279,7 @@ export async function installPlugins(options: {
       plugin: reply,
       dest: dirParent(dir),
       reclone: config.pluginSettings.reclone,
+      limits: config.pluginSettings.limits,
       onProgress: (done, total) => options.onProgress(reply.name, done, total),
     });
     options.log(`plugin ${reply.name} at ${reply.commit.slice(0, 12)}: ${outcome.action} in ${outcome.path}`);

@@ -96,7 +96,7 @@ export class PluginResolver {
     const source = resolveSource(input.name, input.url, access);
     const context: PluginContext = { plugin: input.name, url: source.display };
     const key = [input.name, source.key, input.ref, input.runId ?? "", access.offline ? "offline" : "online"].join("\n");
-    return this.#resolving.run(key, async () => {
+    return this.#resolving.run(key, () => this.#cache.hold(source, async () => {
       try {
         const reply = access.offline
           ? await this.#offline(source, context, input)
@@ -110,7 +110,7 @@ export class PluginResolver {
         if (err instanceof Error && source.secrets.length > 0) err.message = redact(err.message, source.secrets);
         throw err;
       }
-    });
+    }));
   }
 
   async #online(source: PluginSource, context: PluginContext, input: ResolveInput): Promise<PluginResolveReply> {
@@ -183,7 +183,7 @@ export class PluginResolver {
     const stored = await this.#publishing.run(object, async () => {
       const info = await this.#store.info(object).catch(() => null);
       if (info && !info.deleted) return { size: info.size, digest: natsDigestToHex(info.digest) };
-      const built = await this.#cache.archive(source, commit);
+      const built = await this.#cache.archive(source, context, commit);
       try {
         const put = await this.#store.put(
           { name: object, description: `plugin ${input.name} at ${commit}` },

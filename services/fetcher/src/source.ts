@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { isAbsolute, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
-import { redactUrl, type LabPluginAccess } from "@stackbus/protocol";
+import { DEFAULT_PLUGIN_LIMITS, redactUrl, type LabPluginAccess, type PluginLimits } from "@stackbus/protocol";
 import { PluginUrlError } from "./errors.js";
 
 /** How a plugin source is reached, and the lab setting (`allowSchemes`) that permits it. */
@@ -24,6 +24,8 @@ export interface PluginSource {
   auth?: { username: string; password: string };
   /** Strings that must never appear in a log line or message (passwords). */
   secrets: string[];
+  /** The lab's bounds on a plugin, applied to every download from the source and every archive built from it. */
+  limits: PluginLimits;
   /**
    * Identity of the source: one cache directory per key. Credentials are part of it, so
    * a clone made with one lab's credentials never serves a lab without them.
@@ -97,6 +99,7 @@ export function resolveSource(plugin: string, url: string, access: LabPluginAcce
     mirrored: mirror !== undefined,
     target: kind === "http" || kind === "https" ? contacted : localPath(context, kind, contacted),
     secrets,
+    limits: access.limits ?? DEFAULT_PLUGIN_LIMITS,
     key: "",
   };
   if (kind === "http" || kind === "https") {

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { DEFAULT_PLUGIN_LIMITS, ErrorCode, HostConfigSchema, LabShowSchema, LabPluginAccessSchema, StackbusError, type Diagnostic } from "@stackbus/protocol";
+import { DEFAULT_PLUGIN_LIMITS, MAX_LAB_HOSTS, ErrorCode, HostConfigSchema, LabShowSchema, LabPluginAccessSchema, StackbusError, type Diagnostic } from "@stackbus/protocol";
 import { readLabBundle, validateLabFile } from "./bundle.js";
 import { validateLab } from "./manifest.js";
 import { hostConfig, labPluginAccess, labShow } from "./views.js";
@@ -118,6 +118,20 @@ describe("lab manifest - a valid lab", () => {
     assert.deepEqual(access.credentials, lab.credentials);
     assert.deepEqual(access.hosts, ["controller", "compute1"]);
     assert.deepEqual(access.plugins, [{ name: "heat", url: "https://opendev.org/openstack/heat" }], "both hosts register heat: listed once");
+  });
+});
+
+describe("lab manifest - size", () => {
+  const hosts = (n: number) => `lab: big\nhosts:\n${Array.from({ length: n }, (_, i) => `  - name: h${i}\n    localConfText: ""\n`).join("")}`;
+
+  it(`takes ${MAX_LAB_HOSTS} hosts and refuses one more, naming the file and the field`, () => {
+    assert.equal(validateLab({ file: "lab.yaml", text: hosts(MAX_LAB_HOSTS), files: {} }).ok, true);
+    const v = validateLab({ file: "big.yaml", text: hosts(MAX_LAB_HOSTS + 1), files: {} });
+    assert.equal(v.ok, false);
+    assert.deepEqual(
+      v.diagnostics.filter((d) => d.severity === "error").map((d) => [d.file, d.path, d.line, d.message]),
+      [["big.yaml", "hosts", 3, `big.yaml:3: hosts: has ${MAX_LAB_HOSTS + 1} hosts, more than the ${MAX_LAB_HOSTS} a lab may have (its run record must fit in one NATS message)`]],
+    );
   });
 });
 

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { combineLocalConfs, parseLocalConf, type ParsedLocalConf } from "@stackbus/localconf";
 import {
   DEFAULT_PLUGIN_LIMITS,
+  MAX_LAB_HOSTS,
   nameProblem,
   parseDuration,
   type ConfigApplyRequest,
@@ -145,7 +146,8 @@ const ManifestSchema = z.strictObject({
         ...LocalConfFields,
       }),
     )
-    .min(1),
+    .min(1)
+    .max(MAX_LAB_HOSTS),
 });
 type Manifest = z.infer<typeof ManifestSchema>;
 
@@ -245,6 +247,11 @@ function issueDiagnostics(source: YamlSource, data: unknown, issue: z.core.$ZodI
               : "a duration such as \"90s\" or \"15m\", or milliseconds";
       return [source.at("error", path, `must be ${expected}, not ${describe(value)}`)];
     }
+    case "too_big":
+      if (path.length === 1 && path[0] === "hosts" && Array.isArray(value)) {
+        return [source.at("error", path, `has ${value.length} hosts, more than the ${MAX_LAB_HOSTS} a lab may have (its run record must fit in one NATS message)`)];
+      }
+      return [source.at("error", path, issue.message)];
     case "too_small":
       if (path.length === 1 && path[0] === "hosts") return [source.at("error", path, "needs at least one host")];
       if (issue.origin === "number") return [source.at("error", path, `must be a positive whole number, not ${describe(value)}`)];

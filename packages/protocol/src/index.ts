@@ -57,6 +57,7 @@ export {
   replySchema,
   DiagnosticSchema,
   FailurePolicySchema,
+  MAX_LAB_HOSTS,
   MaxFailSchema,
   RunDefaultsSchema,
   MirrorSchema,

@@ -3,6 +3,7 @@ import { after, before, describe, it } from "node:test";
 import { Bus, silentLogger } from "@stackbus/bus";
 import {
   BUCKETS,
+  MAX_LAB_HOSTS,
   ConfigApplyReplySchema,
   ConfigApplyRequestSchema,
   ConfigGetRequestSchema,
@@ -157,6 +158,13 @@ describe("config service - over a real nats-server", () => {
   it("answers NOT_FOUND naming the host and the lab for an unknown host", async () => {
     await apply("zeta", bundle("zeta"));
     await rejectsWith(get("zeta", "compute9"), ErrorCode.NotFound, /host "compute9" is not in lab "zeta"/);
+  });
+
+  it(`refuses a manifest of more than ${MAX_LAB_HOSTS} hosts (the issue's 5,000), naming the file and the field, and stores nothing`, async () => {
+    const text = `lab: huge\nhosts:\n${Array.from({ length: 5_000 }, (_, i) => `  - name: h${i}\n    localConfText: ""\n`).join("")}`;
+    const err = await rejectsWith(apply("huge", { file: "/labs/huge.yaml", text, files: {} }), ErrorCode.InvalidManifest, /\/labs\/huge\.yaml:\d+: hosts: has 5000 hosts, more than the 1000 a lab may have/);
+    assert.equal((err.data["file"] as string | undefined), "/labs/huge.yaml");
+    await rejectsWith(get("huge", "h0"), ErrorCode.NotFound, /no lab "huge" has been applied/);
   });
 
   it("creates the agents' registry before any agent connects, with direct gets off (an agent reads its key back only as an envelope)", async () => {

@@ -196,7 +196,7 @@ describe("attacks - issue 17, with the generated permissions, against a whole la
     assert.match(lab.procs.get("agent-b")?.output() ?? "", /BAD_MESSAGE/);
   });
 
-  it("attack 3: agent a may not create a stream capturing reply inboxes; a stack's replies (local.conf with ADMIN_PASSWORD) stay out of reach", async () => {
+  it("attack 3: agent a may not create or change a stream to capture reply inboxes; the registry keeps the config service's subjects", async () => {
     const agentA = await lab.as("agent-a");
     for (const name of [`KV_${BUCKETS.agents}`, "CAPTURE"]) {
       const create = `${JS}.STREAM.CREATE.${name}`;

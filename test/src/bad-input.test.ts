@@ -22,7 +22,7 @@ test("bad input - refused clearly, nothing lost, every service still up", async 
       subjects.configShow(l),
       subjects.configPluginSettings(l),
       subjects.labList(),
-      subjects.pluginsResolve(l),
+      subjects.pluginsResolve(l, "h1"),
       subjects.runStart(l),
       subjects.runCancel(l),
       subjects.hostCommand(l, "h1"),

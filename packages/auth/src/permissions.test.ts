@@ -68,6 +68,11 @@ test("auth - each role does its job and nothing else, on a real nats-server (nke
 
   const config = await as("config");
   const labs = await config.kv(BUCKETS.labs, { history: 10 });
+  // The config service creates the agents' registry (agents may not), with direct gets off.
+  await config.kv(BUCKETS.agents);
+  const jsm = await config.jsm();
+  const registry = await jsm.streams.info(`KV_${BUCKETS.agents}`);
+  await jsm.streams.update(`KV_${BUCKETS.agents}`, { ...registry.config, allow_direct: false });
   await labs.put(keys.lab(LAB), JSON.stringify({ localConf: "ADMIN_PASSWORD=secret" }));
   await config.confirmed(config.serve(wildcards.configGet, Any, Any, (_req, subject) => ({ host: subject.split(".").pop(), localrc: "ADMIN_PASSWORD=secret" })));
   await config.confirmed(config.serve(wildcards.configPluginSettings, Any, Any, () => ({ credentials: [] })));
@@ -89,7 +94,7 @@ test("auth - each role does its job and nothing else, on a real nats-server (nke
   await t.test("agent - fetches its own config, answers its commands, and reaches the fetcher and the lab list", async () => {
     assert.deepEqual(await agent1.request(subjects.configGet(LAB, "compute1"), Any, {}, Any), { host: "compute1", localrc: "ADMIN_PASSWORD=secret" });
     assert.deepEqual(await coordinator.request(subjects.hostCommand(LAB, "compute1"), Any, { step: "source" }, Any), { acked: true });
-    assert.deepEqual(await agent1.request(subjects.pluginsResolve(LAB), Any, { name: "demo" }, Any), { commit: SHA });
+    assert.deepEqual(await agent1.request(subjects.pluginsResolve(LAB, "compute1"), Any, { name: "demo" }, Any), { commit: SHA });
     assert.deepEqual(await agent1.request(subjects.labList(), Any, {}, Any), { labs: [LAB] });
   });
 
@@ -120,6 +125,11 @@ test("auth - each role does its job and nothing else, on a real nats-server (nke
   await t.test("agent - may not request another host's config.get (that host's local.conf holds passwords)", async () => {
     const subject = subjects.configGet(LAB, "compute2");
     await assert.rejects(agent1.request(subject, Any, {}, Any, { timeoutMs: 5_000 }), denied("publish", subject, user("agent-compute1")));
+  });
+
+  await t.test("agent - may ask the fetcher only as itself (the fetcher takes the host from the subject)", async () => {
+    const subject = subjects.pluginsResolve(LAB, "compute2");
+    await assert.rejects(agent1.request(subject, Any, { name: "demo" }, Any, { timeoutMs: 5_000 }), denied("publish", subject, user("agent-compute1")));
   });
 
   await t.test("agent - may not ask for the lab's plugin credentials", async () => {

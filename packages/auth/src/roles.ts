@@ -40,32 +40,64 @@ export interface RolePermissions {
 const JS = "$JS.API";
 
 /**
- * The JetStream API subjects that read one stream: info, ordered consumers (restricted to
- * `filter` when given), direct and stored-message gets, and flow-control replies.
+ * Following one stream with ordered or pull consumers: stream info, consumer creation only
+ * through the filtered create subject (`CONSUMER.CREATE.<stream>.<name>.<filter>`, the
+ * filter restricted to `filter`; the server refuses a body whose filter differs), consumer
+ * info, pulls, deletion and flow-control replies. The legacy `CONSUMER.CREATE.<stream>`
+ * (any filter in the body) and `CONSUMER.DURABLE.CREATE` subjects are not allowed.
+ *
+ * nats-server 2.9 does not check where a consumer delivers (a push consumer's
+ * `deliver_subject`, a pull's reply subject): whoever may create one can have the stream's
+ * messages delivered on any subject. So roles get consumers only on streams whose content
+ * they cannot write (see `rolePermissions`), and agents check who sent a command.
  */
-function readStream(stream: string, filter?: string): string[] {
+function consumeStream(stream: string, filter: string): string[] {
   return [
     `${JS}.STREAM.INFO.${stream}`,
-    filter ? `${JS}.CONSUMER.CREATE.${stream}.*.${filter}` : `${JS}.CONSUMER.CREATE.${stream}.>`,
+    `${JS}.CONSUMER.CREATE.${stream}.*.${filter}`,
     `${JS}.CONSUMER.INFO.${stream}.*`,
     `${JS}.CONSUMER.MSG.NEXT.${stream}.*`,
     `${JS}.CONSUMER.DELETE.${stream}.*`,
-    `${JS}.STREAM.MSG.GET.${stream}`,
-    `${JS}.DIRECT.GET.${stream}`,
-    `${JS}.DIRECT.GET.${stream}.>`,
     `$JS.FC.${stream}.>`,
   ];
 }
 
-/** Reading a stream, plus creating it with the client's settings when it does not exist yet. */
-function openStream(stream: string, filter?: string): string[] {
-  return [...readStream(stream, filter), `${JS}.STREAM.CREATE.${stream}`];
+/**
+ * Reading single stored messages of one stream (KV and object-store gets). `direct` adds
+ * the direct-get subjects, whose reply is the stored message itself: like a consumer, a
+ * direct get answers on any reply subject the asker names, so it too is given only for
+ * streams the role cannot write. A stream-message get's reply is a JSON envelope.
+ */
+function getMessages(stream: string, direct: boolean): string[] {
+  return [
+    `${JS}.STREAM.INFO.${stream}`,
+    `${JS}.STREAM.MSG.GET.${stream}`,
+    ...(direct ? [`${JS}.DIRECT.GET.${stream}`, `${JS}.DIRECT.GET.${stream}.>`] : []),
+  ];
 }
 
-/** Owning a stream: create, update its limits, purge. */
+/** Owning a stream (services only): create, update its limits, purge, and read it every way. */
 function ownStream(stream: string): string[] {
-  return [...openStream(stream), `${JS}.STREAM.UPDATE.${stream}`, `${JS}.STREAM.PURGE.${stream}`];
+  return [
+    ...consumeStream(stream, ">"),
+    ...getMessages(stream, true),
+    `${JS}.STREAM.CREATE.${stream}`,
+    `${JS}.STREAM.UPDATE.${stream}`,
+    `${JS}.STREAM.PURGE.${stream}`,
+  ];
 }
+
+/**
+ * Denied to every role but the services, whatever its allow list says: creating, changing,
+ * purging or deleting streams and buckets, and durable consumers.
+ */
+const NO_STREAM_ADMIN = [
+  `${JS}.STREAM.CREATE.>`,
+  `${JS}.STREAM.UPDATE.>`,
+  `${JS}.STREAM.DELETE.>`,
+  `${JS}.STREAM.PURGE.>`,
+  `${JS}.CONSUMER.DURABLE.CREATE.>`,
+];
 
 const kvStream = (bucket: string) => `KV_${bucket}`;
 const objStream = (bucket: string) => `OBJ_${bucket}`;
@@ -77,6 +109,13 @@ const objStream = (bucket: string) => `OBJ_${bucket}`;
  * Services subscribe to the protocol's all-lab wildcards (that is what they listen on);
  * everything they publish, and everything agents, the operator and watchers do, is
  * restricted to this lab, and each agent to its own host.
+ *
+ * Only the services create or change streams, buckets and object stores (each creates its
+ * own at start: coordinator SB_RUNS, SB_LOGS, sb_runs; config sb_labs, sb_agents; fetcher
+ * sb_plugins, sb_plugin_index), so no other role can shape one to capture messages. A role
+ * may create consumers, or direct-get, only on streams whose content it cannot write: an
+ * agent writes its registration in sb_agents and reads it back only through the
+ * stream-message get (a JSON envelope), and consumes only the plugin object store's chunks.
  */
 export function rolePermissions(lab: string, hosts: readonly string[], inbox: (role: Role) => string): Map<Role, RolePermissions> {
   validateName("lab", lab);
@@ -88,12 +127,12 @@ export function rolePermissions(lab: string, hosts: readonly string[], inbox: (r
   const everyConfigGet = `${labRoot}.config.get.*`;
   const pluginSettings = subjects.configPluginSettings(lab);
 
-  // Reading runs and logs, as `stackbus watch`/`runs` and the coordinator do.
+  // Reading runs and logs, as `stackbus watch`/`runs` do: following the streams, and the run records.
   const readRuns = [
-    ...readStream(STREAMS.runs, `${labRoot}.>`),
-    ...readStream(STREAMS.logs, `${labRoot}.>`),
-    ...readStream(kvStream(BUCKETS.runs), `$KV.${BUCKETS.runs}.${lab}.>`),
-    ...readStream(kvStream(BUCKETS.agents), `$KV.${BUCKETS.agents}.${lab}.>`),
+    ...consumeStream(STREAMS.runs, `${labRoot}.>`),
+    ...consumeStream(STREAMS.logs, `${labRoot}.>`),
+    ...consumeStream(kvStream(BUCKETS.runs), `$KV.${BUCKETS.runs}.${lab}.>`),
+    ...getMessages(kvStream(BUCKETS.runs), true),
   ];
   const watchSubjects = [
     `${labRoot}.run.>`,
@@ -133,7 +172,13 @@ export function rolePermissions(lab: string, hosts: readonly string[], inbox: (r
     const c = common("config");
     roles.set("config", {
       publish: {
-        allow: [...c.pub, subjects.configRevision(lab), `$KV.${BUCKETS.labs}.${lab}`, ...ownStream(kvStream(BUCKETS.labs))],
+        allow: [
+          ...c.pub,
+          subjects.configRevision(lab),
+          `$KV.${BUCKETS.labs}.${lab}`,
+          ...ownStream(kvStream(BUCKETS.labs)),
+          ...ownStream(kvStream(BUCKETS.agents)),
+        ],
         deny: [everyConfigGet, pluginSettings],
       },
       subscribe: {
@@ -176,7 +221,16 @@ export function rolePermissions(lab: string, hosts: readonly string[], inbox: (r
           `${labRoot}.host.*.plan`,
           ...readRuns,
         ],
-        deny: [everyConfigGet, pluginSettings, `${labRoot}.host.*.cmd`, `${labRoot}.host.*.cancel`, `${labRoot}.run.>`, "$KV.>", "$O.>"],
+        deny: [
+          everyConfigGet,
+          pluginSettings,
+          `${labRoot}.host.*.cmd`,
+          `${labRoot}.host.*.cancel`,
+          `${labRoot}.run.>`,
+          "$KV.>",
+          "$O.>",
+          ...NO_STREAM_ADMIN,
+        ],
       },
       subscribe: { allow: [...c.sub, ...watchSubjects], deny: [] },
       allowResponses: false,
@@ -185,7 +239,7 @@ export function rolePermissions(lab: string, hosts: readonly string[], inbox: (r
   {
     const c = common("watcher");
     roles.set("watcher", {
-      publish: { allow: [...c.pub, ...readRuns], deny: ["sb.>", "$KV.>", "$O.>"] },
+      publish: { allow: [...c.pub, ...readRuns], deny: ["sb.>", "$KV.>", "$O.>", ...NO_STREAM_ADMIN] },
       subscribe: { allow: [...c.sub, ...watchSubjects], deny: [] },
       allowResponses: false,
     });
@@ -203,13 +257,16 @@ export function rolePermissions(lab: string, hosts: readonly string[], inbox: (r
           `${labRoot}.log.*.${host}`,
           `${labRoot}.progress.*.${host}`,
           configGetOf(host),
-          subjects.pluginsResolve(lab),
+          subjects.pluginsResolve(lab, host),
           subjects.labList(),
+          // Its own registration; read back through the stream-message get only.
           `$KV.${BUCKETS.agents}.${lab}.${host}`,
-          ...openStream(kvStream(BUCKETS.agents)),
-          ...openStream(objStream(OBJECT_STORES.plugins)),
+          ...getMessages(kvStream(BUCKETS.agents), false),
+          // Plugin archives (written by the fetcher): their chunks, and their records.
+          ...consumeStream(objStream(OBJECT_STORES.plugins), `$O.${OBJECT_STORES.plugins}.C.*`),
+          ...getMessages(objStream(OBJECT_STORES.plugins), true),
         ],
-        deny: [...hosts.filter((h) => h !== host).map(configGetOf), pluginSettings],
+        deny: [...hosts.filter((h) => h !== host).map(configGetOf), pluginSettings, ...NO_STREAM_ADMIN],
       },
       subscribe: {
         allow: [...c.sub, subjects.hostCommand(lab, host), subjects.hostCancel(lab, host), subjects.hostPing(lab, host), subjects.hostPlan(lab, host)],

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { ErrorCode, HostConfigSchema, LabShowSchema, LabPluginAccessSchema, StackbusError, type Diagnostic } from "@stackbus/protocol";
+import { DEFAULT_PLUGIN_LIMITS, MAX_LAB_HOSTS, ErrorCode, HostConfigSchema, LabShowSchema, LabPluginAccessSchema, StackbusError, type Diagnostic } from "@stackbus/protocol";
 import { readLabBundle, validateLabFile } from "./bundle.js";
 import { validateLab } from "./manifest.js";
 import { hostConfig, labPluginAccess, labShow } from "./views.js";
@@ -57,7 +57,8 @@ describe("lab manifest - a valid lab", () => {
       reclone: false,
       offline: false,
       mirrors: [{ prefix: "https://opendev.org/", replace: "http://mirror.local/git/" }],
-      allowSchemes: ["https", "http", "file", "path"],
+      allowSchemes: ["https", "http"],
+      limits: DEFAULT_PLUGIN_LIMITS,
     });
     assert.deepEqual(lab.credentials, [{ prefix: "https://git.example/", username: "u", password: "s3cret" }]);
     const [controller, compute] = lab.hosts;
@@ -113,7 +114,80 @@ describe("lab manifest - a valid lab", () => {
       ["compute1", 2, false, 1, 0],
     ]);
     assert.ok(!JSON.stringify(show).includes("s3cret"));
-    assert.deepEqual(LabPluginAccessSchema.parse(labPluginAccess(lab)).credentials, lab.credentials);
+    const access = LabPluginAccessSchema.parse(labPluginAccess(lab));
+    assert.deepEqual(access.credentials, lab.credentials);
+    assert.deepEqual(access.hosts, ["controller", "compute1"]);
+    assert.deepEqual(access.plugins, [{ name: "heat", url: "https://opendev.org/openstack/heat" }], "both hosts register heat: listed once");
+  });
+});
+
+describe("lab manifest - size", () => {
+  const hosts = (n: number) => `lab: big\nhosts:\n${Array.from({ length: n }, (_, i) => `  - name: h${i}\n    localConfText: ""\n`).join("")}`;
+
+  it(`takes ${MAX_LAB_HOSTS} hosts and refuses one more, naming the file and the field`, () => {
+    assert.equal(validateLab({ file: "lab.yaml", text: hosts(MAX_LAB_HOSTS), files: {} }).ok, true);
+    const v = validateLab({ file: "big.yaml", text: hosts(MAX_LAB_HOSTS + 1), files: {} });
+    assert.equal(v.ok, false);
+    assert.deepEqual(
+      v.diagnostics.filter((d) => d.severity === "error").map((d) => [d.file, d.path, d.line, d.message]),
+      [["big.yaml", "hosts", 3, `big.yaml:3: hosts: has ${MAX_LAB_HOSTS + 1} hosts, more than the ${MAX_LAB_HOSTS} a lab may have (its run record must fit in one NATS message)`]],
+    );
+  });
+});
+
+describe("lab manifest - plugin limits", () => {
+  const lab = (limits: string) => validateLab({ file: "lab.yaml", text: `lab: lim\nplugins:\n  limits: ${limits}\nhosts:\n  - name: h1\n    localConfText: ""\n`, files: {} });
+
+  it("takes sizes in bytes or with a unit, counts as whole numbers, and the defaults for the rest", () => {
+    const v = lab(`{ maxFileBytes: 8MiB, maxUnpackedBytes: "2GB", maxDownloadBytes: 1000, maxFiles: 50000 }`);
+    assert.equal(v.ok, true, messages(v.diagnostics));
+    assert.deepEqual(v.lab?.pluginSettings.limits, {
+      ...DEFAULT_PLUGIN_LIMITS,
+      maxFileBytes: 8 * 1024 * 1024,
+      maxUnpackedBytes: 2e9,
+      maxDownloadBytes: 1000,
+      maxFiles: 50_000,
+    });
+    assert.deepEqual(LabPluginAccessSchema.parse(labPluginAccess(v.lab as NonNullable<typeof v.lab>)).limits, v.lab?.pluginSettings.limits);
+  });
+
+  it("names the file, line and field of a bad limit", () => {
+    const v = lab(`{ maxFileBytes: 64 parsecs, maxFiles: -3, maxDepth: deep, maxFles: 1 }`);
+    assert.equal(v.ok, false);
+    const text = messages(v.diagnostics);
+    assert.match(text, /lab\.yaml:3: plugins\.limits\.maxFileBytes: "64 parsecs" is not a size \(use bytes, or e\.g\. "64MiB", "1GiB", "500MB"\)/);
+    assert.match(text, /lab\.yaml:3: plugins\.limits\.maxFiles: must be a positive whole number, not number -3/);
+    assert.match(text, /lab\.yaml:3: plugins\.limits\.maxDepth: must be a number, not string "deep"/);
+    assert.match(text, /lab\.yaml:3: plugins\.limits\.maxFles: unknown field \(did you mean "maxFiles"\?\)/);
+  });
+});
+
+describe("lab manifest - plugin URL credentials", () => {
+  it("lab show and config.get show a plugin URL's user:password@ and a mirror's as ***@; only the fetcher's view keeps them", () => {
+    const text = `lab: creds
+plugins:
+  mirrors: [{ prefix: "https://opendev.org/", replace: "https://mirror:M1rr0rPw@mirror.local/git/" }]
+hosts:
+  - name: h1
+    localConfText: |
+      [[local|localrc]]
+      enable_plugin good http://user:Pw-9f3c@git.example/good.git
+`;
+    const validation = validateLab({ file: "lab.yaml", text, files: {} });
+    assert.equal(validation.ok, true, messages(validation.diagnostics));
+    const lab = validation.lab;
+    assert.ok(lab);
+    const show = LabShowSchema.parse(labShow(lab, 1, 1));
+    assert.equal(show.hosts[0]?.plugins[0]?.url, "http://***@git.example/good.git");
+    assert.equal(show.pluginSettings.mirrors[0]?.replace, "https://***@mirror.local/git/");
+    const config = HostConfigSchema.parse(hostConfig(lab, "h1", 1));
+    assert.equal(config.plugins[0]?.url, "http://***@git.example/good.git");
+    // The host's own local.conf text (localConf, localrc, blocks) is that host's secret and goes only to it.
+    for (const shown of [JSON.stringify(show), JSON.stringify({ ...config, localConf: [], localrc: "", blocks: [] })]) {
+      assert.ok(!shown.includes("Pw-9f3c") && !shown.includes("M1rr0rPw"), shown);
+    }
+    const access = LabPluginAccessSchema.parse(labPluginAccess(lab));
+    assert.equal(access.mirrors[0]?.replace, "https://mirror:M1rr0rPw@mirror.local/git/");
   });
 });
 

@@ -2,6 +2,8 @@ import { dirname, isAbsolute, join, resolve } from "node:path";
 import { z } from "zod";
 import { combineLocalConfs, parseLocalConf, uniqueDiagnostics, type ParsedLocalConf } from "@stackbus/localconf";
 import {
+  DEFAULT_PLUGIN_LIMITS,
+  MAX_LAB_HOSTS,
   nameProblem,
   parseDuration,
   RUN_KINDS,
@@ -14,6 +16,7 @@ import {
   type Diagnostic,
   type LocalConfSource,
   type MaxFail,
+  type PluginLimits,
   type PluginSettings,
   type RunDefaults,
 } from "@stackbus/protocol";
@@ -32,13 +35,19 @@ export const DEFAULT_RUN_DEFAULTS: RunDefaults = {
 /** The user an agent running as root runs DevStack's scripts as, when the manifest names none. */
 export const DEFAULT_DEVSTACK_USER = "stack";
 
-/** The plugin settings a lab gets when its manifest does not set them. */
+/**
+ * The plugin settings a lab gets when its manifest does not set them. Only network
+ * sources are allowed by default: a `file://` URL or a local path would make the fetcher
+ * read a repository on its own machine, so a lab turns them on explicitly
+ * (`plugins.allowSchemes: [https, http, file, path]`).
+ */
 export const DEFAULT_PLUGIN_SETTINGS: PluginSettings = {
   order: "registration",
   reclone: false,
   offline: false,
   mirrors: [],
-  allowSchemes: ["https", "http", "file", "path"],
+  allowSchemes: ["https", "http"],
+  limits: { ...DEFAULT_PLUGIN_LIMITS },
 };
 
 /** A source credential for plugin repositories. Never logged, never in `lab show`. */
@@ -101,6 +110,24 @@ export interface LabValidation {
 const Duration = z.union([z.string(), z.number()]);
 const Runner = z.enum(RUNNERS);
 const StepName = z.enum(STEP_IDS as [StepId, ...StepId[]]);
+const ByteSize = z.union([z.string(), z.number()]);
+const Count = z.number().int().positive();
+
+/** Fields of `plugins.limits` that are sizes in bytes (a number, or "64MiB"), and those that are counts. */
+const SIZE_LIMITS = ["maxFileBytes", "maxUnpackedBytes", "maxDownloadBytes"] as const;
+const COUNT_LIMITS = ["maxFiles", "maxDepth"] as const;
+
+const BYTE_UNITS: Record<string, number> = { "": 1, b: 1, kb: 1e3, mb: 1e6, gb: 1e9, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3 };
+
+/** A size in bytes: a whole number, or a number with a unit (B, KB, MB, GB, KiB, MiB, GiB). Undefined when it is none. */
+function parseByteSize(value: string | number): number | undefined {
+  if (typeof value === "number") return Number.isInteger(value) && value > 0 ? value : undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$/.exec(value);
+  const unit = m ? BYTE_UNITS[(m[2] ?? "").toLowerCase()] : undefined;
+  if (!m || unit === undefined) return undefined;
+  const bytes = Math.round(Number(m[1]) * unit);
+  return bytes > 0 ? bytes : undefined;
+}
 const LocalConfFields = { localConf: z.string().optional(), localConfText: z.string().optional() };
 
 const ManifestSchema = z.strictObject({
@@ -125,6 +152,15 @@ const ManifestSchema = z.strictObject({
       offline: z.boolean().optional(),
       mirrors: z.array(z.strictObject({ prefix: z.string().min(1), replace: z.string().min(1) })).optional(),
       allowSchemes: z.array(z.enum(["https", "http", "file", "path"])).optional(),
+      limits: z
+        .strictObject({
+          maxFileBytes: ByteSize.optional(),
+          maxFiles: Count.optional(),
+          maxUnpackedBytes: ByteSize.optional(),
+          maxDepth: Count.optional(),
+          maxDownloadBytes: ByteSize.optional(),
+        })
+        .optional(),
       credentials: z.array(z.strictObject({ prefix: z.string().min(1), username: z.string(), password: z.string() })).optional(),
     })
     .optional(),
@@ -143,7 +179,8 @@ const ManifestSchema = z.strictObject({
         ...LocalConfFields,
       }),
     )
-    .min(1),
+    .min(1)
+    .max(MAX_LAB_HOSTS),
   finally: z
     .array(
       z.strictObject({
@@ -159,7 +196,8 @@ type Manifest = z.infer<typeof ManifestSchema>;
 const KNOWN_FIELDS: Record<string, readonly string[]> = {
   "": ["lab", "defaults", "plugins", "common", "hosts", "finally"],
   defaults: ["failurePolicy", "maxFail", "phaseTimeout", "ackTimeout", "heartbeatTimeout", "waveSteps", "runner", "devstackUser", "unstackErrors"],
-  plugins: ["order", "reclone", "offline", "mirrors", "allowSchemes", "credentials"],
+  plugins: ["order", "reclone", "offline", "mirrors", "allowSchemes", "limits", "credentials"],
+  "plugins.limits": [...SIZE_LIMITS, ...COUNT_LIMITS],
   common: ["localConf", "localConfText"],
   host: ["name", "wave", "labels", "local", "runner", "devstackUser", "topDir", "dest", "localConf", "localConfText"],
   finally: ["hosts", "run", "kinds"],
@@ -242,11 +280,25 @@ function issueDiagnostics(source: YamlSource, data: unknown, issue: z.core.$ZodI
     case "invalid_value":
       return [source.at("error", path, `must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}, not ${describe(value)}`)];
     case "invalid_union": {
-      const expected = path[path.length - 1] === "maxFail" ? "a count or a percentage such as \"25%\"" : path.some((p) => p === "labels") ? "a string" : "a duration such as \"90s\" or \"15m\", or milliseconds";
+      const last = path[path.length - 1];
+      const expected =
+        last === "maxFail"
+          ? "a count or a percentage such as \"25%\""
+          : path.some((p) => p === "labels")
+            ? "a string"
+            : (SIZE_LIMITS as readonly unknown[]).includes(last)
+              ? "a size in bytes, or one such as \"64MiB\" or \"1GiB\""
+              : "a duration such as \"90s\" or \"15m\", or milliseconds";
       return [source.at("error", path, `must be ${expected}, not ${describe(value)}`)];
     }
+    case "too_big":
+      if (path.length === 1 && path[0] === "hosts" && Array.isArray(value)) {
+        return [source.at("error", path, `has ${value.length} hosts, more than the ${MAX_LAB_HOSTS} a lab may have (its run record must fit in one NATS message)`)];
+      }
+      return [source.at("error", path, issue.message)];
     case "too_small":
       if (path.length === 1 && path[0] === "hosts") return [source.at("error", path, "needs at least one host")];
+      if (issue.origin === "number") return [source.at("error", path, `must be a positive whole number, not ${describe(value)}`)];
       return [source.at("error", path, "may not be empty")];
     default:
       return [source.at("error", path, issue.message)];
@@ -278,6 +330,16 @@ function semanticDiagnostics(source: YamlSource, data: Record<string, unknown>):
     const maxFail = defaults["maxFail"];
     if ((typeof maxFail === "number" || typeof maxFail === "string") && toMaxFail(maxFail) === undefined) {
       out.push(source.at("error", ["defaults", "maxFail"], `${JSON.stringify(maxFail)} must be a whole number of hosts or a percentage from 0% to 100%`));
+    }
+  }
+  const plugins = data["plugins"];
+  const limits = isRecord(plugins) ? plugins["limits"] : undefined;
+  if (isRecord(limits)) {
+    for (const field of SIZE_LIMITS) {
+      const v = limits[field];
+      if ((typeof v === "string" || typeof v === "number") && parseByteSize(v) === undefined) {
+        out.push(source.at("error", ["plugins", "limits", field], `${JSON.stringify(v)} is not a size (use bytes, or e.g. "64MiB", "1GiB", "500MB")`));
+      }
     }
   }
   const common = data["common"];
@@ -420,6 +482,19 @@ function sourceOf(request: ConfigApplyRequest, obj: { localConf?: string | undef
   return [];
 }
 
+function pluginLimits(given: { [K in keyof PluginLimits]?: string | number | undefined } | undefined): PluginLimits {
+  const limits: PluginLimits = { ...DEFAULT_PLUGIN_LIMITS };
+  for (const field of SIZE_LIMITS) {
+    const v = given?.[field];
+    if (v !== undefined) limits[field] = parseByteSize(v) ?? limits[field];
+  }
+  for (const field of COUNT_LIMITS) {
+    const v = given?.[field];
+    if (typeof v === "number") limits[field] = v;
+  }
+  return limits;
+}
+
 function buildLab(request: ConfigApplyRequest, manifest: Manifest, combined: ParsedLocalConf[]): Lab {
   const d = manifest.defaults ?? {};
   const p = manifest.plugins ?? {};
@@ -442,6 +517,7 @@ function buildLab(request: ConfigApplyRequest, manifest: Manifest, combined: Par
       offline: p.offline ?? DEFAULT_PLUGIN_SETTINGS.offline,
       mirrors: p.mirrors ?? [],
       allowSchemes: p.allowSchemes ?? [...DEFAULT_PLUGIN_SETTINGS.allowSchemes],
+      limits: pluginLimits(p.limits),
     },
     credentials: p.credentials ?? [],
     hosts: manifest.hosts.map((h, i) => ({

@@ -40,11 +40,19 @@ export class DigestMismatchError extends StackbusError {
   readonly expected: string;
   readonly actual: string;
 
-  constructor(plugin: string, object: string, expected: string, actual: string, size: { expected: number; actual: number }) {
+  /** `outcome` says what was not done because of it. @default "nothing was unpacked" */
+  constructor(
+    plugin: string,
+    object: string,
+    expected: string,
+    actual: string,
+    size: { expected: number; actual: number },
+    outcome = "nothing was unpacked",
+  ) {
     super(
       ErrorCode.DigestMismatch,
       `plugin ${plugin}: archive ${object} is corrupt: expected ${expected} (${size.expected} bytes), ` +
-        `got ${actual} (${size.actual} bytes); nothing was unpacked`,
+        `got ${actual} (${size.actual} bytes); ${outcome}`,
       { plugin, object, expected, actual, expectedSize: size.expected, actualSize: size.actual },
     );
     this.plugin = plugin;
@@ -54,35 +62,53 @@ export class DigestMismatchError extends StackbusError {
   }
 }
 
-/** The plugin's archive is not in the object store (deleted, or another NATS account). */
-export class PluginArchiveMissingError extends StackbusError {
-  override name = "PluginArchiveMissingError";
+/** Which bound of `PluginLimits` a plugin exceeded, and by how much. */
+export type PluginLimitName = "maxFileBytes" | "maxFiles" | "maxUnpackedBytes" | "maxDepth" | "maxDownloadBytes";
+
+const LIMIT_WHAT: Record<PluginLimitName, (value: number) => string> = {
+  maxFileBytes: (v) => `a file of ${v} bytes`,
+  maxFiles: (v) => `${v} files`,
+  maxUnpackedBytes: (v) => `${v} bytes unpacked`,
+  maxDepth: (v) => `a path ${v} directories deep`,
+  maxDownloadBytes: (v) => `${v} bytes to download`,
+};
+
+/**
+ * A plugin over one of its lab's bounds (`plugins.limits`): names the plugin, the limit,
+ * the value found (at least; counting stops at the bound), the bound, and where it was
+ * found. Nothing more of it is fetched, built or unpacked.
+ */
+export class PluginLimitError extends StackbusError {
+  override name = "PluginLimitError";
   readonly plugin: string;
-  readonly object: string;
-  constructor(plugin: string, object: string) {
-    super(ErrorCode.NotFound, `plugin ${plugin}: archive ${object} is not in the object store; resolve the plugin again`, {
-      plugin,
-      object,
-    });
+  readonly limit: PluginLimitName;
+  readonly value: number;
+  readonly max: number;
+
+  constructor(plugin: string, limit: PluginLimitName, value: number, max: number, where: string, outcome: string) {
+    super(
+      ErrorCode.TooLarge,
+      `plugin ${plugin}: ${where} has ${LIMIT_WHAT[limit](value)}, more than the ${max} allowed (plugins.limits.${limit}); ${outcome}`,
+      { plugin, limit, value, max, where },
+    );
     this.plugin = plugin;
-    this.object = object;
+    this.limit = limit;
+    this.value = value;
+    this.max = max;
   }
 }
 
-/** DEST, or the plugin's directory in it, cannot be written. Names the path and the system's reason. */
-export class PluginInstallError extends StackbusError {
-  override name = "PluginInstallError";
+/**
+ * A plugin's content that cannot be put on a host safely: a symbolic link pointing out of
+ * its tree, an absolute or `..` path, a device, a hard link. Names the plugin and the path.
+ */
+export class PluginContentError extends StackbusError {
+  override name = "PluginContentError";
   readonly plugin: string;
   readonly path: string;
-  constructor(plugin: string, path: string, reason: string, cause: unknown) {
-    const code = (cause as NodeJS.ErrnoException | undefined)?.code;
-    const denied = code === "EACCES" || code === "EPERM" || code === "EROFS";
-    super(
-      denied ? ErrorCode.PermissionDenied : ErrorCode.Internal,
-      `plugin ${plugin}: cannot write ${path}: ${reason}`,
-      { plugin, path, reason, ...(code ? { errno: code } : {}) },
-      { cause },
-    );
+
+  constructor(plugin: string, path: string, problem: string, outcome: string) {
+    super(ErrorCode.PluginSource, `plugin ${plugin}: ${JSON.stringify(path)} ${problem}; ${outcome}`, { plugin, path, problem });
     this.plugin = plugin;
     this.path = path;
   }

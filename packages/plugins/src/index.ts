@@ -5,12 +5,12 @@ export {
   type PluginSettingsDeclarations,
 } from "./settings.js";
 export { orderPlugins, requirementWarnings, type OrderablePlugin, type PluginOrderMode } from "./order.js";
-export { installPlugin, DEFAULT_DEST, type InstallOptions, type InstallOutcome } from "./install.js";
-export { readCheckout, type CheckoutState } from "./checkout.js";
 export {
   PluginOrderError,
   DigestMismatchError,
-  PluginArchiveMissingError,
-  PluginInstallError,
+  PluginLimitError,
+  PluginContentError,
   type MissingRequirement,
+  type PluginLimitName,
 } from "./errors.js";
+export { TreeWalk, checkTreePath, symlinkEscapes, type TreeEntryKind } from "./tree.js";

@@ -63,7 +63,7 @@ export interface ErrorDataMap {
   DIGEST_MISMATCH: PluginErrorData & { expected?: string; actual?: string; expectedSize?: number; actualSize?: number };
   SESSION_ENDED: { status?: number; exitCode?: number | null; signal?: string | null };
   MERGE_FAILED: { group?: string; spec?: string; file?: string; line?: number; variables?: string[]; path?: string; problems?: string[]; count?: number; length?: number };
-  PERMISSION_DENIED: PluginErrorData & { operation?: "publish" | "subscribe" | "connect"; subject?: string; user?: string; queue?: string; path?: string; reason?: string; errno?: string };
+  PERMISSION_DENIED: PluginErrorData & { operation?: "publish" | "subscribe" | "connect"; subject?: string; user?: string; queue?: string; path?: string; reason?: string; errno?: string; lab?: string; host?: string };
   TOO_LARGE: { subject: string; bytes: number };
   INTERNAL: PluginErrorData & { lab?: string; path?: string; reason?: string; errno?: string };
 }

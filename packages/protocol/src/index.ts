@@ -12,6 +12,7 @@ export {
 } from "./errors.js";
 export { nameProblem, validateName, isValidName, type NameKind } from "./names.js";
 export { parseDuration, formatDuration, type Duration } from "./duration.js";
+export { redactUrl, hasUrlCredentials } from "./redact.js";
 export {
   RUN_KINDS,
   MERGE_GROUPS,
@@ -65,12 +66,17 @@ export {
   replySchema,
   DiagnosticSchema,
   FailurePolicySchema,
+  MAX_LAB_HOSTS,
   MaxFailSchema,
   RunDefaultsSchema,
   MirrorSchema,
   CredentialSchema,
   PluginSettingsSchema,
+  PluginLimitsSchema,
+  DEFAULT_PLUGIN_LIMITS,
   LabPluginAccessSchema,
+  LabPluginAccessRequestSchema,
+  RegisteredPluginSchema,
   LocalConfSourceSchema,
   PluginDeclSchema,
   MetaBlockSchema,
@@ -123,7 +129,10 @@ export {
   type MaxFail,
   type RunDefaults,
   type PluginSettings,
+  type PluginLimits,
   type LabPluginAccess,
+  type LabPluginAccessRequest,
+  type RegisteredPlugin,
   type LocalConfSource,
   type PluginDecl,
   type MetaBlockWire,

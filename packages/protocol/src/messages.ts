@@ -69,6 +69,14 @@ export type Diagnostic = z.infer<typeof DiagnosticSchema>;
 // ---------------------------------------------------------------------------
 // Lab definition (config service)
 
+/**
+ * Most hosts a lab may have. The run record (`RunRecord`, one KV value) holds every host's
+ * state for every step; with 1000 hosts of 64-character names a finished `stack` run's
+ * record is about 290 KB, under NATS's default max_payload of 1 MiB with more than three
+ * times the room (failures' output tails add to it, bounded per result).
+ */
+export const MAX_LAB_HOSTS = 1000;
+
 export const FailurePolicySchema = z.enum(["abort", "continue"]);
 export const MaxFailSchema = z.union([
   z.object({ count: z.number().int().nonnegative() }),
@@ -94,6 +102,38 @@ export const CredentialSchema = z.object({
   password: z.string(),
 });
 
+/**
+ * Bounds on one plugin, enforced by the fetcher (on the clone and the archive it builds) and
+ * by each host (on the archive it unpacks), so a small repository cannot expand into a
+ * huge file, a huge tree or an exhausted service ("git bombs").
+ */
+export const PluginLimitsSchema = z.object({
+  /** Largest single file of the plugin (a git object: blob, tree or commit), in bytes. */
+  maxFileBytes: z.number().int().positive(),
+  /** Most entries of the checkout (files, directories and links, `.git` included). */
+  maxFiles: z.number().int().positive(),
+  /** Most bytes of the checkout written to disk (`.git` included). */
+  maxUnpackedBytes: z.number().int().positive(),
+  /** Deepest path of the checkout, in directory levels. */
+  maxDepth: z.number().int().positive(),
+  /** Most bytes a clone or fetch may download, and the largest archive a host downloads. */
+  maxDownloadBytes: z.number().int().positive(),
+});
+export type PluginLimits = z.infer<typeof PluginLimitsSchema>;
+
+/**
+ * The bounds a lab gets unless its manifest sets `plugins.limits`: above every DevStack
+ * plugin repository we know of (the largest plugin checkouts hold a few thousand files and
+ * a pack of a few hundred MB), far below what exhausts a host.
+ */
+export const DEFAULT_PLUGIN_LIMITS: Readonly<PluginLimits> = Object.freeze({
+  maxFileBytes: 64 * 1024 * 1024,
+  maxFiles: 20_000,
+  maxUnpackedBytes: 1024 * 1024 * 1024,
+  maxDepth: 32,
+  maxDownloadBytes: 512 * 1024 * 1024,
+});
+
 /** How a lab's plugins are fetched and ordered. Credentials stay inside the fetcher. */
 export const PluginSettingsSchema = z.object({
   order: z.enum(["registration", "requires"]),
@@ -101,14 +141,32 @@ export const PluginSettingsSchema = z.object({
   offline: z.boolean(),
   mirrors: z.array(MirrorSchema),
   allowSchemes: z.array(z.enum(["https", "http", "file", "path"])),
+  /** @default DEFAULT_PLUGIN_LIMITS */
+  limits: PluginLimitsSchema.optional(),
 });
 export type PluginSettings = z.infer<typeof PluginSettingsSchema>;
 
-/** What the fetcher learns about a lab: its plugin settings plus source credentials. Only the fetcher asks. */
+/** A plugin a lab registered: an `enable_plugin NAME URL` line of some host's local.conf, URL as written. */
+export const RegisteredPluginSchema = z.object({ name: z.string(), url: z.string() });
+export type RegisteredPlugin = z.infer<typeof RegisteredPluginSchema>;
+
+/**
+ * What the fetcher learns about a lab: its plugin settings, source credentials, its hosts
+ * and the plugins it registered (the fetcher resolves nothing else, for nobody else). Only
+ * the fetcher asks.
+ */
 export const LabPluginAccessSchema = PluginSettingsSchema.extend({
   credentials: z.array(CredentialSchema),
+  /** The lab's hosts at this revision: only they may have plugins resolved. */
+  hosts: z.array(HostName),
+  /** Every (name, URL) some host's local.conf enables, in first-seen order. */
+  plugins: z.array(RegisteredPluginSchema),
 });
 export type LabPluginAccess = z.infer<typeof LabPluginAccessSchema>;
+
+/** Fetcher -> config service (`config.plugins`): the lab is in the subject; a revision, or the current one. */
+export const LabPluginAccessRequestSchema = z.object({ revision: z.number().int().positive().optional() });
+export type LabPluginAccessRequest = z.infer<typeof LabPluginAccessRequestSchema>;
 
 export const LocalConfSourceSchema = z.object({ file: z.string(), text: z.string() });
 export type LocalConfSource = z.infer<typeof LocalConfSourceSchema>;
@@ -232,6 +290,8 @@ export const PluginResolveRequestSchema = z.object({
   ref: z.string().min(1),
   /** Requests of one run resolve a moving ref once, so every host gets the same commit. */
   runId: RunId.optional(),
+  /** The lab revision the host runs: the plugin must be registered in it. @default the current revision */
+  revision: z.number().int().positive().optional(),
 });
 export type PluginResolveRequest = z.infer<typeof PluginResolveRequestSchema>;
 

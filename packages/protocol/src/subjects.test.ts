@@ -27,7 +27,7 @@ describe("subjects - built only from validated tokens", () => {
       () => subjects.configApply("a.b"),
       () => subjects.configGet("*", "h"),
       () => subjects.runEvent(">", "r1"),
-      () => subjects.pluginsResolve("two words"),
+      () => subjects.pluginsResolve("two words", "h"),
       () => keys.run("", "r1"),
     ]) {
       assert.throws(build, InvalidNameError);
@@ -43,6 +43,8 @@ describe("subjects - built only from validated tokens", () => {
     assert.equal(subjects.runResult("demo", "r1", "controller"), "sb.demo.run.r1.result.controller");
     assert.equal(subjects.runLog("demo", "r1", "c_2"), "sb.demo.log.r1.c_2");
     assert.equal(keys.agent("demo", "controller"), "demo.controller");
+    assert.equal(subjects.pluginsResolve("demo", "compute-1"), "sb.demo.plugins.resolve.compute-1");
+    assert.throws(() => subjects.pluginsResolve("demo", "*"), InvalidNameError);
   });
 
   it("names plugin archives by plugin and commit, refusing path tricks", () => {

@@ -55,7 +55,12 @@ export const subjects = {
   configPluginSettings: (l: string) => `${SUBJECT_ROOT}.${lab(l)}.config.plugins`,
 
   // fetcher
-  pluginsResolve: (l: string) => `${SUBJECT_ROOT}.${lab(l)}.plugins.resolve`,
+  /**
+   * Host -> fetcher: resolve a plugin for this host. The host is a subject token, so the
+   * generated permissions let each agent ask only as itself, and the fetcher takes the
+   * requester's identity from the subject, never from the payload.
+   */
+  pluginsResolve: (l: string, h: string) => `${SUBJECT_ROOT}.${lab(l)}.plugins.resolve.${host(h)}`,
 
   // agents
   hostCommand: (l: string, h: string) => `${SUBJECT_ROOT}.${lab(l)}.host.${host(h)}.cmd`,
@@ -89,7 +94,7 @@ export const wildcards = {
   configGet: `${SUBJECT_ROOT}.*.config.get.*`,
   configShow: `${SUBJECT_ROOT}.*.config.show`,
   configPluginSettings: `${SUBJECT_ROOT}.*.config.plugins`,
-  pluginsResolve: `${SUBJECT_ROOT}.*.plugins.resolve`,
+  pluginsResolve: `${SUBJECT_ROOT}.*.plugins.resolve.*`,
   runStart: `${SUBJECT_ROOT}.*.coord.start`,
   runCancel: `${SUBJECT_ROOT}.*.coord.cancel`,
   heartbeats: `${SUBJECT_ROOT}.*.host.*.hb`,

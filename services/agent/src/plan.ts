@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseLocalConf } from "@stackbus/localconf";
-import { stepsOf, type HostConfig, type HostPlan, type PlanEntry, type RunKind } from "@stackbus/protocol";
+import { redactUrl, stepsOf, type HostConfig, type HostPlan, type PlanEntry, type RunKind } from "@stackbus/protocol";
 import type { Logger } from "@stackbus/bus";
 import { listExtras } from "./hooks.js";
 import { openSession, type HostDirs } from "./prepare.js";
@@ -43,7 +43,7 @@ export async function planHost(options: { dirs: HostDirs; config: HostConfig; ki
     const entries: PlanEntry[] = [];
     if (step.id === "prepare") {
       entries.push({ action: "session", name: "localrc", args: [], active: true, note: `ENABLED_SERVICES=${facts["ENABLED_SERVICES"] ?? ""}` });
-      for (const [name = "", url = "", ref = ""] of plugins) entries.push({ action: "session", name: `fetch ${name}`, args: [url, ref], active: true, note: null });
+      for (const [name = "", url = "", ref = ""] of plugins) entries.push({ action: "session", name: `fetch ${name}`, args: [redactUrl(url), ref], active: true, note: null });
     }
     for (const action of step.actions) {
       switch (action.kind) {

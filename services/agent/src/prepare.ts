@@ -3,12 +3,14 @@ import { networkInterfaces, userInfo } from "node:os";
 import { join } from "node:path";
 import { bashlibEntry, stackbusFunctionsPath } from "@stackbus/bashlib";
 import { expansionScript, mergeConfigGroup, nodeMergeFiles, parseExpansionOutput, parseLocalConf, type Expander } from "@stackbus/localconf";
-import { installPlugin, orderPlugins } from "@stackbus/plugins";
+import { installPlugin } from "@stackbus/plugin-install";
+import { orderPlugins } from "@stackbus/plugins";
 import {
   ConfigGetRequestSchema,
   ErrorCode,
   HostConfigSchema,
   OBJECT_STORES,
+  redactUrl,
   PluginResolveReplySchema,
   PluginResolveRequestSchema,
   StackbusError,
@@ -284,8 +286,8 @@ export async function fetchPlugins(options: {
   const store = await bus.objectStore(OBJECT_STORES.plugins);
   const replies: PluginResolveReply[] = await Promise.all(
     registered.map(async ({ name, url, ref }) => {
-      options.log(`resolving plugin ${name} (${url} ${ref})`);
-      return resolvePlugin(bus, config.lab, { name, url, ref, runId: options.runId }, options.log);
+      options.log(`resolving plugin ${name} (${redactUrl(url)} ${ref})`);
+      return resolvePlugin(bus, subjects.pluginsResolve(config.lab, config.host), { name, url, ref, runId: options.runId, revision: config.revision }, options.log);
     }),
   );
   const installed: InstalledPlugin[] = [];
@@ -297,6 +299,7 @@ export async function fetchPlugins(options: {
       plugin: reply,
       dest: dirParent(dir),
       reclone: config.pluginSettings.reclone,
+      limits: config.pluginSettings.limits,
       onProgress: (done, total) => options.onProgress(reply.name, done, total),
     });
     options.log(`plugin ${reply.name} at ${reply.commit.slice(0, 12)}: ${outcome.action} in ${outcome.path}`);
@@ -346,12 +349,12 @@ function pluginRequestTimeout(): number {
  * same commit, and a fetcher already cloning serves the retry from that clone. Coded
  * errors (unknown ref, refused URL, ...) are not retried. Gives up after 15 minutes.
  */
-async function resolvePlugin(bus: Bus, lab: string, req: PluginResolveRequest, log: (line: string) => void): Promise<PluginResolveReply> {
+async function resolvePlugin(bus: Bus, subject: string, req: PluginResolveRequest, log: (line: string) => void): Promise<PluginResolveReply> {
   const deadline = Date.now() + 15 * 60_000;
   let delay = 250;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await bus.request(subjects.pluginsResolve(lab), PluginResolveRequestSchema, req, PluginResolveReplySchema, { timeoutMs: pluginRequestTimeout() });
+      return await bus.request(subject, PluginResolveRequestSchema, req, PluginResolveReplySchema, { timeoutMs: pluginRequestTimeout() });
     } catch (err) {
       const code = (err as { code?: string }).code;
       if ((code !== ErrorCode.Unavailable && code !== ErrorCode.Timeout) || Date.now() + delay > deadline) throw err;

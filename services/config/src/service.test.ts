@@ -2,9 +2,12 @@ import assert from "node:assert/strict";
 import { describe, it, test } from "node:test";
 import { Bus, silentLogger } from "@stackbus/bus";
 import {
+  BUCKETS,
+  MAX_LAB_HOSTS,
   ConfigApplyReplySchema,
   ConfigApplyRequestSchema,
   ConfigGetRequestSchema,
+  LabPluginAccessRequestSchema,
   ConfigRevisionEventSchema,
   ErrorCode,
   HostConfigSchema,
@@ -151,11 +154,32 @@ test("config service - over a real nats-server", async (t) => {
     await rejectsWith(get("zeta", "compute9"), ErrorCode.NotFound, /host "compute9" is not in lab "zeta"/);
   });
 
-  await t.test("gives the fetcher the plugin settings with credentials", async () => {
+  await t.test(`refuses a manifest of more than ${MAX_LAB_HOSTS} hosts (the issue's 5,000), naming the file and the field, and stores nothing`, async () => {
+    const text = `lab: huge\nhosts:\n${Array.from({ length: 5_000 }, (_, i) => `  - name: h${i}\n    localConfText: ""\n`).join("")}`;
+    const err = await rejectsWith(apply("huge", { file: "/labs/huge.yaml", text, files: {} }), ErrorCode.InvalidManifest, /\/labs\/huge\.yaml:\d+: hosts: has 5000 hosts, more than the 1000 a lab may have/);
+    assert.equal((err.data as Record<string, unknown>)["file"], "/labs/huge.yaml");
+    await rejectsWith(get("huge", "h0"), ErrorCode.NotFound, /no lab "huge" has been applied/);
+  });
+
+  await t.test("creates the agents' registry before any agent connects, with direct gets off (an agent reads its key back only as an envelope)", async () => {
+    const info = await (await client.jsm()).streams.info(`KV_${BUCKETS.agents}`);
+    assert.deepEqual(info.config.subjects, [`$KV.${BUCKETS.agents}.>`]);
+    assert.equal(info.config.allow_direct, false);
+    const registry = await client.kv(BUCKETS.agents);
+    await registry.put("lab.host", "{}");
+    assert.equal((await registry.get("lab.host"))?.string(), "{}");
+  });
+
+  await t.test("gives the fetcher the plugin settings with credentials, the hosts and the plugins the lab registers", async () => {
     await apply("eta", bundle("eta"));
-    const access = await client.request(subjects.configPluginSettings("eta"), ConfigGetRequestSchema, {}, LabPluginAccessSchema);
+    const access = await client.request(subjects.configPluginSettings("eta"), LabPluginAccessRequestSchema, {}, LabPluginAccessSchema);
     assert.deepEqual(access.credentials, [{ prefix: "https://git.example/", username: "u", password: "s3cret" }]);
     assert.equal(access.order, "registration");
+    assert.deepEqual(access.allowSchemes, ["https", "http"]);
+    assert.ok(access.hosts.includes("controller"), access.hosts.join(","));
+    assert.deepEqual(access.plugins, [{ name: "heat", url: "https://opendev.org/openstack/heat" }]);
+    const first = await client.request(subjects.configPluginSettings("eta"), LabPluginAccessRequestSchema, { revision: 1 }, LabPluginAccessSchema);
+    assert.deepEqual(first.plugins, access.plugins);
   });
 
   await t.test("answers a message that fails its schema with BAD_MESSAGE on every subject, and keeps serving", async () => {

@@ -10,6 +10,7 @@ import {
   ErrorCode,
   HostConfigSchema,
   keys,
+  LabPluginAccessRequestSchema,
   LabPluginAccessSchema,
   LabShowRequestSchema,
   LabShowSchema,
@@ -84,6 +85,21 @@ function notApplied(lab: string): StackbusError {
     `no lab ${JSON.stringify(lab)} has been applied: run \`stackbus lab apply FILE\` first`,
     { lab },
   );
+}
+
+/**
+ * Creates the agents' registry bucket (agents may not create buckets), with direct gets off:
+ * an agent writes its own key, and reads it back through the stream-message get, whose reply
+ * is a JSON envelope rather than the value it wrote (a direct get answers with the stored
+ * value itself, on any reply subject the asker names, such as another host's command
+ * subject). A bucket an earlier version let the agents create is switched over.
+ */
+async function ensureAgentRegistry(bus: Bus): Promise<void> {
+  await bus.kv(BUCKETS.agents);
+  const jsm = await bus.jsm();
+  const stream = `KV_${BUCKETS.agents}`;
+  const info = await jsm.streams.info(stream);
+  if (info.config.allow_direct) await jsm.streams.update(stream, { ...info.config, allow_direct: false });
 }
 
 /**
@@ -244,6 +260,7 @@ export async function startConfigService(input: ConfigServiceOptions): Promise<C
   const { bus } = options;
   const log = options.logger;
   const labs = new LabStore(await bus.kv(BUCKETS.labs, { history: options.history }));
+  await ensureAgentRegistry(bus);
 
   const apply = async (request: ConfigApplyRequest, subject: string): Promise<ConfigApplyReply> => {
     const labName = labOf(subject);
@@ -283,7 +300,7 @@ export async function startConfigService(input: ConfigServiceOptions): Promise<C
     ),
     bus.serve(
       wildcards.configPluginSettings,
-      ConfigGetRequestSchema,
+      LabPluginAccessRequestSchema,
       LabPluginAccessSchema,
       async (req, subject) => labPluginAccess((await labs.revision(labOf(subject), req.revision)).lab),
       queue,

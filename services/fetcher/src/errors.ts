@@ -56,3 +56,24 @@ export class PluginOfflineError extends PluginError {
     this.ref = ref;
   }
 }
+
+/**
+ * The lab registers no plugin of this name and URL (no `enable_plugin NAME URL` line in
+ * any host's local.conf): the fetcher fetches only what a lab registered, so a host
+ * cannot make it read another repository or probe the network.
+ */
+export class PluginNotRegisteredError extends PluginError {
+  override name = "PluginNotRegisteredError";
+  readonly lab: string;
+  constructor(context: PluginContext, lab: string, otherUrls: readonly string[]) {
+    const known = otherUrls.length > 0 ? ` (it registers ${context.plugin} as ${otherUrls.join(", ")})` : "";
+    super(
+      ErrorCode.PermissionDenied,
+      context,
+      `lab ${JSON.stringify(lab)} registers no such plugin: no enable_plugin ${context.plugin} ${context.url} in its local.conf files${known}; ` +
+        "the fetcher fetches only the plugins a lab registers",
+      { lab },
+    );
+    this.lab = lab;
+  }
+}

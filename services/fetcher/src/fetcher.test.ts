@@ -5,10 +5,12 @@ import { createServer, request as httpRequest, type Server } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pino } from "pino";
-import { Bus, silentLogger, type ObjectStore } from "@stackbus/bus";
-import { installPlugin } from "@stackbus/plugins";
+import { Bus, silentLogger, type ObjectStore, type Subscription } from "@stackbus/bus";
+import { installPlugin } from "@stackbus/plugin-install";
 import {
+  BUCKETS,
   ErrorCode,
+  LabPluginAccessRequestSchema,
   LabPluginAccessSchema,
   OBJECT_STORES,
   PluginResolveReplySchema,
@@ -16,16 +18,27 @@ import {
   StackbusError,
   pluginObjectName,
   subjects,
+  wildcards,
   type LabPluginAccess,
   type PluginResolveReply,
   type PluginResolveRequest,
 } from "@stackbus/protocol";
 import { freePort, startGitServer, startNats, tempDir, type GitServer, type NatsServer } from "@stackbus/testkit";
-import { z } from "zod";
-import { DEFAULT_LAB_ACCESS } from "./lab.js";
 import { startFetcherService, type FetcherService } from "./service.js";
 
 const PASSWORD = "pw-7f3a9c-never-log-me";
+const HOST = "h1";
+/** A lab's access as the config service gives it; each test registers the plugins it resolves. */
+const BASE_ACCESS: LabPluginAccess = {
+  order: "registration",
+  reclone: false,
+  offline: false,
+  mirrors: [],
+  allowSchemes: ["https", "http", "file", "path"],
+  credentials: [],
+  hosts: [HOST, "h2"],
+  plugins: [],
+};
 const SETTINGS = "define_plugin alpha\nplugin_requires alpha beta\nplugin_requires other gamma\nplugin_requires alpha delta\n";
 
 const git = (cwd: string, ...args: string[]) =>
@@ -63,11 +76,27 @@ describe("fetcher service - plugins.resolve over a real nats-server and git smar
   let client: Bus;
   let store: ObjectStore;
   let fetcher: FetcherService;
+  let configSub: Subscription;
+  /** The config service's config.plugins, standing in: each lab's access from `labs`. */
+  const serveConfig = () =>
+    configBus.confirmed(
+      configBus.serve(wildcards.configPluginSettings, LabPluginAccessRequestSchema, LabPluginAccessSchema, (_req, subject) => {
+        const access = labs.get(subject.split(".")[1] ?? "");
+        if (!access) throw new StackbusError(ErrorCode.NotFound, `no lab ${subject.split(".")[1]} has been applied`);
+        return access;
+      }),
+    );
   const logLines: string[] = [];
   const cache = tempDir("sb-fetcher-cache-");
   const hosts = tempDir("sb-fetcher-hosts-");
   const labs = new Map<string, LabPluginAccess>();
-  const lab = (over: Partial<LabPluginAccess>): LabPluginAccess => ({ ...DEFAULT_LAB_ACCESS, ...over });
+  const lab = (over: Partial<LabPluginAccess>): LabPluginAccess => ({ ...BASE_ACCESS, plugins: [], ...over });
+  /** What an enable_plugin line in the lab's local.conf does: the fetcher may now resolve this name and URL. */
+  const register = (labName: string, name: string, url: string) => {
+    const access = labs.get(labName);
+    assert.ok(access, `no lab ${labName} in this test`);
+    if (!access.plugins.some((p) => p.name === name && p.url === url)) access.plugins.push({ name, url });
+  };
   let c1 = "";
   let c2 = "";
   let c3 = "";
@@ -94,15 +123,13 @@ describe("fetcher service - plugins.resolve over a real nats-server and git smar
     client = await Bus.connect({ servers: nats.url, name: "host", logger: silentLogger() });
     store = await client.objectStore(OBJECT_STORES.plugins);
 
+    labs.set("plain", lab({}));
     labs.set("strict", lab({ allowSchemes: ["https"] }));
     labs.set("mirrored", lab({ mirrors: [{ prefix: "https://opendev.example/openstack/", replace: `${gitServer.url}/` }] }));
     labs.set("authed", lab({ credentials: [{ prefix: `${proxy.url}/`, username: "bot", password: PASSWORD }] }));
     labs.set("badauth", lab({ credentials: [{ prefix: `${proxy.url}/`, username: "bot", password: `${PASSWORD}-wrong` }] }));
     labs.set("air", lab({ offline: true }));
-    for (const [name, access] of labs) {
-      configBus.serve(subjects.configPluginSettings(name), z.object({}), LabPluginAccessSchema, () => access);
-    }
-    await configBus.flush();
+    configSub = await serveConfig();
     fetcher = await startFetcherService({ bus: fetcherBus, logger, cacheDir: cache.path });
   });
 
@@ -116,12 +143,18 @@ describe("fetcher service - plugins.resolve over a real nats-server and git smar
     hosts.remove();
   });
 
-  const resolve = (labName: string, req: PluginResolveRequest): Promise<PluginResolveReply> =>
-    client.request(subjects.pluginsResolve(labName), PluginResolveRequestSchema, req, PluginResolveReplySchema, { timeoutMs: 60_000 });
+  /** Host h1 of the lab asks for a plugin the lab registers. */
+  const resolve = (labName: string, req: PluginResolveRequest): Promise<PluginResolveReply> => {
+    register(labName, req.name, req.url);
+    return ask(labName, req);
+  };
+  /** Host `host` of the lab asks, whatever the lab registers. */
+  const ask = (labName: string, req: PluginResolveRequest, host = HOST): Promise<PluginResolveReply> =>
+    client.request(subjects.pluginsResolve(labName, host), PluginResolveRequestSchema, req, PluginResolveReplySchema, { timeoutMs: 60_000 });
 
-  async function rejects(labName: string, req: PluginResolveRequest, code: ErrorCode, pattern: RegExp): Promise<StackbusError> {
+  async function rejects(labName: string, req: PluginResolveRequest, code: ErrorCode, pattern: RegExp, asked = resolve(labName, req)): Promise<StackbusError> {
     let caught: StackbusError | undefined;
-    await assert.rejects(resolve(labName, req), (err: unknown) => {
+    await assert.rejects(asked, (err: unknown) => {
       assert.ok(err instanceof StackbusError, String(err));
       assert.equal(err.code, code, err.message);
       assert.match(err.message, pattern);
@@ -257,8 +290,12 @@ describe("fetcher service - plugins.resolve over a real nats-server and git smar
       url: `http://bot:${PASSWORD}@127.0.0.1:${new URL(proxy.url).port}/secret.git`,
       ref: "master",
     });
-    assert.equal(withUrlCreds.url, url);
-    for (const text of [err.message, JSON.stringify(err.data), embedded.message, JSON.stringify(withUrlCreds), ...logLines]) {
+    assert.equal(withUrlCreds.url, `http://***@127.0.0.1:${new URL(proxy.url).port}/secret.git`);
+    const index = await fetcherBus.kv(BUCKETS.pluginIndex);
+    const stored: string[] = [];
+    for await (const key of await index.keys()) stored.push(key, (await index.get(key))?.string() ?? "");
+    assert.ok(stored.some((text) => text.includes("http://***@127.0.0.1")), "the index records the redacted URL");
+    for (const text of [err.message, JSON.stringify(err.data), embedded.message, JSON.stringify(withUrlCreds), ...logLines, ...stored]) {
       assert.ok(!text.includes(PASSWORD), `password leaked: ${text}`);
     }
   });
@@ -303,7 +340,7 @@ describe("fetcher service - plugins.resolve over a real nats-server and git smar
     assert.equal(existsSync(marker), false, "a path with shell metacharacters reached a shell");
 
     const raw = await client.nc.request(
-      subjects.pluginsResolve("plain"),
+      subjects.pluginsResolve("plain", HOST),
       new TextEncoder().encode(JSON.stringify({ name: "../x", url: gitServer.repoUrl("alpha"), ref: "master" })),
       { timeout: 10_000 },
     );
@@ -314,5 +351,58 @@ describe("fetcher service - plugins.resolve over a real nats-server and git smar
 
     const good = await resolve("plain", { name: "alpha", url: gitServer.repoUrl("alpha"), ref: "master" });
     assert.equal(good.commit, c2);
+  });
+
+  it("a plugin the lab does not register is refused before anything is contacted: no private repository read, no address probed", async () => {
+    await gitServer.commit("controller-private", { "secrets.env": "ADMIN_PASSWORD=never-leave-the-controller\n" });
+    let probed = 0;
+    const probe = createServer((_req, res) => {
+      probed += 1;
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r));
+    const probeUrl = `http://127.0.0.1:${(probe.address() as { port: number }).port}/internal-admin`;
+    const requestsBefore = gitServer.requests.length;
+    const clonesBefore = fetcher.stats();
+    try {
+      const loot = { name: "loot", url: `file://${gitServer.repoPath("controller-private")}`, ref: "master" };
+      await rejects("plain", loot, ErrorCode.PermissionDenied, /^plugin loot \(file:\/\/.*controller-private\.git\): lab "plain" registers no such plugin: no enable_plugin loot file:/, ask("plain", loot));
+      const scan = { name: "scan", url: probeUrl, ref: "master" };
+      await rejects("plain", scan, ErrorCode.PermissionDenied, /registers no such plugin/, ask("plain", scan));
+      register("plain", "alpha", gitServer.repoUrl("alpha"));
+      const elsewhere = { name: "alpha", url: gitServer.repoUrl("controller-private"), ref: "master" };
+      await rejects("plain", elsewhere, ErrorCode.PermissionDenied, /\(it registers alpha as http:\/\/127\.0\.0\.1:\d+\/alpha\.git[,)]/, ask("plain", elsewhere));
+    } finally {
+      await new Promise((r) => probe.close(r));
+    }
+    assert.equal(probed, 0, "the probed address saw no request");
+    assert.equal(gitServer.requests.length, requestsBefore, "the git server saw no request");
+    assert.deepEqual(fetcher.stats(), clonesBefore, "nothing was cloned or fetched");
+    const objects: string[] = [];
+    for (const info of await store.list()) objects.push(info.name);
+    assert.deepEqual(objects.filter((n) => /^(loot|scan)\//.test(n)), []);
+  });
+
+  it("only the lab's hosts get plugins resolved: a host not in the lab is refused, even for a registered plugin", async () => {
+    const req = { name: "alpha", url: gitServer.repoUrl("alpha"), ref: "master" };
+    register("plain", req.name, req.url);
+    await rejects("plain", req, ErrorCode.PermissionDenied, /^host "intruder" is not in lab "plain": plugins are resolved only for the lab's hosts/, ask("plain", req, "intruder"));
+    await rejects("nolab", req, ErrorCode.NotFound, /no lab nolab has been applied/, ask("nolab", req));
+  });
+
+  it("when the config service does not answer, a lab it never described gets nothing fetched; a lab it did keeps its last answer", async () => {
+    const req = { name: "alpha", url: gitServer.repoUrl("alpha"), ref: "master" };
+    register("plain", req.name, req.url);
+    await resolve("plain", req);
+    labs.set("fresh", lab({ plugins: [{ name: req.name, url: req.url }] }));
+    await configSub.drain();
+    try {
+      await new Promise((r) => setTimeout(r, 1_100)); // the fetcher reuses an answer for a second
+      await rejects("fresh", req, ErrorCode.Unavailable, /^cannot tell which plugins lab "fresh" registers: the config service did not answer/, ask("fresh", req));
+      assert.equal((await ask("plain", req)).commit, c2);
+    } finally {
+      configSub = await serveConfig();
+    }
+    assert.equal((await ask("fresh", req)).commit, c2);
   });
 });

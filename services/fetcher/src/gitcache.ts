@@ -1,22 +1,50 @@
 import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import { mkdir, readdir, rm, stat, writeFile, link, copyFile } from "node:fs/promises";
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import git, { type HttpClient, type ServerRef } from "isomorphic-git";
+import git, { type GitHttpRequest, type GitHttpResponse, type HttpClient, type ServerRef } from "isomorphic-git";
 import nodeHttp from "isomorphic-git/http/node";
 import { c as createTar } from "tar";
 import type { Logger } from "@stackbus/bus";
+import { scanArchive } from "@stackbus/plugin-install";
+import { PluginContentError, PluginLimitError, TreeWalk } from "@stackbus/plugins";
 import { PluginRefError, PluginSourceError, type PluginContext } from "./errors.js";
-import { localGitHttp, LOCAL_URL } from "./localhttp.js";
+import { localGitHttp, LOCAL_URL, type TransportWatch } from "./localhttp.js";
 import { KeyedLock } from "./lock.js";
+import { guardUploadPack } from "./packguard.js";
 import { redact, type PluginSource } from "./source.js";
 
-/** A ref as the source advertises it: annotated tags carry the commit they point at in `peeled`. */
+/**
+ * A ref as the source advertises it: annotated tags carry the commit they point at in
+ * `peeled`; `HEAD` carries the branch it points at in `target`.
+ */
 export interface RemoteRef {
   ref: string;
   oid: string;
   peeled?: string;
+  target?: string;
+}
+
+/** How isomorphic-git reaches one source. */
+interface Transport {
+  http: HttpClient;
+  url: string;
+  onAuth?: () => { username: string; password: string };
+}
+
+/** One transport's use: what its watchdog and its pack guard saw, read after isomorphic-git fails. */
+interface Watch extends TransportWatch {
+  refused?: PluginLimitError;
+}
+
+/** The bytes of what isomorphic-git writes (a string, a Buffer, a Uint8Array). */
+function byteLength(data: unknown): number {
+  if (typeof data === "string") return Buffer.byteLength(data);
+  if (data instanceof Uint8Array) return data.byteLength;
+  return 0;
 }
 
 /** A ref resolved against the source: the commit, and the advertised ref that named it, if any. */
@@ -47,14 +75,22 @@ const SHORT_SHA = /^[0-9a-fA-F]{4,39}$/;
  * The fetcher's clone cache: one git repository per source (URL after mirrors), filled
  * with isomorphic-git. The first fetch clones every branch and tag; later asks fetch
  * only when the wanted commit is missing, so a plugin is cloned once however many hosts
- * ask. Every operation on one repository is serialised.
+ * ask. Every operation on one repository is serialised. Every download is bounded by the
+ * source's `limits` before isomorphic-git indexes it, and every archive before it is
+ * built. isomorphic-git's in-memory object cache (packfiles read whole) lives only while
+ * someone `hold`s the source, so the memory of a clone is released when its resolve ends.
  */
 export class GitCache {
   readonly #dir: string;
   readonly #log: Logger;
   readonly #timeoutMs: number;
   readonly #locks = new KeyedLock();
-  readonly #objectCaches = new Map<string, object>();
+  readonly #held = new Map<string, { cache: object; holders: number }>();
+  /**
+   * Connection pools of our own: Node's global agent ends a socket idle for 5 s, which a
+   * server still packing a large repository is; idleness is this cache's watchdog's job.
+   */
+  readonly #agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
   readonly counters = { clones: 0, fetches: 0 };
 
   constructor(options: GitCacheOptions) {
@@ -67,30 +103,94 @@ export class GitCache {
     return join(this.#dir, "repos", source.key);
   }
 
-  #cache(source: PluginSource): object {
-    let cache = this.#objectCaches.get(source.key);
-    if (!cache) {
-      cache = {};
-      this.#objectCaches.set(source.key, cache);
+  /**
+   * Runs `work` with one isomorphic-git object cache for `source` shared by every call
+   * inside it; the cache (and the packfiles it read) is dropped when the last holder ends.
+   * Calls made outside any hold use a cache of their own.
+   */
+  async hold<T>(source: PluginSource, work: () => Promise<T>): Promise<T> {
+    let entry = this.#held.get(source.key);
+    if (!entry) this.#held.set(source.key, (entry = { cache: {}, holders: 0 }));
+    entry.holders += 1;
+    try {
+      return await work();
+    } finally {
+      entry.holders -= 1;
+      if (entry.holders === 0) this.#held.delete(source.key);
     }
-    return cache;
   }
 
-  #transport(source: PluginSource): { http: HttpClient; url: string; onAuth?: () => { username: string; password: string } } {
-    if (source.kind === "file" || source.kind === "path") {
-      return { http: localGitHttp(source.target, this.#timeoutMs), url: LOCAL_URL };
-    }
-    const timeout = this.#timeoutMs;
+  /** Sources whose object cache is held now (released ones hold no memory). */
+  get heldSources(): number {
+    return this.#held.size;
+  }
+
+  #cache(source: PluginSource): object {
+    return this.#held.get(source.key)?.cache ?? {};
+  }
+
+  /**
+   * How isomorphic-git reaches the source: smart HTTP, or `git upload-pack` for a local
+   * repository. Every request has an idle watchdog (no byte for `timeoutMs` aborts it), and
+   * every upload-pack response is bounded by `guardUploadPack` before isomorphic-git reads
+   * it. What they saw is recorded in `watch`, so a failure is classified by what happened,
+   * not by the text of the error isomorphic-git makes of it.
+   */
+  #transport(source: PluginSource, context: PluginContext, watch: Watch): Transport {
+    const local = source.kind === "file" || source.kind === "path";
+    const base = local ? localGitHttp(source.target, this.#timeoutMs, watch) : nodeHttp;
+    const timeoutMs = this.#timeoutMs;
     const http: HttpClient = {
-      request: (req) => nodeHttp.request({ ...req, fetchOptions: { timeout, ...(req.fetchOptions ?? {}) } }),
+      request: async (req: GitHttpRequest): Promise<GitHttpResponse> => {
+        const abort = new AbortController();
+        let timer: NodeJS.Timeout | undefined;
+        const arm = () => {
+          clearTimeout(timer);
+          timer = setTimeout(() => {
+            watch.timedOut = true;
+            abort.abort();
+          }, timeoutMs);
+          // A body isomorphic-git stops reading early never ends: its watchdog must not hold the process.
+          timer.unref();
+        };
+        arm();
+        let res: GitHttpResponse;
+        try {
+          const agent = local ? undefined : new URL(req.url).protocol === "https:" ? this.#agents.https : this.#agents.http;
+          res = await base.request({ ...req, signal: abort.signal, ...(agent ? { agent } : {}) });
+        } catch (err) {
+          clearTimeout(timer);
+          throw err;
+        }
+        const body = res.body ? idle(res.body, arm, () => clearTimeout(timer)) : undefined;
+        if (!body) clearTimeout(timer);
+        const uploadPack = (req.method ?? "GET").toUpperCase() === "POST" && new URL(req.url).pathname.endsWith("/git-upload-pack");
+        const guarded =
+          body && uploadPack ? guardUploadPack(body, context.plugin, source.limits, (refused) => (watch.refused = refused)) : body;
+        return guarded ? { ...res, body: guarded } : res;
+      },
     };
+    const url = local ? LOCAL_URL : source.target;
     const auth = source.auth;
-    return auth ? { http, url: source.target, onAuth: () => ({ ...auth }) } : { http, url: source.target };
+    return auth ? { http, url, onAuth: () => ({ ...auth }) } : { http, url };
+  }
+
+  /** The arguments every git.fetch of a source shares. */
+  #fetchArgs(dir: string, cache: object, transport: Transport) {
+    return {
+      fs,
+      dir,
+      cache,
+      http: transport.http,
+      url: transport.url,
+      ...(transport.onAuth ? { onAuth: transport.onAuth } : {}),
+    };
   }
 
   /** The refs the source advertises (one smart-HTTP GET; nothing is cloned). */
   async listRemote(source: PluginSource, context: PluginContext): Promise<RemoteRef[]> {
-    const transport = this.#transport(source);
+    const watch: Watch = { timedOut: false };
+    const transport = this.#transport(source, context, watch);
     try {
       const refs: ServerRef[] = await git.listServerRefs({
         http: transport.http,
@@ -98,10 +198,11 @@ export class GitCache {
         ...(transport.onAuth ? { onAuth: transport.onAuth } : {}),
         protocolVersion: 1,
         peelTags: true,
+        symrefs: true,
       });
-      return refs.map((r) => (r.peeled ? { ref: r.ref, oid: r.oid, peeled: r.peeled } : { ref: r.ref, oid: r.oid }));
+      return refs.map((r) => ({ ref: r.ref, oid: r.oid, ...(r.peeled ? { peeled: r.peeled } : {}), ...(r.target ? { target: r.target } : {}) }));
     } catch (err) {
-      throw this.#sourceError(source, context, err);
+      throw this.#sourceError(source, context, err, watch);
     }
   }
 
@@ -115,7 +216,10 @@ export class GitCache {
     const match = matchRef(advertised, ref);
     if (match) {
       await this.ensure(source, context, match.oid, match.fullref, advertised);
-      return { commit: await this.peel(source, context, ref, match.oid), fullref: match.fullref };
+      const commit = await this.peel(source, context, ref, match.oid);
+      // HEAD is the remote's default branch: remember what it named, for offline serving.
+      if (ref === "HEAD") await git.writeRef({ fs, dir: this.#repo(source), ref: "refs/stackbus/HEAD", value: commit, force: true });
+      return { commit, fullref: match.fullref };
     }
     if (FULL_SHA.test(ref)) {
       await this.ensure(source, context, ref, null, advertised);
@@ -140,7 +244,12 @@ export class GitCache {
     if (!(await isRepo(dir))) return undefined;
     return this.#locks.run(source.key, async () => {
       const cache = this.#cache(source);
-      const candidates = ref.startsWith("refs/") ? [`refs/stackbus/${ref.slice(5)}`, ref] : [`refs/tags/${ref}`, `refs/remotes/origin/${ref}`];
+      const candidates =
+        ref === "HEAD"
+          ? ["refs/stackbus/HEAD"]
+          : ref.startsWith("refs/")
+            ? [`refs/stackbus/${ref.slice(5)}`, ref]
+            : [`refs/tags/${ref}`, `refs/remotes/origin/${ref}`];
       for (const candidate of candidates) {
         const oid = await git.resolveRef({ fs, dir, ref: candidate }).catch(() => undefined);
         if (oid) return this.peel(source, context, ref, oid);
@@ -176,24 +285,15 @@ export class GitCache {
     await this.#locks.run(source.key, async () => {
       const dir = this.#repo(source);
       const cache = this.#cache(source);
-      const transport = this.#transport(source);
+      const watch: Watch = { timedOut: false };
+      const transport = this.#transport(source, context, watch);
       let refs = advertised;
       const remoteRefs = async () => (refs ??= await this.listRemote(source, context));
       const fetchAll = async () => {
         const listed = await remoteRefs();
         if (listed.length === 0) return;
         const anchor = fullref ?? listed.find((r) => r.ref.startsWith("refs/heads/"))?.ref ?? listed[0]?.ref;
-        await git.fetch({
-          fs,
-          dir,
-          cache,
-          http: transport.http,
-          url: transport.url,
-          ...(transport.onAuth ? { onAuth: transport.onAuth } : {}),
-          singleBranch: false,
-          tags: true,
-          ...(anchor ? { remoteRef: anchor } : {}),
-        });
+        await git.fetch({ ...this.#fetchArgs(dir, cache, transport), singleBranch: false, tags: true, ...(anchor ? { remoteRef: anchor } : {}) });
       };
       try {
         if (!(await isRepo(dir))) {
@@ -216,24 +316,14 @@ export class GitCache {
           this.counters.fetches += 1;
         }
         if (oid !== null && !(await hasObject(dir, oid, cache))) {
-          await git.fetch({
-            fs,
-            dir,
-            cache,
-            http: transport.http,
-            url: transport.url,
-            ...(transport.onAuth ? { onAuth: transport.onAuth } : {}),
-            singleBranch: true,
-            remoteRef: oid,
-            ref: oid,
-          });
+          await git.fetch({ ...this.#fetchArgs(dir, cache, transport), singleBranch: true, remoteRef: oid, ref: oid });
           this.counters.fetches += 1;
         }
       } catch (err) {
-        if (oid !== null && FULL_SHA.test(oid) && isNotFound(err)) {
+        if (oid !== null && FULL_SHA.test(oid) && !watch.refused && (watch.missing === oid || (err as { code?: unknown }).code === "NotFoundError")) {
           throw new PluginRefError(context, oid, `commit ${oid} is not in the repository`);
         }
-        throw this.#sourceError(source, context, err);
+        throw this.#sourceError(source, context, err, watch);
       }
       if (oid !== null && !(await hasObject(dir, oid, cache))) {
         throw new PluginRefError(context, oid, `commit ${oid} is not in the repository`);
@@ -298,8 +388,9 @@ export class GitCache {
    * pointing at the plugin's URL. `git status` is clean in the unpacked tree and
    * `git describe` / pbr see the history.
    */
-  async archive(source: PluginSource, commit: string): Promise<BuiltArchive> {
+  async archive(source: PluginSource, context: PluginContext, commit: string): Promise<BuiltArchive> {
     return this.#locks.run(source.key, async () => {
+      const walk = new TreeWalk(context.plugin, source.limits, `its checkout at ${commit.slice(0, 12)}`, "no archive was built");
       const repo = this.#repo(source);
       const scratch = join(this.#dir, "tmp");
       await mkdir(scratch, { recursive: true });
@@ -316,8 +407,11 @@ export class GitCache {
         }
         if (await exists(join(repo, ".git", "packed-refs"))) await copyFile(join(repo, ".git", "packed-refs"), join(dotGit, "packed-refs"));
         await writeFile(join(dotGit, "HEAD"), `${commit}\n`);
-        await writeFile(join(dotGit, "config"), gitConfig(source.display));
-        await git.checkout({ fs, dir: stage, ref: commit, force: true, cache: this.#cache(source) });
+        await writeFile(join(dotGit, "config"), gitConfig(source.origin));
+        // Bounded before a byte of the checkout is written: .git as staged, then the commit's tree.
+        await walkDisk(stage, ".git", walk);
+        await this.#walkTree(source, commit, walk);
+        await this.#checkout(source, stage, commit, walk);
         const hash = createHash("sha256");
         let size = 0;
         const tar = createTar({ gzip: true, cwd: stage, portable: true }, ["."]);
@@ -326,6 +420,8 @@ export class GitCache {
           size += chunk.length;
         });
         await pipeline(tar, fs.createWriteStream(file));
+        // The hosts check every archive the same way before unpacking it: never serve one they would refuse.
+        await scanArchive(file, context.plugin, source.limits);
         return { file, size, digest: `sha256-${hash.digest("hex")}` };
       } catch (err) {
         await rm(file, { force: true });
@@ -336,8 +432,63 @@ export class GitCache {
     });
   }
 
-  #sourceError(source: PluginSource, context: PluginContext, err: unknown): Error {
-    if (err instanceof PluginRefError || err instanceof PluginSourceError) return err;
+  /**
+   * Adds every entry of the commit's tree to `walk` (entries, depth, links out of the tree),
+   * reading trees only: a tree bomb is refused after at most `maxFiles` entries.
+   */
+  async #walkTree(source: PluginSource, commit: string, walk: TreeWalk): Promise<void> {
+    const dir = this.#repo(source);
+    const cache = this.#cache(source);
+    const trees = new Map<string, Awaited<ReturnType<typeof git.readTree>>["tree"]>();
+    const visit = async (oid: string, prefix: string): Promise<void> => {
+      let tree = trees.get(oid);
+      if (!tree) trees.set(oid, (tree = (await git.readTree({ fs, dir, oid, cache })).tree));
+      for (const entry of tree) {
+        const path = prefix === "" ? entry.path : `${prefix}/${entry.path}`;
+        if (entry.type === "tree") {
+          walk.add(path, "directory");
+          await visit(entry.oid, path);
+        } else if (entry.type === "commit") {
+          walk.add(path, "directory");
+        } else if (entry.mode === "120000") {
+          const { blob } = await git.readBlob({ fs, dir, oid: entry.oid, cache });
+          walk.add(path, "symlink", { target: Buffer.from(blob).toString("utf8") });
+        } else {
+          walk.add(path, "file");
+        }
+      }
+    };
+    await visit(commit, "");
+  }
+
+  /** Checks `commit` out into `stage`, counting every byte written against `walk`'s maxUnpackedBytes. */
+  async #checkout(source: PluginSource, stage: string, commit: string, walk: TreeWalk): Promise<void> {
+    let refused: unknown;
+    const counted = {
+      promises: {
+        ...fs.promises,
+        writeFile: async (path: fs.PathLike, data: string | Uint8Array, options?: fs.WriteFileOptions) => {
+          try {
+            walk.addBytes(byteLength(data));
+          } catch (err) {
+            refused ??= err;
+            throw err;
+          }
+          return fs.promises.writeFile(path, data, options);
+        },
+      },
+    };
+    try {
+      await git.checkout({ fs: counted, dir: stage, ref: commit, force: true, cache: this.#cache(source) });
+    } catch (err) {
+      throw refused ?? err;
+    }
+    if (refused !== undefined) throw refused;
+  }
+
+  #sourceError(source: PluginSource, context: PluginContext, err: unknown, watch: Watch): Error {
+    if (watch.refused) return watch.refused;
+    if (err instanceof PluginRefError || err instanceof PluginSourceError || err instanceof PluginLimitError || err instanceof PluginContentError) return err;
     const e = err as { code?: string; message?: string; data?: { statusCode?: number; statusMessage?: string } };
     const via = source.mirrored ? ` via mirror ${source.location}` : "";
     let message: string;
@@ -350,10 +501,10 @@ export class GitCache {
       } else {
         message = `the source answered ${status}${via}`;
       }
-    } else if (e.code && /^(ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH)$/.test(e.code)) {
-      message = `cannot reach the source${via} (${e.code})`;
-    } else if (/timed out/i.test(e.message ?? "")) {
+    } else if (watch.timedOut) {
       message = `the source stopped answering${via} (no data for ${this.#timeoutMs}ms)`;
+    } else if (e.code && UNREACHABLE.has(e.code)) {
+      message = `cannot reach the source${via} (${e.code})`;
     } else if (e.code === "SmartHttpError" || e.code === "ParseError") {
       message = `the source is not a git smart-HTTP server${via}`;
     } else {
@@ -368,18 +519,49 @@ export class GitCache {
 }
 
 /** Matches a ref against the advertisement as `git fetch` does; annotated tags resolve to their tag object. */
-export function matchRef(advertised: readonly RemoteRef[], ref: string): { oid: string; fullref: string } | undefined {
+/**
+ * Matches a ref against the advertisement as `git fetch` does; annotated tags resolve to
+ * their tag object. `HEAD` is the remote's default branch: the branch its symref names
+ * (fullref), else its commit alone (fullref null).
+ */
+export function matchRef(advertised: readonly RemoteRef[], ref: string): { oid: string; fullref: string | null } | undefined {
   const byName = new Map(advertised.map((r) => [r.ref, r]));
-  const candidates = ref.startsWith("refs/")
-    ? [ref]
-    : ref === "HEAD"
-      ? ["HEAD"]
-      : [`refs/${ref}`, `refs/tags/${ref}`, `refs/heads/${ref}`];
+  if (ref === "HEAD") {
+    const head = byName.get("HEAD");
+    if (!head) return undefined;
+    return { oid: head.oid, fullref: head.target !== undefined && byName.has(head.target) ? head.target : null };
+  }
+  const candidates = ref.startsWith("refs/") ? [ref] : [`refs/${ref}`, `refs/tags/${ref}`, `refs/heads/${ref}`];
   for (const name of candidates) {
     const found = byName.get(name);
     if (found) return { oid: found.oid, fullref: name };
   }
   return undefined;
+}
+
+/** Network errors (Node's `code`) that mean the source cannot be reached at all. */
+const UNREACHABLE = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ECONNRESET", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH"]);
+
+/** The chunks of `body`, calling `arm` at each (an idle watchdog), and `done` when it ends. */
+async function* idle(body: AsyncIterableIterator<Uint8Array>, arm: () => void, done: () => void): AsyncGenerator<Uint8Array> {
+  try {
+    for await (const chunk of body) {
+      arm();
+      yield chunk;
+    }
+  } finally {
+    done();
+  }
+}
+
+/** Adds every file and directory under `root/rel` to `walk`, with the files' sizes. */
+async function walkDisk(root: string, rel: string, walk: TreeWalk): Promise<void> {
+  walk.add(rel, "directory");
+  for (const entry of await readdir(join(root, rel), { withFileTypes: true })) {
+    const path = `${rel}/${entry.name}`;
+    if (entry.isDirectory()) await walkDisk(root, path, walk);
+    else walk.add(path, "file", { size: (await stat(join(root, path))).size });
+  }
 }
 
 function unknownRefMessage(ref: string, advertised: readonly RemoteRef[]): string {
@@ -428,11 +610,6 @@ async function hasObject(dir: string, oid: string, cache: object): Promise<boole
     () => true,
     () => false,
   );
-}
-
-function isNotFound(err: unknown): boolean {
-  const e = err as { code?: string; message?: string };
-  return e.code === "NotFoundError" || /not our ref|not found/i.test(e.message ?? "");
 }
 
 /** Recreates a directory tree, hard-linking files (git objects never change) and copying where linking fails. */

@@ -1,4 +1,10 @@
 export { startFetcherService, type FetcherService, type FetcherServiceOptions } from "./service.js";
-export { PluginSourceError, PluginRefError, PluginUrlError, PluginOfflineError, type PluginContext } from "./errors.js";
+export {
+  PluginSourceError,
+  PluginRefError,
+  PluginUrlError,
+  PluginOfflineError,
+  PluginNotRegisteredError,
+  type PluginContext,
+} from "./errors.js";
 export { resolveSource, stripCredentials, type PluginSource, type SourceKind } from "./source.js";
-export { DEFAULT_LAB_ACCESS, LabPluginAccessRequestSchema } from "./lab.js";

@@ -1,23 +1,13 @@
-import { z } from "zod";
 import type { Bus, Logger } from "@stackbus/bus";
-import { ErrorCode, LabPluginAccessSchema, StackbusError, subjects, type LabPluginAccess } from "@stackbus/protocol";
+import {
+  ErrorCode,
+  LabPluginAccessRequestSchema,
+  LabPluginAccessSchema,
+  StackbusError,
+  subjects,
+  type LabPluginAccess,
+} from "@stackbus/protocol";
 import { InFlight } from "./lock.js";
-
-/** What the fetcher sends the config service: nothing but the lab, which is in the subject. */
-export const LabPluginAccessRequestSchema = z.object({});
-
-/**
- * The settings used when the config service does not answer: registration order, no
- * reclone, online, no mirrors, every transport allowed, no credentials.
- */
-export const DEFAULT_LAB_ACCESS: LabPluginAccess = Object.freeze({
-  order: "registration",
-  reclone: false,
-  offline: false,
-  mirrors: [],
-  allowSchemes: ["https", "http", "file", "path"],
-  credentials: [],
-}) as LabPluginAccess;
 
 export interface LabAccessOptions {
   bus: Bus;
@@ -29,9 +19,12 @@ export interface LabAccessOptions {
 }
 
 /**
- * Asks the config service for a lab's plugin settings and credentials, reusing an
- * answer for a second so a burst of hosts asks once. When nothing answers (no config
- * service) the defaults apply. Credentials are kept in memory only and never logged.
+ * Asks the config service for a lab's plugin settings, credentials, hosts and registered
+ * plugins (at a revision, or the current one), reusing an answer for a second so a burst
+ * of hosts asks once. When the config service does not answer, the last answer for that
+ * lab and revision is used; with none, nothing is resolved for the lab (UNAVAILABLE, which
+ * hosts ask again): the fetcher never fetches for a lab whose registrations it does not
+ * know. Credentials are kept in memory only and never logged.
  */
 export class LabAccess {
   readonly #bus: Bus;
@@ -49,38 +42,53 @@ export class LabAccess {
     this.#timeoutMs = options.timeoutMs ?? 2_000;
   }
 
-  async get(lab: string): Promise<LabPluginAccess> {
-    const cached = this.#cache.get(lab);
-    if (cached && Date.now() - cached.at < this.#ttlMs) return cached.access;
-    return this.#inflight.run(lab, async () => {
-      const access = await this.#ask(lab);
-      this.#cache.set(lab, { at: Date.now(), access });
+  /**
+   * The lab's access at `revision` (the current one when absent). `fresh` asks the config
+   * service even when an answer of the last second is at hand (a revision applied just now
+   * may register a plugin the cached answer lacks).
+   */
+  async get(lab: string, revision?: number, fresh = false): Promise<LabPluginAccess> {
+    const key = `${lab}#${revision ?? "current"}`;
+    const cached = this.#cache.get(key);
+    if (!fresh && cached && Date.now() - cached.at < this.#ttlMs) return cached.access;
+    return this.#inflight.run(key, async () => {
+      const access = await this.#ask(lab, revision, key);
+      this.#cache.set(key, { at: Date.now(), access });
       return access;
     });
   }
 
-  async #ask(lab: string): Promise<LabPluginAccess> {
+  async #ask(lab: string, revision: number | undefined, key: string): Promise<LabPluginAccess> {
     try {
       const access = await this.#bus.request(
         subjects.configPluginSettings(lab),
         LabPluginAccessRequestSchema,
-        {},
+        revision === undefined ? {} : { revision },
         LabPluginAccessSchema,
         { timeoutMs: this.#timeoutMs },
       );
-      this.#warned.delete(lab);
+      this.#warned.delete(key);
       return access;
     } catch (err) {
       const e = err instanceof StackbusError ? err : undefined;
-      if (!this.#warned.has(lab)) {
-        this.#warned.add(lab);
-        const quiet = e?.code === ErrorCode.Unavailable;
-        this.#log[quiet ? "info" : "warn"](
-          { lab, code: e?.code ?? ErrorCode.Internal },
-          `no plugin settings from the config service (${e?.message ?? String(err)}); using the defaults`,
+      const unanswered = e?.code === ErrorCode.Unavailable || e?.code === ErrorCode.Timeout;
+      if (!unanswered) throw err;
+      const last = this.#cache.get(key);
+      const at = revision === undefined ? `lab ${JSON.stringify(lab)}` : `revision ${revision} of lab ${JSON.stringify(lab)}`;
+      if (!this.#warned.has(key)) {
+        this.#warned.add(key);
+        this.#log.warn(
+          { lab, revision, code: e.code },
+          last ? `the config service did not answer for ${at} (${e.message}); using its last answer` : `the config service did not answer for ${at} (${e.message})`,
         );
       }
-      return DEFAULT_LAB_ACCESS;
+      if (last) return last.access;
+      throw new StackbusError(
+        ErrorCode.Unavailable,
+        `cannot tell which plugins ${at} registers: the config service did not answer (${e.message}); nothing is fetched until it does`,
+        { lab, ...(revision === undefined ? {} : { revision }) },
+        { cause: err },
+      );
     }
   }
 }

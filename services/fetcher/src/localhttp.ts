@@ -16,26 +16,41 @@ function gitEnv(): Record<string, string> {
   return env;
 }
 
+/** What a local transport saw: git timing out, a wanted commit the repository does not have. */
+export interface TransportWatch {
+  timedOut: boolean;
+  /** A commit asked for (`want`) that the repository does not hold. */
+  missing?: string;
+}
+
 /**
  * An isomorphic-git `http` client that serves one local repository (bare or not)
  * without any server: isomorphic-git has no file:// transport, so its two smart-HTTP
  * requests are answered by running `git upload-pack --stateless-rpc` on the path. The
  * path goes to git as one argument (execa, no shell); it is never parsed out of a URL.
+ * A wanted commit is looked up first (`git cat-file -e`, by its exit status), so a
+ * missing one is recorded in `watch` rather than read out of git's message.
  */
-export function localGitHttp(repoPath: string, timeoutMs: number): HttpClient {
+export function localGitHttp(repoPath: string, timeoutMs: number, watch: TransportWatch = { timedOut: false }): HttpClient {
   return {
     async request(req: GitHttpRequest): Promise<GitHttpResponse> {
       const url = new URL(req.url);
       const method = (req.method ?? "GET").toUpperCase();
       if (method === "GET" && url.pathname.endsWith("/info/refs") && url.searchParams.get("service") === SERVICE) {
-        const out = await uploadPack(repoPath, ["--advertise-refs"], undefined, timeoutMs);
+        const out = await uploadPack(repoPath, ["--advertise-refs"], undefined, timeoutMs, watch);
         if (!out.ok) return failure(req.url, out.stderr);
         const header = pktLine(`# service=${SERVICE}\n`);
         return success(req.url, `application/x-${SERVICE}-advertisement`, Buffer.concat([header, Buffer.from("0000"), out.stdout]));
       }
       if (method === "POST" && url.pathname.endsWith(`/${SERVICE}`)) {
         const body = await collect(req.body);
-        const out = await uploadPack(repoPath, [], body, timeoutMs);
+        for (const want of wants(body)) {
+          if (!(await hasCommit(repoPath, want, timeoutMs))) {
+            watch.missing = want;
+            return failure(req.url, `commit ${want} is not in the repository`);
+          }
+        }
+        const out = await uploadPack(repoPath, [], body, timeoutMs, watch);
         if (!out.ok) return failure(req.url, out.stderr);
         return success(req.url, `application/x-${SERVICE}-result`, out.stdout);
       }
@@ -44,11 +59,26 @@ export function localGitHttp(repoPath: string, timeoutMs: number): HttpClient {
   };
 }
 
+/** The object ids of the `want` lines of an upload-pack request. */
+function wants(body: Buffer): string[] {
+  const out: string[] = [];
+  const re = /want ([0-9a-f]{40})/g;
+  const text = body.toString("latin1");
+  for (let m = re.exec(text); m; m = re.exec(text)) out.push(m[1] as string);
+  return out;
+}
+
+async function hasCommit(repoPath: string, oid: string, timeoutMs: number): Promise<boolean> {
+  const result = await execa("git", ["cat-file", "-e", oid], { cwd: repoPath, env: gitEnv(), extendEnv: false, reject: false, timeout: timeoutMs, stdin: "ignore" });
+  return result.exitCode === 0;
+}
+
 async function uploadPack(
   repoPath: string,
   extra: string[],
   input: Buffer | undefined,
   timeoutMs: number,
+  watch: TransportWatch,
 ): Promise<{ ok: true; stdout: Buffer } | { ok: false; stderr: string }> {
   const result = await execa(
     "git",
@@ -63,6 +93,7 @@ async function uploadPack(
       ...(input === undefined ? { stdin: "ignore" as const } : { input }),
     },
   );
+  if (result.timedOut) watch.timedOut = true;
   if (result.exitCode !== 0 || result.failed) {
     const stderr = Buffer.from(result.stderr ?? []).toString("utf8").trim();
     return { ok: false, stderr: stderr || result.shortMessage || "git upload-pack failed" };

@@ -4,19 +4,22 @@ import { rm } from "node:fs/promises";
 import { Readable } from "node:stream";
 import { z } from "zod";
 import { natsDigestToHex, type KV, type Logger, type ObjectStore } from "@stackbus/bus";
-import { parsePluginSettings, requirementsOf } from "@stackbus/plugins";
+import { DigestMismatchError, parsePluginSettings, requirementsOf } from "@stackbus/plugins";
 import {
+  ErrorCode,
   InvalidNameError,
+  StackbusError,
   nameProblem,
   pluginObjectName,
   PluginResolveReplySchema,
+  redactUrl,
   type LabPluginAccess,
   type PluginResolveReply,
 } from "@stackbus/protocol";
-import { PluginOfflineError, type PluginContext } from "./errors.js";
+import { PluginNotRegisteredError, PluginOfflineError, type PluginContext } from "./errors.js";
 import type { GitCache } from "./gitcache.js";
 import { InFlight } from "./lock.js";
-import { redact, resolveSource, stripCredentials, type PluginSource } from "./source.js";
+import { redact, resolveSource, type PluginSource } from "./source.js";
 
 const FULL_SHA = /^[0-9a-f]{40}$/;
 
@@ -30,6 +33,8 @@ export interface ResolveInput {
   url: string;
   ref: string;
   runId?: string | undefined;
+  /** The lab revision the requesting host runs; the current one when absent. */
+  revision?: number | undefined;
 }
 
 export interface ResolverOptions {
@@ -38,7 +43,11 @@ export interface ResolverOptions {
   /** The `BUCKETS.pluginIndex` bucket. */
   index: KV;
   logger: Logger;
-  access: (lab: string) => Promise<LabPluginAccess>;
+  /**
+   * The lab's plugin settings, credentials, hosts and registered plugins, at a revision or
+   * the current one; `fresh` asks past any cached answer.
+   */
+  access: (lab: string, revision: number | undefined, fresh: boolean) => Promise<LabPluginAccess>;
 }
 
 /**
@@ -52,7 +61,7 @@ export class PluginResolver {
   readonly #store: ObjectStore;
   readonly #index: KV;
   readonly #log: Logger;
-  readonly #access: (lab: string) => Promise<LabPluginAccess>;
+  readonly #access: (lab: string, revision: number | undefined, fresh: boolean) => Promise<LabPluginAccess>;
   readonly #resolving = new InFlight();
   readonly #publishing = new InFlight();
 
@@ -64,21 +73,30 @@ export class PluginResolver {
     this.#access = options.access;
   }
 
-  async resolve(lab: string, input: ResolveInput): Promise<PluginResolveReply> {
+  /**
+   * Resolves `input` for `host` of `lab` (both taken from the request's subject). Only a
+   * host of the lab may ask, and only for a plugin the lab registers under that name and
+   * URL: anything else is refused before any source is contacted.
+   */
+  async resolve(lab: string, host: string, input: ResolveInput): Promise<PluginResolveReply> {
     const problem = nameProblem(input.name);
     if (problem !== undefined) {
       throw new InvalidNameError(
         "plugin",
         input.name,
-        `plugin name ${JSON.stringify(input.name)} (${stripCredentials(input.url)}) ${problem}; ` +
+        `plugin name ${JSON.stringify(input.name)} (${redactUrl(input.url)}) ${problem}; ` +
           `enable_plugin names become directories and subject tokens`,
       );
     }
-    const access = await this.#access(lab);
+    let access = await this.#access(lab, input.revision, false);
+    if (!isRegistered(host, input, access)) {
+      access = await this.#access(lab, input.revision, true);
+      checkRegistered(lab, host, input, access);
+    }
     const source = resolveSource(input.name, input.url, access);
     const context: PluginContext = { plugin: input.name, url: source.display };
     const key = [input.name, source.key, input.ref, input.runId ?? "", access.offline ? "offline" : "online"].join("\n");
-    return this.#resolving.run(key, async () => {
+    return this.#resolving.run(key, () => this.#cache.hold(source, async () => {
       try {
         const reply = access.offline
           ? await this.#offline(source, context, input)
@@ -92,7 +110,7 @@ export class PluginResolver {
         if (err instanceof Error && source.secrets.length > 0) err.message = redact(err.message, source.secrets);
         throw err;
       }
-    });
+    }));
   }
 
   async #online(source: PluginSource, context: PluginContext, input: ResolveInput): Promise<PluginResolveReply> {
@@ -165,7 +183,7 @@ export class PluginResolver {
     const stored = await this.#publishing.run(object, async () => {
       const info = await this.#store.info(object).catch(() => null);
       if (info && !info.deleted) return { size: info.size, digest: natsDigestToHex(info.digest) };
-      const built = await this.#cache.archive(source, commit);
+      const built = await this.#cache.archive(source, context, commit);
       try {
         const put = await this.#store.put(
           { name: object, description: `plugin ${input.name} at ${commit}` },
@@ -173,7 +191,7 @@ export class PluginResolver {
         );
         const digest = natsDigestToHex(put.digest);
         if (digest !== built.digest || put.size !== built.size) {
-          throw new Error(`object store recorded ${digest} (${put.size} bytes) for ${object}, built ${built.digest} (${built.size} bytes)`);
+          throw new DigestMismatchError(input.name, object, built.digest, `${digest} in the object store`, { expected: built.size, actual: put.size }, "it is not served");
         }
         this.#log.info({ object, size: built.size }, "plugin archive stored");
         return { size: built.size, digest: built.digest };
@@ -231,6 +249,25 @@ export class PluginResolver {
     await this.#resolving.idle();
     await this.#publishing.idle();
   }
+}
+
+function isRegistered(host: string, input: ResolveInput, access: LabPluginAccess): boolean {
+  return access.hosts.includes(host) && access.plugins.some((p) => p.name === input.name && p.url === input.url);
+}
+
+/** Refuses a host that is not in the lab, and a plugin the lab does not register with this name and URL. */
+function checkRegistered(lab: string, host: string, input: ResolveInput, access: LabPluginAccess): void {
+  const at = input.revision === undefined ? "" : ` at revision ${input.revision}`;
+  if (!access.hosts.includes(host)) {
+    throw new StackbusError(
+      ErrorCode.PermissionDenied,
+      `host ${JSON.stringify(host)} is not in lab ${JSON.stringify(lab)}${at}: plugins are resolved only for the lab's hosts`,
+      { lab, host, plugin: input.name },
+    );
+  }
+  if (access.plugins.some((p) => p.name === input.name && p.url === input.url)) return;
+  const others = access.plugins.filter((p) => p.name === input.name).map((p) => redactUrl(p.url));
+  throw new PluginNotRegisteredError({ plugin: input.name, url: redactUrl(input.url) }, lab, others);
 }
 
 function hash(...parts: string[]): string {

@@ -40,9 +40,10 @@ export interface FetcherService {
 }
 
 /**
- * Starts the plugin fetcher: answers `plugins.resolve` for every lab (queue group
- * `QUEUES.fetcher`, so several instances share the work), cloning each source once into
- * `cacheDir` and serving archives from the `OBJECT_STORES.plugins` object store.
+ * Starts the plugin fetcher: answers `plugins.resolve.<host>` for every lab (queue group
+ * `QUEUES.fetcher`, so several instances share the work), for the lab's hosts and the
+ * plugins the lab registers only, cloning each source once into `cacheDir` and serving
+ * archives from the `OBJECT_STORES.plugins` object store.
  */
 export async function startFetcherService(options: FetcherServiceOptions): Promise<FetcherService> {
   const { bus } = options;
@@ -53,16 +54,21 @@ export async function startFetcherService(options: FetcherServiceOptions): Promi
   const index = await bus.kv(BUCKETS.pluginIndex);
   const cache = new GitCache({ dir: cacheDir, logger: log });
   const access = new LabAccess({ bus, logger: log });
-  const resolver = new PluginResolver({ cache, store, index, logger: log, access: (lab) => access.get(lab) });
+  const resolver = new PluginResolver({ cache, store, index, logger: log, access: (lab, revision, fresh) => access.get(lab, revision, fresh) });
 
   const sub = bus.serve(
     wildcards.pluginsResolve,
     IncomingResolveSchema,
     PluginResolveReplySchema,
     async (req, subject) => {
-      const lab = parseSubject(subject)?.lab;
-      if (lab === undefined) throw new StackbusError(ErrorCode.BadMessage, `not a plugins.resolve subject: ${subject}`, { subject });
-      return resolver.resolve(validateName("lab", lab), req);
+      // Who asks comes from the subject (sb.<lab>.plugins.resolve.<host>), which the generated
+      // permissions let each agent publish only for itself; never from the payload.
+      const parsed = parseSubject(subject);
+      const host = parsed?.tokens[2];
+      if (parsed === undefined || host === undefined) {
+        throw new StackbusError(ErrorCode.BadMessage, `not a plugins.resolve subject: ${subject}`, { subject });
+      }
+      return resolver.resolve(validateName("lab", parsed.lab), validateName("host", host), req);
     },
     { queue: QUEUES.fetcher },
   );

@@ -1,11 +1,20 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ErrorCode, type LabPluginAccess } from "@stackbus/protocol";
+import { ErrorCode, redactUrl, type LabPluginAccess } from "@stackbus/protocol";
 import { PluginUrlError } from "./errors.js";
-import { DEFAULT_LAB_ACCESS } from "./lab.js";
 import { redact, resolveSource, stripCredentials } from "./source.js";
 
-const access = (over: Partial<LabPluginAccess> = {}): LabPluginAccess => ({ ...DEFAULT_LAB_ACCESS, ...over });
+const BASE: LabPluginAccess = {
+  order: "registration",
+  reclone: false,
+  offline: false,
+  mirrors: [],
+  allowSchemes: ["https", "http", "file", "path"],
+  credentials: [],
+  hosts: ["h1"],
+  plugins: [],
+};
+const access = (over: Partial<LabPluginAccess> = {}): LabPluginAccess => ({ ...BASE, ...over });
 
 describe("resolveSource - how a plugin URL is reached in a lab", () => {
   it("recognises https, http, file:// and absolute paths", () => {
@@ -41,7 +50,7 @@ describe("resolveSource - how a plugin URL is reached in a lab", () => {
     assert.equal(resolveSource("p", "git://git.openstack.org/openstack/p", lab).target, "https://mirror.lab/openstack/p");
   });
 
-  it("takes credentials from the URL or the longest matching credential prefix, and strips them from what is shown", () => {
+  it("takes credentials from the URL or the longest matching credential prefix, and redacts them in what is shown", () => {
     const lab = access({
       credentials: [
         { prefix: "https://git.corp/", username: "bot", password: "wide" },
@@ -51,9 +60,20 @@ describe("resolveSource - how a plugin URL is reached in a lab", () => {
     assert.deepEqual(resolveSource("p", "https://git.corp/team/p", lab).auth, { username: "team-bot", password: "narrow" });
     const embedded = resolveSource("p", "https://me:pa%40ss@git.corp/team/p", lab);
     assert.deepEqual(embedded.auth, { username: "me", password: "pa@ss" });
-    assert.equal(embedded.display, "https://git.corp/team/p");
+    assert.equal(embedded.display, "https://***@git.corp/team/p");
+    assert.equal(embedded.origin, "https://git.corp/team/p");
     assert.equal(embedded.target, "https://git.corp/team/p");
     assert.ok(embedded.secrets.includes("pa@ss"));
+  });
+
+  it("a mirror whose replacement carries credentials uses them, and shows and logs it redacted", () => {
+    const lab = access({ mirrors: [{ prefix: "https://opendev.org/", replace: "https://mirror-bot:m1rr0r@mirror.lab/git/" }] });
+    const source = resolveSource("p", "https://opendev.org/openstack/p", lab);
+    assert.deepEqual(source.auth, { username: "mirror-bot", password: "m1rr0r" });
+    assert.equal(source.target, "https://mirror.lab/git/openstack/p");
+    assert.equal(source.location, "https://***@mirror.lab/git/openstack/p");
+    assert.ok(source.secrets.includes("m1rr0r"));
+    assert.ok(!JSON.stringify({ ...source, auth: undefined, secrets: undefined }).includes("m1rr0r"));
   });
 
   it("one cache key per source and credentials: a clone made with credentials never serves a request without them", () => {
@@ -77,7 +97,7 @@ describe("resolveSource - how a plugin URL is reached in a lab", () => {
       assert.throws(() => resolveSource("p", url, access()), (err: unknown) => {
         assert.ok(err instanceof PluginUrlError);
         assert.equal(err.code, ErrorCode.PluginUrl);
-        assert.ok(err.message.startsWith(`plugin p (${stripCredentials(url)}): `), err.message);
+        assert.ok(err.message.startsWith(`plugin p (${redactUrl(url)}): `), err.message);
         assert.match(err.message, pattern);
         return true;
       });
@@ -95,7 +115,7 @@ describe("stripCredentials / redact - credentials never shown", () => {
   it("removes user:password@ from URLs and every known secret from text", () => {
     assert.equal(stripCredentials("https://u:p@h/x"), "https://h/x");
     assert.equal(stripCredentials("/srv/a@b:c"), "/srv/a@b:c");
-    assert.equal(redact("failed https://u:hunter2@h/x with hunter2 and hunter2", ["hunter2"]), "failed https://h/x with *** and ***");
-    assert.equal(redact("see http://bot:x@h/a and https://u@h/b", []), "see http://h/a and https://h/b");
+    assert.equal(redact("failed https://u:hunter2@h/x with hunter2 and hunter2", ["hunter2"]), "failed https://***@h/x with *** and ***");
+    assert.equal(redact("see http://bot:x@h/a and https://u@h/b", []), "see http://***@h/a and https://***@h/b");
   });
 });

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { isAbsolute, normalize } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { LabPluginAccess } from "@stackbus/protocol";
+import { DEFAULT_PLUGIN_LIMITS, redactUrl, type LabPluginAccess, type PluginLimits } from "@stackbus/protocol";
 import { PluginUrlError } from "./errors.js";
 
 /** How a plugin source is reached, and the lab setting (`allowSchemes`) that permits it. */
@@ -10,9 +10,11 @@ export type SourceKind = "https" | "http" | "file" | "path";
 /** Where a plugin comes from, after the lab's mirrors and credentials are applied. */
 export interface PluginSource {
   kind: SourceKind;
-  /** The URL as requested, credentials stripped: what replies, messages and logs show. */
+  /** The URL as requested, credentials redacted (`https://***@host/...`): what replies, messages, logs and the index show. */
   display: string;
-  /** The URL or path actually contacted (after a mirror rewrite), credentials stripped. */
+  /** The URL as requested without its credentials: the `origin` of the checkout on the hosts. */
+  origin: string;
+  /** The URL or path actually contacted (after a mirror rewrite), credentials redacted. */
   location: string;
   /** True when a mirror prefix rewrote the URL. */
   mirrored: boolean;
@@ -22,6 +24,8 @@ export interface PluginSource {
   auth?: { username: string; password: string };
   /** Strings that must never appear in a log line or message (passwords). */
   secrets: string[];
+  /** The lab's bounds on a plugin, applied to every download from the source and every archive built from it. */
+  limits: PluginLimits;
   /**
    * Identity of the source: one cache directory per key. Credentials are part of it, so
    * a clone made with one lab's credentials never serves a lab without them.
@@ -31,7 +35,6 @@ export interface PluginSource {
 
 const SCHEME_URL = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//;
 const USERINFO = /^([A-Za-z][A-Za-z0-9+.-]*:\/\/)([^/?#]*)@/;
-const USERINFO_ANYWHERE = /([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^/?#\s@]*@/g;
 const SCP_LIKE = /^[^/:]+:[^/]/;
 
 /** `url` without a `user:password@` part. */
@@ -39,7 +42,10 @@ export function stripCredentials(url: string): string {
   return url.replace(USERINFO, "$1");
 }
 
-/** Replaces every secret in `text` by `***`, so credentials never reach a log or an error message. */
+/**
+ * Replaces every secret in `text` by `***`, and the userinfo of every URL in it
+ * (`redactUrl`), so credentials never reach a log or an error message.
+ */
 export function redact(text: string, secrets: readonly string[]): string {
   let out = text;
   for (const secret of secrets) {
@@ -48,7 +54,7 @@ export function redact(text: string, secrets: readonly string[]): string {
     const encoded = encodeURIComponent(secret);
     if (encoded !== secret) out = out.split(encoded).join("***");
   }
-  return out.replace(USERINFO_ANYWHERE, "$1");
+  return redactUrl(out);
 }
 
 /**
@@ -62,15 +68,17 @@ export function redact(text: string, secrets: readonly string[]): string {
  * and relative paths are refused with a PluginUrlError naming the plugin and URL.
  */
 export function resolveSource(plugin: string, url: string, access: LabPluginAccess): PluginSource {
-  const display = stripCredentials(url);
+  const display = redactUrl(url);
+  const origin = stripCredentials(url);
   const context = { plugin, url: display };
   if ([...url].some((ch) => /\s/.test(ch) || ch.charCodeAt(0) < 0x20 || ch.charCodeAt(0) === 0x7f)) {
     throw new PluginUrlError(context, "the URL may not contain spaces or control characters");
   }
   const embedded = embeddedAuth(url);
-  const mirror = longestPrefix(access.mirrors, display);
-  const location = mirror ? mirror.replace + display.slice(mirror.prefix.length) : display;
-  const kind = kindOf(context, location);
+  const mirror = longestPrefix(access.mirrors, origin);
+  const contacted = mirror ? mirror.replace + origin.slice(mirror.prefix.length) : origin;
+  const location = redactUrl(contacted);
+  const kind = kindOf(context, contacted);
   if (!access.allowSchemes.includes(kind)) {
     throw new PluginUrlError(
       context,
@@ -79,21 +87,25 @@ export function resolveSource(plugin: string, url: string, access: LabPluginAcce
       { kind, allowed: access.allowSchemes },
     );
   }
-  const secrets = [...access.credentials.map((c) => c.password), ...(embedded ? [embedded.password] : [])].filter(
+  const mirrorAuth = mirror ? embeddedAuth(contacted) : undefined;
+  const secrets = [...access.credentials.map((c) => c.password), ...[embedded, mirrorAuth].map((a) => a?.password ?? "")].filter(
     (s) => s.length > 0,
   );
   const source: PluginSource = {
     kind,
     display,
+    origin,
     location,
     mirrored: mirror !== undefined,
-    target: kind === "http" || kind === "https" ? location : localPath(context, kind, location),
+    target: kind === "http" || kind === "https" ? contacted : localPath(context, kind, contacted),
     secrets,
+    limits: access.limits ?? DEFAULT_PLUGIN_LIMITS,
     key: "",
   };
   if (kind === "http" || kind === "https") {
-    const auth = (mirror ? undefined : embedded) ?? longestPrefix(access.credentials, location);
+    const auth = (mirror ? mirrorAuth : embedded) ?? longestPrefix(access.credentials, stripCredentials(contacted));
     if (auth) source.auth = { username: auth.username, password: auth.password };
+    if (mirrorAuth) source.target = stripCredentials(contacted);
   }
   const identity = source.auth ? `${source.auth.username}\n${source.auth.password}` : "";
   source.key = createHash("sha256").update(`${kind}\n${location}\n${identity}`).digest("hex").slice(0, 32);
@@ -101,6 +113,7 @@ export function resolveSource(plugin: string, url: string, access: LabPluginAcce
 }
 
 function kindOf(context: { plugin: string; url: string }, location: string): SourceKind {
+  location = redactUrl(location);
   if (location.startsWith("/")) return "path";
   const scheme = SCHEME_URL.exec(location)?.[1]?.toLowerCase();
   if (scheme === "http" || scheme === "https") {

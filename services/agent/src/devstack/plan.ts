@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseLocalConf } from "@stackbus/localconf";
-import { stepsOf, type HostConfig, type HostPlan, type PlanEntry, type RunKind } from "@stackbus/protocol";
+import { redactUrl, stepsOf, type HostConfig, type HostPlan, type PlanEntry, type RunKind } from "@stackbus/protocol";
 import { listExtras } from "../hooks.js";
 import type { HostDirs } from "../prepare.js";
 import { boundaryOf, describeBoundary, SCRIPTS } from "./boundaries.js";
@@ -50,7 +50,7 @@ export function planDevstackHost(options: { dirs: HostDirs; config: HostConfig; 
     if (work) entries.push({ action: "devstack", name: script, args: [], active: true, note: `DevStack's own ${work}; pauses at ${describeBoundary(boundaryOf(kind, step.id), kind)}` });
     if (step.id === "prepare") {
       entries.push({ action: "session", name: "local.conf", args: [], active: true, note: `written to ${join(dirs.topDir, "local.conf")}, with stackbus's localrc line` });
-      for (const p of config.plugins) entries.push({ action: "session", name: `fetch ${p.name}`, args: [p.url, p.ref], active: true, note: "placed at $DEST/" + p.name });
+      for (const p of config.plugins) entries.push({ action: "session", name: `fetch ${p.name}`, args: [redactUrl(p.url), p.ref], active: true, note: "placed at $DEST/" + p.name });
     }
     for (const action of step.actions) {
       if (action.kind === "extras") {

@@ -13,8 +13,16 @@ import { parseArgs } from "node:util";
 import git from "isomorphic-git";
 import nodeHttp from "isomorphic-git/http/node";
 import { Bus, silentLogger } from "@stackbus/bus";
-import { installPlugin } from "@stackbus/plugins";
-import { OBJECT_STORES, PluginResolveReplySchema, PluginResolveRequestSchema, subjects } from "@stackbus/protocol";
+import { installPlugin } from "@stackbus/plugin-install";
+import {
+  LabPluginAccessRequestSchema,
+  LabPluginAccessSchema,
+  OBJECT_STORES,
+  PluginResolveReplySchema,
+  PluginResolveRequestSchema,
+  subjects,
+  type LabPluginAccess,
+} from "@stackbus/protocol";
 import { startGitServer, startNats, tempDir, type FixtureFile } from "@stackbus/testkit";
 import { startFetcherService } from "../service.js";
 
@@ -68,6 +76,18 @@ export async function runFanoutBench(options: FanoutBenchOptions): Promise<Fanou
 
     const fetcherBus = await Bus.connect({ servers: nats.url, name: "bench-fetcher", logger });
     buses.push(fetcherBus);
+    // The config service's answer for the bench lab: its hosts, and the plugin each repetition registers.
+    const access: LabPluginAccess = {
+      order: "registration",
+      reclone: false,
+      offline: false,
+      mirrors: [],
+      allowSchemes: ["http"],
+      credentials: [],
+      hosts: Array.from({ length: hosts }, (_, i) => `host-${i}`),
+      plugins: Array.from({ length: repetitions }, (_, rep) => ({ name: `bench-${rep}`, url })),
+    };
+    await fetcherBus.confirmed(fetcherBus.serve(subjects.configPluginSettings("bench"), LabPluginAccessRequestSchema, LabPluginAccessSchema, () => access));
     for (let i = 0; i < hosts; i++) buses.push(await Bus.connect({ servers: nats.url, name: `bench-host-${i}`, logger }));
     const hostBuses = buses.slice(1);
     const stores = await Promise.all(hostBuses.map((b) => b.objectStore(OBJECT_STORES.plugins)));
@@ -85,7 +105,7 @@ export async function runFanoutBench(options: FanoutBenchOptions): Promise<Fanou
       await Promise.all(
         hostBuses.map(async (bus, i) => {
           const plugin = await bus.request(
-            subjects.pluginsResolve("bench"),
+            subjects.pluginsResolve("bench", `host-${i}`),
             PluginResolveRequestSchema,
             { name, url, ref: "master" },
             PluginResolveReplySchema,

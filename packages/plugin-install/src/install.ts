@@ -1,11 +1,19 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdir, open, readdir, rename, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { x as extractTar } from "tar";
 import { natsDigestToHex, type ObjectStore } from "@stackbus/bus";
-import { ErrorCode, StackbusError, validateName, type PluginResolveReply } from "@stackbus/protocol";
+import { DigestMismatchError, PluginLimitError } from "@stackbus/plugins";
+import {
+  DEFAULT_PLUGIN_LIMITS,
+  ErrorCode,
+  StackbusError,
+  validateName,
+  type PluginLimits,
+  type PluginResolveReply,
+} from "@stackbus/protocol";
+import { scanArchive, unpackArchive } from "./archive.js";
 import { readCheckout } from "./checkout.js";
-import { DigestMismatchError, PluginArchiveMissingError, PluginInstallError } from "./errors.js";
+import { PluginArchiveMissingError, PluginInstallError } from "./errors.js";
 
 /** DevStack's DEST: where plugins are checked out, one directory per plugin. */
 export const DEFAULT_DEST = "/opt/stack";
@@ -21,6 +29,8 @@ export interface InstallOptions {
   reclone: boolean;
   /** Called as archive bytes arrive. */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
+  /** The lab's bounds on a plugin (`pluginSettings.limits`). @default DEFAULT_PLUGIN_LIMITS */
+  limits?: PluginLimits | undefined;
 }
 
 export interface InstallOutcome {
@@ -38,14 +48,18 @@ export interface InstallOutcome {
 /**
  * Puts a fetched plugin at `<dest>/<name>`, as DevStack's git_clone leaves it: a
  * checkout at the resolved commit with its git history. The archive is downloaded beside
- * the target, its digest checked before anything is unpacked (DigestMismatchError
- * otherwise), unpacked beside the target, and renamed into place, so the plugin
- * directory is never half-written. A checkout already at the commit is left alone; one
- * at another commit is replaced only with `reclone`, otherwise kept with a warning.
+ * the target (refused unannounced if larger than `limits.maxDownloadBytes`), its digest
+ * checked (DigestMismatchError otherwise), every entry header checked against `limits`
+ * and for paths leaving the tree (PluginLimitError, PluginContentError) before anything
+ * is unpacked, unpacked beside the target, and renamed into place, so the plugin
+ * directory is never half-written and a refused archive leaves nothing in `dest`. A
+ * checkout already at the commit is left alone; one at another commit is replaced only
+ * with `reclone`, otherwise kept with a warning.
  */
 export async function installPlugin(options: InstallOptions): Promise<InstallOutcome> {
   const { plugin, reclone } = options;
   const name = validateName("plugin", plugin.name);
+  const limits = options.limits ?? DEFAULT_PLUGIN_LIMITS;
   const dest = resolve(options.dest);
   const path = join(dest, name);
   const current = await readCheckout(path);
@@ -70,16 +84,22 @@ export async function installPlugin(options: InstallOptions): Promise<InstallOut
     throw new PluginInstallError(name, dest, reasonOf(err), err);
   });
   await removeLeftovers(dest, name);
+  if (plugin.size > limits.maxDownloadBytes) {
+    throw new PluginLimitError(name, "maxDownloadBytes", plugin.size, limits.maxDownloadBytes, `its archive ${plugin.object}`, "nothing was downloaded");
+  }
   const tag = randomBytes(6).toString("hex");
   const download = join(dest, `.${name}.sb-download-${tag}.tar.gz`);
   const staging = join(dest, `.${name}.sb-unpack-${tag}`);
   const old = join(dest, `.${name}.sb-old-${tag}`);
   try {
     await downloadVerified(options, name, download);
+    await scanArchive(download, name, limits);
     await mkdir(staging).catch((err: unknown) => {
       throw new PluginInstallError(name, staging, reasonOf(err), err);
     });
-    await extractTar({ file: download, cwd: staging, preserveOwner: false, strict: true });
+    await unpackArchive(download, staging).catch((err: unknown) => {
+      throw new PluginInstallError(name, staging, reasonOf(err), err);
+    });
     const unpacked = await readCheckout(staging);
     if (unpacked.kind !== "checkout" || unpacked.commit !== plugin.commit) {
       throw new StackbusError(
@@ -110,25 +130,31 @@ export async function installPlugin(options: InstallOptions): Promise<InstallOut
 }
 
 /**
- * Streams the archive to `file`. The object must be the one the fetcher announced (its
- * stored SHA-256 equals the reply's digest), and the object store checks the bytes it
- * delivers against that digest as they arrive; the size is counted here. Throws
- * DigestMismatchError when either differs, before anything is unpacked.
+ * Streams the archive to `file`, hashing it as it arrives. The object must be the one the
+ * fetcher announced (its stored SHA-256 equals the reply's digest), no byte beyond the
+ * announced size is written, and the bytes must hash to the announced digest: otherwise a
+ * DigestMismatchError, before anything is unpacked. (The object store checks the digest
+ * too, and fails the stream when it differs, with `result.error` resolving: a failed
+ * transfer rejects it instead.)
  */
 async function downloadVerified(options: InstallOptions, name: string, file: string): Promise<void> {
   const { plugin, store, onProgress } = options;
   const result = await store.get(plugin.object);
   if (result === null) throw new PluginArchiveMissingError(name, plugin.object);
   const stored = natsDigestToHex(result.info.digest);
-  if (stored !== plugin.digest) {
+  const mismatch = (actual: string, size: number) =>
+    new DigestMismatchError(name, plugin.object, plugin.digest, actual, { expected: plugin.size, actual: size });
+  if (stored !== plugin.digest || result.info.size !== plugin.size) {
     result.data.cancel().catch(() => undefined);
-    throw new DigestMismatchError(name, plugin.object, plugin.digest, stored, { expected: plugin.size, actual: result.info.size });
+    throw mismatch(stored, result.info.size);
   }
   const handle = await open(file, "wx").catch((err: unknown) => {
     throw new PluginInstallError(name, file, reasonOf(err), err);
   });
+  const hash = createHash("sha256");
   let size = 0;
   let streamError: unknown;
+  let tooLong = false;
   try {
     const reader = result.data.getReader();
     for (;;) {
@@ -141,6 +167,12 @@ async function downloadVerified(options: InstallOptions, name: string, file: str
       }
       if (chunk.done) break;
       size += chunk.value.byteLength;
+      if (size > plugin.size) {
+        tooLong = true;
+        await reader.cancel().catch(() => undefined);
+        break;
+      }
+      hash.update(chunk.value);
       await handle.write(chunk.value).catch((err: unknown) => {
         throw new PluginInstallError(name, file, reasonOf(err), err);
       });
@@ -153,24 +185,22 @@ async function downloadVerified(options: InstallOptions, name: string, file: str
   } finally {
     await handle.close();
   }
-  streamError ??= await result.error;
-  if (streamError) {
-    const message = streamError instanceof Error ? streamError.message : String(streamError);
-    if (/digest|corrupt/i.test(message)) {
-      const computed = /computed: SHA-256 ([0-9a-f]{64})/.exec(message)?.[1];
-      throw new DigestMismatchError(name, plugin.object, plugin.digest, computed ? `sha256-${computed}` : "bytes the object store could not verify", {
-        expected: plugin.size,
-        actual: size,
-      });
-    }
+  if (tooLong) throw mismatch("an archive longer than announced", size);
+  if (streamError !== undefined) {
+    const transfer = await result.error.then(
+      (err: unknown) => err ?? undefined,
+      (err: unknown) => err ?? streamError,
+    );
+    if (transfer === undefined) throw mismatch("bytes that do not hash to it (the object store's check failed)", size);
+    const message = transfer instanceof Error ? transfer.message : String(transfer);
     throw new StackbusError(ErrorCode.Unavailable, `plugin ${name}: download of ${plugin.object} failed: ${message}`, {
       plugin: name,
       object: plugin.object,
-    }, { cause: streamError });
+    }, { cause: transfer });
   }
-  if (size !== plugin.size) {
-    throw new DigestMismatchError(name, plugin.object, plugin.digest, "an archive of another size", { expected: plugin.size, actual: size });
-  }
+  const digest = `sha256-${hash.digest("hex")}`;
+  if (size !== plugin.size) throw mismatch("an archive of another size", size);
+  if (digest !== plugin.digest) throw mismatch(digest, size);
 }
 
 /** Removes what an install of this plugin interrupted by a crash left beside the target. */
@@ -185,5 +215,6 @@ async function removeLeftovers(dest: string, name: string): Promise<void> {
 function reasonOf(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
   if (e instanceof StackbusError) return e.message;
-  return e?.code ? `${e.code}: ${e.message}` : String(err);
+  if (e?.code) return `${e.code}: ${e.message}`;
+  return e instanceof Error ? e.message : String(err);
 }

@@ -4,6 +4,8 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
+  CancelReplySchema,
+  CancelRequestSchema,
   CommandAckSchema,
   PhaseCommandSchema,
   RunEventSchema,
@@ -11,7 +13,7 @@ import {
   subjects,
   type StepResult,
 } from "@stackbus/protocol";
-import { decode } from "@stackbus/bus";
+import { decode, newCommandSigner } from "@stackbus/bus";
 import { startGitServer, waitFor, type GitServer } from "@stackbus/testkit";
 import { Lab, REPO_ROOT } from "./harness.js";
 
@@ -261,3 +263,34 @@ function psHas(text: string): boolean {
   const out = execFileSync("ps", ["-eo", "args"]).toString();
   return out.split("\n").some((l) => l.trim() === text);
 }
+
+describe("agent - accepts only phase commands and cancels the coordinator signed, when it knows its key", () => {
+  let lab: Lab;
+  const { signer } = newCommandSigner();
+  before(async () => {
+    lab = await Lab.start({ hosts: [{ name: "solo" }], services: ["config"], agents: false });
+    lab.startAgent("solo", ["--coordinator-key", signer.publicKey]);
+    await lab.waitForAgents(["solo"]);
+  });
+  after(async () => lab?.stop());
+
+  const command = { lab: "testlab", runId: "rsig", kind: "stack" as const, attempt: 1, step: "prepare" as const, configRevision: 1, timeoutMs: 60_000, facts: {} };
+  const send = (message: object, host = "solo") => lab.bus.request(subjects.hostCommand("testlab", host), PhaseCommandSchema, message as typeof command, CommandAckSchema, { timeoutMs: 5_000 });
+
+  it("refuses an unsigned command, one signed by another key, one signed for another subject, and one changed after signing", async () => {
+    const other = newCommandSigner().signer;
+    const refused = (why: RegExp) => (err: unknown) => (err as { code?: string }).code === "PERMISSION_DENIED" && why.test((err as Error).message);
+    await assert.rejects(send(command), refused(/refused the prepare command of run rsig: it is not signed by the coordinator/));
+    await assert.rejects(send(other.sign(subjects.hostCommand("testlab", "solo"), command)), refused(/its signature is not the coordinator's/));
+    await assert.rejects(send(signer.sign(subjects.hostCommand("testlab", "other"), command)), refused(/its signature is not the coordinator's/));
+    await assert.rejects(send({ ...signer.sign(subjects.hostCommand("testlab", "solo"), command), step: "clean", kind: "clean" }), refused(/signature is not the coordinator's/));
+    const cancel = { runId: "rsig", reason: "forged" };
+    await assert.rejects(lab.bus.request(subjects.hostCancel("testlab", "solo"), CancelRequestSchema, cancel, CancelReplySchema, { timeoutMs: 5_000 }), refused(/refused a cancel of run rsig: it is not signed/));
+    assert.equal(existsSync(join(lab.hostDir("solo"), "state", "runs", "rsig")), false, "nothing of the run was recorded");
+  });
+
+  it("runs the command the coordinator signed for this host", async () => {
+    const ack = await send(signer.sign(subjects.hostCommand("testlab", "solo"), command));
+    assert.equal(ack.state, "started");
+  });
+});

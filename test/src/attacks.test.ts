@@ -82,15 +82,21 @@ class SecureLab {
     this.nats = await startNats({ config: this.serverConf, port, storeDir });
     this.proc("config", ["serve", "config"]);
     this.proc("fetcher", ["serve", "fetcher", "--cache-dir", join(this.dir.path, "fetcher-cache")]);
-    this.proc("coordinator", ["serve", "coordinator"]);
+    this.proc("coordinator", ["serve", "coordinator", "--signing-key", join(this.authDir, "coordinator-sign.nk")]);
     await waitFor("the lab applied", async () => (await this.operator(["lab", "apply", this.manifestFile])).code === 0, 30_000, 300);
     for (const h of HOSTS) {
-      this.proc(`agent-${h}`, ["agent", "--host", h, "--lab", LAB, "--top-dir", this.topDir(h), "--dest", this.dest(h), "--state-dir", join(this.dir.path, "hosts", h, "state"), "--heartbeat", "300"]);
+      this.startAgent(h);
     }
     const operator = await this.as("operator");
     for (const h of HOSTS) {
       await waitFor(`the agent of ${h}`, () => operator.request(subjects.hostPing(LAB, h), z.object({}), {}, z.record(z.string(), z.unknown()), { timeoutMs: 500 }).catch(() => undefined), 30_000, 200);
     }
+  }
+
+  /** The agent of `host`, with the coordinator's public key from the environment file auth gen wrote for it. */
+  startAgent(host: string): Proc {
+    const key = /^STACKBUS_COORDINATOR_KEY="?([A-Z0-9]+)"?$/m.exec(readFileSync(join(this.authDir, "env", `agent-${host}.env`), "utf8"))?.[1] ?? "";
+    return this.proc(`agent-${host}`, ["agent", "--host", host, "--lab", LAB, "--top-dir", this.topDir(host), "--dest", this.dest(host), "--state-dir", join(this.dir.path, "hosts", host, "state"), "--heartbeat", "300", "--coordinator-key", key]);
   }
 
   get goodUrl(): string {
@@ -242,8 +248,7 @@ describe("attacks - issue 17, with the generated permissions, against a whole la
   });
 
   it(
-    "attack 4: a watcher's push consumer on SB_RUNS delivering run.attempt onto host b's cancel subject cancels nothing",
-    { todo: "nats-server 2.9 does not check where a consumer delivers; refused once agents check who sent a cancel (signed commands)" },
+    "attack 4: a watcher's push consumer on SB_RUNS delivering run.attempt onto host b's cancel subject cancels nothing (b's agent accepts only requests the coordinator signed)",
     async () => {
       writeFileSync(join(lab.topDir("b"), "extras.d", "20-slow.sh"), 'if [[ "$1 $2" == "stack install" ]]; then sleep 4; fi\n');
       const watcher = await lab.as("watcher");
@@ -263,6 +268,112 @@ describe("attacks - issue 17, with the generated permissions, against a whole la
       }
     },
   );
+
+  it("attack 2: agent a's result claiming host b is refused: b counts as done only when it is, its real failure fails the run, no forged fact reaches a hook", async () => {
+    writeFileSync(lab.shared, "");
+    const slow = join(lab.topDir("b"), "extras.d", "20-slow.sh");
+    const reader = join(lab.topDir("a"), "extras.d", "30-read.sh");
+    writeFileSync(slow, 'if [[ "$1 $2" == "stack install" ]]; then CONTROLLER_IP=10.0.0.2; stackbus_export CONTROLLER_IP; sleep 3; fi\nif [[ "$1 $2" == "stack post-config" ]]; then exit 7; fi\n');
+    writeFileSync(reader, `if [[ "$1 $2" == "stack post-config" ]]; then echo "a read $(stackbus_fact b CONTROLLER_IP)" >> ${lab.shared}; fi\n`);
+    try {
+      const run = lab.operator(["stack", "--wait", "--json"], 180_000);
+      await waitFor("b in stack install", () => lab.recorded().includes("b stack install"), 60_000, 100);
+      const runs = jsonLines((await lab.operator(["runs", "--json"])).stdout) as Array<{ runId: string; status: string }>;
+      const runId = runs.find((r) => r.status === "running")?.runId ?? "";
+      const agentA = await lab.as("agent-a");
+      const now = Date.now();
+      const forged = { lab: LAB, runId, host: "b", attempt: 1, step: "install", status: "ok", startedAt: now, finishedAt: now, durationMs: 0, hooks: [], failures: [], facts: { CONTROLLER_IP: "6.6.6.6" }, warnings: [] };
+      await agentA.publishDurable(subjects.runResult(LAB, runId, "a"), z.record(z.string(), z.unknown()), forged, { msgID: `forged-${runId}` });
+      const res = await run;
+      assert.equal(res.code, 1, res.stdout);
+      const failures = jsonLines(res.stdout).filter((e) => e["kind"] === "event" && e["type"] === "run.finished").flatMap((e) => e["failures"] as Array<{ host: string; step: string; exitCode: number }>);
+      assert.deepEqual(failures.map((f) => [f.host, f.step, f.exitCode]), [["b", "post-config", 7]], "b's real failure is the run's");
+      const recorded = lab.recorded();
+      assert.ok(recorded.includes("a read 10.0.0.2"), `a read the fact b exported, not the forged one: ${recorded.join(" | ")}`);
+      assert.ok(recorded.indexOf("a stack post-config") > recorded.indexOf("b stack install"), "a's post-config waited for b's install");
+      assert.match(lab.procs.get("coordinator")?.output() ?? "", /refused a step result: host \\?"a\\?" sent a message that claims to be from host \\?"b\\?"/);
+    } finally {
+      writeFileSync(slow, "true\n");
+      writeFileSync(reader, "true\n");
+    }
+  });
+
+  it("attack 2, heartbeats: agent a beating for a killed host b does not keep b alive: b is lost within the heartbeat timeout", async () => {
+    writeFileSync(lab.shared, "");
+    const slow = join(lab.topDir("b"), "extras.d", "20-slow.sh");
+    writeFileSync(slow, 'if [[ "$1 $2" == "stack install" ]]; then sleep 60; fi\n');
+    const agentA = await lab.as("agent-a");
+    let beating: NodeJS.Timeout | undefined;
+    try {
+      const run = lab.operator(["stack", "--wait", "--json", "--heartbeat-timeout", "3s"], 180_000);
+      await waitFor("b in stack install", () => lab.recorded().includes("b stack install"), 60_000, 100);
+      await lab.procs.get("agent-b")?.kill("SIGKILL");
+      const started = Date.now();
+      beating = setInterval(() => {
+        agentA.nc.publish(subjects.hostHeartbeat(LAB, "a"), new TextEncoder().encode(JSON.stringify({ lab: LAB, host: "b", instance: "x", at: Date.now(), busy: null, hook: null })));
+      }, 200);
+      const res = await run;
+      assert.equal(res.code, 1, res.stdout);
+      const lost = jsonLines(res.stdout).find((e) => e["type"] === "host.finished" && e["host"] === "b");
+      assert.equal(lost?.["status"], "lost", res.stdout);
+      assert.ok(Date.now() - started < 25_000, "b was found lost within the heartbeat timeout, not kept alive by a's forged heartbeats");
+    } finally {
+      clearInterval(beating);
+      writeFileSync(slow, "true\n");
+      lab.startAgent("b");
+      const operator = await lab.as("operator");
+      await waitFor("b's agent back", () => operator.request(subjects.hostPing(LAB, "b"), z.object({}), {}, z.record(z.string(), z.unknown()), { timeoutMs: 500 }).catch(() => undefined), 30_000, 200);
+    }
+  });
+
+  it("attack 7: a 2 MB line then `false` is a failure with its real exit status; 25 MB without a newline and 100 MB of lines are kept within bounds", async () => {
+    const loud = join(lab.topDir("a"), "extras.d", "40-loud.sh");
+    writeFileSync(
+      loud,
+      [
+        'if [[ "$1 $2" == "stack pre-install" ]]; then head -c 26214400 /dev/zero | tr "\\0" x; echo; fi',
+        'if [[ "$1 $2" == "stack install" ]]; then head -c 104857600 /dev/zero | tr "\\0" y | fold -w 1000; fi',
+        'if [[ "$1 $2" == "stack post-config" ]]; then head -c 2097152 /dev/zero | tr "\\0" z; echo; false; fi',
+        "",
+      ].join("\n"),
+    );
+    try {
+      const res = await lab.operator(["stack", "--wait", "--json"], 300_000);
+      assert.equal(res.code, 1, res.stdout.slice(-2000));
+      const results = jsonLines(res.stdout).filter((e) => e["kind"] === "result" && e["host"] === "a");
+      const failed = results.find((r) => r["step"] === "post-config");
+      const f = (failed?.["failures"] as Array<{ hook: string; reason: string; exitCode: number; outputTail: string[] }>)[0];
+      assert.deepEqual([failed?.["status"], f?.reason, f?.hook, f?.exitCode], ["failed", "hook", "extras.d/40-loud.sh", 1], "the real exit status, not a timeout");
+      assert.ok(Buffer.byteLength(JSON.stringify(f?.outputTail)) <= 70 * 1024, "the output tail is bounded by bytes");
+      assert.ok(results.find((r) => r["step"] === "pre-install")?.["status"] === "ok" && results.find((r) => r["step"] === "install")?.["status"] === "ok");
+      const runId = String(results[0]?.["runId"]);
+      const logs = await lab.operator(["logs", runId, "--host", "a", "--step", "install"], 120_000);
+      assert.ok(Buffer.byteLength(logs.stdout) < 10 * 1024 * 1024, `the logs stream kept ${Buffer.byteLength(logs.stdout)} bytes of a hook's 100 MB`);
+      assert.match(logs.stdout, /lines \(\d+ bytes\) of extras\.d\/40-loud\.sh's output in install are not kept/);
+      const onDisk = spawnSync("bash", ["-c", `du -cb ${join(lab.dir.path, "hosts", "a", "state", "runs", runId)}/*.log | tail -1 | cut -f1`], { encoding: "utf8" }).stdout.trim();
+      assert.ok(Number(onDisk) < 16 * 1024 * 1024, `the host's run log holds ${onDisk} bytes`);
+    } finally {
+      writeFileSync(loud, "true\n");
+    }
+  });
+
+  it("attack 10: local.conf, the localrc and the run logs are readable by their owner only, in directories only it may enter", async () => {
+    const res = await lab.operator(["stack", "--wait", "--json"], 180_000);
+    assert.equal(res.code, 0, res.stdout);
+    const mode = (path: string) => (Number.parseInt(spawnSync("stat", ["-c", "%a", path], { encoding: "utf8" }).stdout.trim(), 8));
+    for (const h of HOSTS) {
+      assert.equal(mode(join(lab.topDir(h), "local.conf")), 0o600);
+      assert.equal(mode(join(lab.topDir(h), ".localrc.auto")), 0o600);
+      const runs = join(lab.dir.path, "hosts", h, "state", "runs");
+      assert.equal(mode(runs), 0o700);
+      for (const run of execFileSync("ls", [runs], { encoding: "utf8" }).split("\n").filter(Boolean)) {
+        assert.equal(mode(join(runs, run)), 0o700, `${run} of ${h}`);
+        for (const file of execFileSync("ls", [join(runs, run)], { encoding: "utf8" }).split("\n").filter(Boolean)) {
+          assert.equal(mode(join(runs, run, file)) & 0o077, 0, `${run}/${file} of ${h} is readable by others`);
+        }
+      }
+    }
+  });
 
   it("attack 5: agent a cannot make the fetcher read a repository on the controller or probe an address; nothing reaches the object store", async () => {
     let probed = 0;
@@ -311,7 +422,6 @@ describe("attacks - issue 17, with the generated permissions, against a whole la
 
   it(
     "attack 6 (agents): the plugin URL's password is in no run log, SB_LOGS message or `stackbus logs` output",
-    { todo: "the agent's own 'resolving plugin' log line (prepare.ts) must show the URL through redactUrl" },
     async () => {
       const res = await lab.operator(["stack", "--wait", "--json"], 180_000);
       const runId = jsonLines(res.stdout).find((e) => typeof e["runId"] === "string")?.["runId"];

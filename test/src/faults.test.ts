@@ -170,3 +170,19 @@ test("faults - processes killed mid-run, on one nats-server", async (t) => {
 function psHas(text: string): boolean {
   return execFileSync("ps", ["-eo", "args"]).toString().split("\n").some((l) => l.trim() === text);
 }
+
+test("faults - the coordinator stops on SIGTERM within seconds, also mid-run with the bus gone", async () => {
+  await using lab = await Lab.start({ hosts: [{ name: "a" }] });
+  lab.writeHostFiles({ name: "a", files: { "extras.d/10-slow.sh": `[[ "$1 $2" == "stack install" ]] && sleep 30\n${record(lab.shared)}` } });
+  const run = lab.cli(["stack"], 30_000);
+  assert.equal((await run).code, 0);
+  await waitFor("a in stack install", () => readFileSync(lab.shared, "utf8").includes("stack pre-install"), 60_000);
+  await lab.nats.kill("SIGKILL");
+  const coordinator = lab.procs.get("coordinator");
+  assert.ok(coordinator);
+  const t0 = Date.now();
+  coordinator.child.kill("SIGTERM");
+  const code = await Promise.race([coordinator.exited(), new Promise((r) => setTimeout(() => r("still running"), 20_000))]);
+  assert.notEqual(code, "still running", `the coordinator did not stop on SIGTERM: ${coordinator.output().slice(-1000)}`);
+  assert.ok(Date.now() - t0 < 15_000, `it took ${Date.now() - t0} ms`);
+});

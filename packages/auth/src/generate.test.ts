@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { commandSigner } from "@stackbus/bus";
 import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it, test } from "node:test";
@@ -56,12 +57,16 @@ describe("generate - identities, files and environment", () => {
       installDir: "/etc/sb",
     });
     const env = parseEnv(g.files["env/agent-compute1.env"] ?? "");
+    const signing = (g.files["coordinator-sign.nk"] ?? "").trim();
+    assert.match(signing, /^SU[A-Z2-7]{56}$/, "the coordinator's command signing seed");
     assert.deepEqual(env, {
       NATS_URL: "nats://n1:4222,nats://n2:4222,nats://n3:4222",
       STACKBUS_NATS_NKEY: "/etc/sb/agent-compute1.nk",
       STACKBUS_LAB: "lab1",
       STACKBUS_REPLICAS: "3",
+      STACKBUS_COORDINATOR_KEY: commandSigner(signing).publicKey,
     });
+    assert.equal(parseEnv(g.files["env/coordinator.env"] ?? "")["STACKBUS_SIGNING_KEY"], "/etc/sb/coordinator-sign.nk");
     assert.match(g.files["env/agent-compute1.env"] ?? "", /^#STACKBUS_STATE_DIR=/m);
     await assert.rejects(generateAuth({ lab: "l", hosts: ["h"], mode: "nkey", installDir: "/etc/my dir" }), (e: unknown) => (e as StackbusError).code === ErrorCode.InvalidArgument);
   });

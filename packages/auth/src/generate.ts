@@ -158,6 +158,11 @@ export async function generateAuth(options: AuthOptions): Promise<GeneratedAuth>
     ].join("\n");
   });
 
+  // The coordinator signs every phase command and cancel with its own key; each agent
+  // accepts only those (a message delivered to its subjects any other way is refused).
+  const signing = createUser();
+  const signingSeed = new TextDecoder().decode(signing.getSeed());
+  files["coordinator-sign.nk"] = `${signingSeed}\n`;
   const users: GeneratedUser[] = [];
   for (const role of roles) {
     const id = identities.get(role);
@@ -181,6 +186,8 @@ export async function generateAuth(options: AuthOptions): Promise<GeneratedAuth>
     if (options.tls?.verifyClients) {
       env.push(envValue("STACKBUS_TLS_CERT", join(installDir, `${role}.crt`)), envValue("STACKBUS_TLS_KEY", join(installDir, `${role}.key`)));
     }
+    if (role === "coordinator") env.push(envValue("STACKBUS_SIGNING_KEY", join(installDir, "coordinator-sign.nk")));
+    if (role.startsWith("agent-")) env.push(envValue("STACKBUS_COORDINATOR_KEY", signing.getPublicKey()));
     if (role.startsWith("agent-")) {
       env.push(
         "# Where DevStack lives on this host (defaults shown):",
@@ -211,6 +218,7 @@ function readme(lab: string, hosts: string[], mode: AuthMode, installDir: string
     ...["coordinator", "config", "fetcher"].map(
       (r) => `| \`${cred(r)}\`, \`env/${r}.env\` | the controller, ${installDir}/ (unit stackbus-${r}) |`,
     ),
+    `| \`coordinator-sign.nk\` | the controller, ${installDir}/ (the coordinator signs phase commands with it; each agent's env file holds its public key) |`,
     `| \`${cred("operator")}\`, \`env/operator.env\` | whoever applies labs and starts runs |`,
     `| \`${cred("watcher")}\`, \`env/watcher.env\` | whoever only watches runs (read-only) |`,
     ...hosts.map((h) => `| \`${cred(`agent-${h}`)}\`, \`env/agent-${h}.env\` | host ${h}, ${installDir}/ (unit stackbus-agent@${h}) |`),

@@ -11,3 +11,4 @@ export { encode, decode } from "./codec.js";
 export { PermissionDeniedError, type DeniedOperation } from "./errors.js";
 export { createLogger, silentLogger, type Logger } from "./logger.js";
 export { onShutdown } from "./signals.js";
+export { canonicalJson, commandSigner, commandSignerFromFile, commandVerifier, newCommandSigner, type CommandSigner, type CommandVerifier } from "./signing.js";

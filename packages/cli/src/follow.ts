@@ -1,6 +1,7 @@
 import {
   formatDuration,
   RunEventSchema,
+  senderMismatch,
   StepResultSchema,
   STREAMS,
   subjects,
@@ -37,7 +38,11 @@ export async function* followRun(
     let item: RunRecordItem | undefined;
     try {
       if (m.subject.endsWith(".event")) item = { kind: "event", event: decode(m.subject, RunEventSchema, m.data), seq: m.seq, pending: m.pending };
-      else if (m.subject.includes(".result.")) item = { kind: "result", result: decode(m.subject, StepResultSchema, m.data), seq: m.seq, pending: m.pending };
+      else if (m.subject.includes(".result.")) {
+        const result = decode(m.subject, StepResultSchema, m.data);
+        // A result that claims to be another host's (its subject names the sender) is not shown.
+        if (!senderMismatch(m.subject, result)) item = { kind: "result", result, seq: m.seq, pending: m.pending };
+      }
     } catch {
       continue;
     }

@@ -44,6 +44,8 @@ export {
   subjects,
   wildcards,
   parseSubject,
+  senderOf,
+  senderMismatch,
   keys,
   pluginObjectName,
   newRunId,

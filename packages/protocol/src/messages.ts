@@ -359,6 +359,8 @@ export const PhaseCommandSchema = z.object({
   configRevision: z.number().int().positive(),
   timeoutMs: Millis,
   facts: FactsSchema,
+  /** The coordinator's signature over the subject and the rest of the command (see the bus package's signing). */
+  sig: z.string().optional(),
 });
 export type PhaseCommand = z.infer<typeof PhaseCommandSchema>;
 
@@ -471,6 +473,8 @@ export const CancelRequestSchema = z.object({
   end: z.boolean().optional(),
   /** With end: the attempt that ended (a later attempt of the same run is left alone). */
   attempt: z.number().int().positive().optional(),
+  /** The coordinator's signature, as on a PhaseCommand. */
+  sig: z.string().optional(),
 });
 export const CancelReplySchema = z.object({ host: HostName, canceled: z.boolean() });
 

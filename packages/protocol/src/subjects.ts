@@ -114,6 +114,36 @@ export function parseSubject(subject: string): { lab: string; tokens: string[] }
   return { lab: labToken as string, tokens: rest };
 }
 
+/**
+ * Who a per-host message comes from, read from its subject: results, logs and progress
+ * (`sb.<lab>.run.<run>.result.<host>`, `sb.<lab>.log.<run>.<host>`,
+ * `sb.<lab>.progress.<run>.<host>`) and heartbeats (`sb.<lab>.host.<host>.hb`). The
+ * permissions let each agent publish only on its own host's subjects, so the subject,
+ * not the payload, is the sender's identity. Undefined for any other subject.
+ */
+export function senderOf(subject: string): { lab: string; host: string; runId?: string } | undefined {
+  const parsed = parseSubject(subject);
+  if (!parsed) return undefined;
+  const t = parsed.tokens;
+  if (t[0] === "run" && t[2] === "result" && t.length === 4) return { lab: parsed.lab, runId: t[1] as string, host: t[3] as string };
+  if ((t[0] === "log" || t[0] === "progress") && t.length === 3) return { lab: parsed.lab, runId: t[1] as string, host: t[2] as string };
+  if (t[0] === "host" && t[2] === "hb" && t.length === 3) return { lab: parsed.lab, host: t[1] as string };
+  return undefined;
+}
+
+/**
+ * Whether a per-host message's payload names the host (and lab and run) its subject does.
+ * A message that claims to be another host's is refused: the description says why.
+ */
+export function senderMismatch(subject: string, payload: { lab?: string; host: string; runId?: string }): string | undefined {
+  const from = senderOf(subject);
+  if (!from) return `${subject} is not a per-host subject`;
+  if (payload.host !== from.host) return `host ${JSON.stringify(from.host)} sent a message that claims to be from host ${JSON.stringify(payload.host)}`;
+  if (payload.lab !== undefined && payload.lab !== from.lab) return `a message on lab ${from.lab}'s subject claims lab ${JSON.stringify(payload.lab)}`;
+  if (from.runId !== undefined && payload.runId !== undefined && payload.runId !== from.runId) return `host ${JSON.stringify(from.host)} sent a message for run ${from.runId} that claims run ${JSON.stringify(payload.runId)}`;
+  return undefined;
+}
+
 /** Root of reply inboxes; a client's own inboxes live under `_INBOX.<identity>`. */
 export const INBOX_ROOT = "_INBOX";
 

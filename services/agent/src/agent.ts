@@ -22,7 +22,8 @@ import {
   type RunKind,
   type StepResult,
 } from "@stackbus/protocol";
-import type { Bus, Logger, Subscription } from "@stackbus/bus";
+import { commandVerifier, type Bus, type Logger, type Subscription } from "@stackbus/bus";
+import { admission } from "./admission.js";
 import { StateStore } from "./state.js";
 import { OutputLog } from "./output.js";
 import { fetchHostConfig, type HostDirs } from "./prepare.js";
@@ -55,6 +56,12 @@ export interface AgentOptions {
   heartbeatMs?: number | undefined;
   /** A session with no command for this long is closed. @default 1 hour */
   idleSessionMs?: number | undefined;
+  /**
+   * The coordinator's public nkey: phase commands and cancels must carry its signature
+   * over their subject and content, or they are refused. Without it they are not checked
+   * (a lab without NATS permissions).
+   */
+  coordinatorKey?: string | undefined;
 }
 
 export interface AgentHandle {
@@ -83,6 +90,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   const host = validateName("host", options.host);
   const { bus } = options;
   const log = options.logger.child({ lab, host });
+  const admit = admission(options.coordinatorKey ? commandVerifier(options.coordinatorKey) : undefined, log);
   const dirs: HostDirs = { topDir: options.topDir, dest: options.dest, stateDir: options.stateDir, devstackDir: options.devstackDir };
   const state = new StateStore(options.stateDir);
   state.prune();
@@ -267,14 +275,16 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   }
 
   subs.push(
-    bus.serve(subjects.hostCommand(lab, host), PhaseCommandSchema, CommandAckSchema, (cmd) => {
+    bus.serve(subjects.hostCommand(lab, host), PhaseCommandSchema, CommandAckSchema, (cmd, subject, msg) => {
+      admit.signed(subject, msg, cmd, `the ${cmd.step} command of run ${cmd.runId}`);
       if (cmd.lab !== lab) throw new StackbusError(ErrorCode.InvalidArgument, `command for lab ${cmd.lab} sent to the agent of lab ${lab}`);
       return ledger.accept(cmd, runStep);
     }),
   );
 
   subs.push(
-    bus.serve(subjects.hostPlan(lab, host), PlanRequestSchema, HostPlanSchema, async (req) => {
+    bus.serve(subjects.hostPlan(lab, host), PlanRequestSchema, HostPlanSchema, async (req, _subject, msg) => {
+      admit.requested(msg, "a plan request");
       const config = await fetchHostConfig(bus, lab, host);
       if (config.runner === "devstack") return planDevstackHost({ dirs, config, kind: req.kind });
       return planHost({ dirs, config, kind: req.kind, logger: log });
@@ -282,7 +292,8 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
   );
 
   subs.push(
-    bus.serve(subjects.hostCancel(lab, host), CancelRequestSchema, CancelReplySchema, (req) => {
+    bus.serve(subjects.hostCancel(lab, host), CancelRequestSchema, CancelReplySchema, (req, subject, msg) => {
+      admit.signed(subject, msg, req, `a cancel of run ${req.runId}`);
       let canceled = false;
       for (const [key, ctx] of [...runs]) {
         if (ctx.runId !== req.runId) continue;

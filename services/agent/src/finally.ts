@@ -1,6 +1,6 @@
 import { execa } from "execa";
 import type { Failure, HookResult, StepResult } from "@stackbus/protocol";
-import type { OutputLog } from "./output.js";
+import { LineSplitter, type OutputLog } from "./output.js";
 import { stepResult, type StepOrigin } from "./results.js";
 import type { Activity } from "./runner.js";
 import { asUser, type RunAs } from "./devstack/user.js";
@@ -48,17 +48,10 @@ export async function runFinally(options: {
       if (pgid !== undefined) killQuietly(-pgid);
     }, options.timeoutMs);
     for (const stream of ["stdout", "stderr"] as const) {
-      let buffer = "";
+      const lines = new LineSplitter((line) => options.out.line(name, stream, line));
       child[stream]?.setEncoding("utf8");
-      child[stream]?.on("data", (chunk: string) => {
-        buffer += chunk;
-        let nl: number;
-        while ((nl = buffer.indexOf("\n")) >= 0) {
-          options.out.line(name, stream, buffer.slice(0, nl));
-          buffer = buffer.slice(nl + 1);
-        }
-      });
-      child[stream]?.on("end", () => buffer && options.out.line(name, stream, buffer));
+      child[stream]?.on("data", (chunk: string) => lines.push(chunk));
+      child[stream]?.on("end", () => lines.end());
     }
     const result = await child;
     clearTimeout(timer);

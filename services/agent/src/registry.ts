@@ -13,7 +13,7 @@ import {
   type AgentInfo,
   type StepRef,
 } from "@stackbus/protocol";
-import { withRetry, type Bus, type KV, type Logger, type Subscription } from "@stackbus/bus";
+import { PermissionDeniedError, withRetry, type Bus, type KV, type Logger, type Subscription } from "@stackbus/bus";
 
 export const AGENT_VERSION = "0.1.0";
 
@@ -70,7 +70,16 @@ export class Registration {
    */
   async start(heartbeatMs: number): Promise<void> {
     const { lab, host } = this.info;
-    this.#registry = await this.#bus.kv(BUCKETS.agents);
+    this.#registry = await this.#bus.kv(BUCKETS.agents).catch((err: unknown) => {
+      if (!(err instanceof PermissionDeniedError)) throw err;
+      // Only the services create buckets: this one is the config service's.
+      throw new StackbusError(
+        ErrorCode.PermissionDenied,
+        `the agents' registry (bucket ${BUCKETS.agents}) does not exist yet, and an agent may not create it: start the config service first, which creates it (${err.message})`,
+        { subject: err.subject },
+        { cause: err },
+      );
+    });
     await register(this.#bus, this.#registry, this.info, this.#log);
     // From now on this agent answers pings, so a second agent for this host sees it is live.
     this.#ping = this.#bus.serve(subjects.hostPing(lab, host), PingRequestSchema, PingReplySchema, () => this.info);

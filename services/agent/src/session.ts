@@ -54,6 +54,9 @@ export interface SessionOptions {
 
 const SESSION_SCRIPT = new URL("../bash/session.sh", import.meta.url).pathname;
 
+/** A line of hook output longer than this many characters is cut (OutputLog cuts further, by bytes). */
+const MAX_LINE = 64 * 1024;
+
 /** Path of the session control functions, sourced first in every session. */
 export function sessionScriptPath(): string {
   return SESSION_SCRIPT;
@@ -89,9 +92,9 @@ export class BashSession {
   #pending: Pending | undefined;
   #queue: Promise<unknown> = Promise.resolve();
   #control = "";
-  #streams: Record<OutputStream, { buffer: string; hook: number | null; ended: boolean }> = {
-    stdout: { buffer: "", hook: null, ended: false },
-    stderr: { buffer: "", hook: null, ended: false },
+  #streams: Record<OutputStream, { buffer: string; hook: number | null; ended: boolean; skipping: boolean; carry: string }> = {
+    stdout: { buffer: "", hook: null, ended: false, skipping: false, carry: "" },
+    stderr: { buffer: "", hook: null, ended: false, skipping: false, carry: "" },
   };
   #exited = false;
   #exitCode: number | null = null;
@@ -325,14 +328,44 @@ export class BashSession {
     }, 2_000);
   }
 
-  #onStream(stream: OutputStream, chunk: string): void {
+  /**
+   * Splits a stream into lines. Each chunk is looked at once (output without newlines
+   * costs linear time, not quadratic), and a line longer than MAX_LINE characters is
+   * passed on cut, the rest of it dropped up to its newline or the next marker.
+   */
+  #onStream(stream: OutputStream, input: string): void {
     const state = this.#streams[stream];
-    state.buffer += chunk;
-    let nl: number;
-    while ((nl = state.buffer.indexOf("\n")) >= 0) {
-      const line = state.buffer.slice(0, nl);
-      state.buffer = state.buffer.slice(nl + 1);
+    let chunk = input;
+    let start = 0;
+    if (state.skipping) {
+      // Inside a cut line: drop up to its newline, or up to a marker (which may straddle chunks).
+      const prefix = `${RS}SB${this.#nonce}:`;
+      const probe = state.carry + chunk;
+      const nl = probe.indexOf("\n");
+      const marker = probe.indexOf(prefix);
+      const resume = marker >= 0 && (nl < 0 || marker < nl) ? marker : nl >= 0 ? nl + 1 : -1;
+      if (resume < 0) {
+        state.carry = probe.slice(-prefix.length);
+        return;
+      }
+      state.skipping = false;
+      state.carry = "";
+      chunk = probe;
+      start = resume;
+    }
+    for (;;) {
+      const nl = chunk.indexOf("\n", start);
+      if (nl < 0) break;
+      const line = state.buffer + chunk.slice(start, nl);
+      state.buffer = "";
+      start = nl + 1;
       this.#onLine(stream, line);
+    }
+    state.buffer += chunk.slice(start);
+    if (state.buffer.length > MAX_LINE && !state.buffer.includes(`${RS}SB${this.#nonce}:`)) {
+      this.#onLine(stream, `${state.buffer.slice(0, MAX_LINE)}… [the rest of this line, up to its newline, is not kept]`);
+      state.buffer = "";
+      state.skipping = true;
     }
   }
 

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { StepResultSchema, type StepId, type StepResult } from "@stackbus/protocol";
 
@@ -20,7 +20,8 @@ export class StateStore {
 
   constructor(stateDir: string) {
     this.#dir = join(stateDir, "runs");
-    mkdirSync(this.#dir, { recursive: true });
+    mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+    chmodSync(this.#dir, 0o700);
   }
 
   runDir(runId: string): string {
@@ -31,7 +32,7 @@ export class StateStore {
     let run = this.#runs.get(runId);
     if (run) return run;
     const dir = join(this.#dir, runId);
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
     const file = join(dir, "journal.jsonl");
     const records = new Map<string, StepRecord>();
     const sessions = new Map<number, string>();
@@ -62,7 +63,7 @@ export class StateStore {
         // a torn or foreign line: skip it
       }
     }
-    run = { fd: openSync(file, "a"), records, sessions };
+    run = { fd: openSync(file, "a", 0o600), records, sessions };
     this.#runs.set(runId, run);
     // Keep few runs open: a closed one is read again from its journal when needed.
     if (this.#runs.size > 8) {

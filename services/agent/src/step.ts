@@ -225,6 +225,6 @@ export function readFacts(file: string): Record<string, string> {
   } catch {
     return {};
   }
-  writeFileSync(file, "");
+  writeFileSync(file, "", { mode: 0o600 });
   return parseFactsFile(data);
 }

@@ -10,6 +10,7 @@ import {
   LabShowSchema,
   newRunId,
   parseSubject,
+  senderMismatch,
   PhaseCommandSchema,
   QUEUES,
   RunCancelReplySchema,
@@ -33,7 +34,7 @@ import {
   type RunStartRequest,
   type StepResult,
 } from "@stackbus/protocol";
-import { decode, withRetry, type Bus, type KV, type Logger, type Subscription } from "@stackbus/bus";
+import { decode, withRetry, type Bus, type CommandSigner, type KV, type Logger, type Subscription } from "@stackbus/bus";
 import { planAttempt, RunMachine, type Decision, type EventDraft } from "@stackbus/engine";
 import { compileCoordinatorOptions, type CoordinatorOptions, type CoordinatorTimings } from "./options.js";
 
@@ -47,6 +48,7 @@ export interface CoordinatorHandle {
 export async function startCoordinator(input: CoordinatorOptions): Promise<CoordinatorHandle> {
   const options = compileCoordinatorOptions(input);
   const { bus, timings } = options;
+  const sign = signingWith(options.signer);
   const log = options.logger;
   await bus.ensureStackbusStreams();
   const runsKv = await bus.kv(BUCKETS.runs);
@@ -54,7 +56,7 @@ export async function startCoordinator(input: CoordinatorOptions): Promise<Coord
   const subs: Subscription[] = [];
 
   const startDriver = (machine: RunMachine): RunDriver => {
-    const driver = new RunDriver(bus, runsKv, machine, timings, log.child({ lab: machine.spec.lab, runId: machine.spec.runId }), () => {
+    const driver = new RunDriver(bus, runsKv, machine, timings, sign, log.child({ lab: machine.spec.lab, runId: machine.spec.runId }), () => {
       drivers.delete(machine.spec.runId);
     });
     drivers.set(machine.spec.runId, driver);
@@ -62,16 +64,7 @@ export async function startCoordinator(input: CoordinatorOptions): Promise<Coord
   };
 
   // Results and heartbeats first, so nothing that arrives during recovery is missed.
-  subs.push(
-    bus.subscribe(wildcards.runResults, StepResultSchema, (result) => {
-      drivers.get(result.runId)?.onResult(result);
-    }),
-  );
-  subs.push(
-    bus.subscribe(wildcards.heartbeats, HeartbeatSchema, (hb) => {
-      for (const d of drivers.values()) if (d.machine.spec.lab === hb.lab) d.onHeartbeat(hb);
-    }),
-  );
+  subs.push(...listenToHosts(bus, log, drivers));
 
   await continueRuns(bus, runsKv, log, startDriver);
 
@@ -153,9 +146,30 @@ export async function startCoordinator(input: CoordinatorOptions): Promise<Coord
     async stop() {
       for (const sub of subs) sub.unsubscribe();
       for (const d of drivers.values()) d.stop();
-      await Promise.allSettled([...drivers.values()].map((d) => d.idle()));
+      // What is still being stored gets a moment; a restarted coordinator decides again
+      // whatever was not stored (the events' message ids keep that exactly once).
+      await Promise.race([Promise.allSettled([...drivers.values()].map((d) => d.idle())), new Promise((r) => setTimeout(r, timings.stopGraceMs).unref())]);
     },
   };
+}
+
+/**
+ * The hosts' results and heartbeats, to the runs they belong to. Identity comes from the
+ * subject (each agent may publish only its own): one that claims another host is refused.
+ */
+function listenToHosts(bus: Bus, log: Logger, drivers: Map<string, RunDriver>): Subscription[] {
+  return [
+    bus.subscribe(wildcards.runResults, StepResultSchema, (result, subject) => {
+      const forged = senderMismatch(subject, result);
+      if (forged) return void log.warn({ subject, step: result.step }, `refused a step result: ${forged}`);
+      drivers.get(result.runId)?.onResult(result);
+    }),
+    bus.subscribe(wildcards.heartbeats, HeartbeatSchema, (hb, subject) => {
+      const forged = senderMismatch(subject, hb);
+      if (forged) return void log.warn({ subject }, `refused a heartbeat: ${forged}`);
+      for (const d of drivers.values()) if (d.machine.spec.lab === hb.lab) d.onHeartbeat(hb);
+    }),
+  ];
 }
 
 /** Continues the runs that were running when the coordinator stopped. */
@@ -267,10 +281,22 @@ export async function rebuild(bus: Bus, record: RunRecord): Promise<RunMachine> 
 export function applyStored(machine: RunMachine, subject: string, data: Uint8Array, log: Logger): void {
   try {
     if (subject.endsWith(".event")) machine.applyEvent(decode(subject, RunEventSchema, data));
-    else if (subject.includes(".result.")) machine.applyResult(decode(subject, StepResultSchema, data));
+    else if (subject.includes(".result.")) {
+      const result = decode(subject, StepResultSchema, data);
+      const forged = senderMismatch(subject, result);
+      if (forged) log.warn({ subject }, `skipping a stored step result: ${forged}`);
+      else machine.applyResult(result);
+    }
   } catch (err) {
     log.warn({ subject, err: (err as Error).message }, "skipping a stored message that does not parse");
   }
+}
+
+/** Adds the coordinator's signature to a message for a subject (or leaves it unsigned). */
+type Sign = <T extends object>(subject: string, message: T) => T;
+
+function signingWith(signer: CommandSigner | undefined): Sign {
+  return signer ? (subject, message) => signer.sign(subject, message) : (_subject, message) => message;
 }
 
 /** Drives one run: executes the machine's decisions and feeds it what the bus says. */
@@ -279,6 +305,7 @@ class RunDriver {
   readonly #bus: Bus;
   readonly #kv: KV;
   readonly #timings: CoordinatorTimings;
+  readonly #sign: Sign;
   readonly #log: Logger;
   readonly #onDone: () => void;
   #timer: NodeJS.Timeout | undefined;
@@ -294,7 +321,8 @@ class RunDriver {
   /** True from the moment the run's end is being published. */
   finishing = false;
 
-  constructor(bus: Bus, kv: KV, machine: RunMachine, timings: CoordinatorTimings, log: Logger, onDone: () => void) {
+  constructor(bus: Bus, kv: KV, machine: RunMachine, timings: CoordinatorTimings, sign: Sign, log: Logger, onDone: () => void) {
+    this.#sign = sign;
     this.#bus = bus;
     this.#kv = kv;
     this.#timings = timings;
@@ -436,7 +464,7 @@ class RunDriver {
       case "cancel": {
         const spec = this.machine.spec;
         void this.#bus
-          .request(subjects.hostCancel(spec.lab, d.host), CancelRequestSchema, { runId: spec.runId, reason: this.machine.cancelReason ?? "canceled" }, CancelReplySchema, { timeoutMs: this.#timings.cancelMs })
+          .request(subjects.hostCancel(spec.lab, d.host), CancelRequestSchema, this.#sign(subjects.hostCancel(spec.lab, d.host), { runId: spec.runId, reason: this.machine.cancelReason ?? "canceled" }), CancelReplySchema, { timeoutMs: this.#timings.cancelMs })
           .catch((err: unknown) => this.#log.warn({ host: d.host, err: (err as Error).message }, "cancel did not reach the host"));
         return;
       }
@@ -448,8 +476,13 @@ class RunDriver {
   async #send(host: string, command: PhaseCommand): Promise<void> {
     const spec = this.machine.spec;
     try {
-      const ack = await this.#bus.request(subjects.hostCommand(spec.lab, host), PhaseCommandSchema, command, CommandAckSchema, { timeoutMs: this.#timings.commandMs });
-      if (command.attempt !== this.machine.attempt) return;
+      const subject = subjects.hostCommand(spec.lab, host);
+      const ack = await this.#bus.request(subject, PhaseCommandSchema, this.#sign(subject, command), CommandAckSchema, { timeoutMs: this.#timings.commandMs });
+      if (command.attempt !== this.machine.attempt || this.machine.finished) return;
+      if (ack.host !== host || (ack.result && senderMismatch(subjects.runResult(spec.lab, spec.runId, host), ack.result))) {
+        this.#log.warn({ host, claims: ack.host }, "refused an acknowledgement that speaks for another host");
+        return;
+      }
       const result = this.machine.noteAck(host, ack, Date.now());
       const key = `${command.attempt}:${command.step}:${host}`;
       if (!this.#ackedPublished.has(key)) {
@@ -488,7 +521,7 @@ class RunDriver {
     const reason = `run ${spec.runId} ${this.machine.status}`;
     for (const h of spec.hosts) {
       void this.#bus
-        .request(subjects.hostCancel(spec.lab, h.name), CancelRequestSchema, { runId: spec.runId, reason, end: true, attempt: this.machine.attempt }, CancelReplySchema, { timeoutMs: this.#timings.cancelMs })
+        .request(subjects.hostCancel(spec.lab, h.name), CancelRequestSchema, this.#sign(subjects.hostCancel(spec.lab, h.name), { runId: spec.runId, reason, end: true, attempt: this.machine.attempt }), CancelReplySchema, { timeoutMs: this.#timings.cancelMs })
         .catch((err: unknown) => this.#log.debug({ host: h.name, err: (err as Error).message }, "the end of the run did not reach the host"));
     }
   }

@@ -1,4 +1,4 @@
-import type { Bus, Logger } from "@stackbus/bus";
+import type { Bus, CommandSigner, Logger } from "@stackbus/bus";
 import { ErrorCode, parseDuration, StackbusError, type Duration } from "@stackbus/protocol";
 
 /** How long the coordinator waits for what it asks, and how often it looks again. */
@@ -15,6 +15,8 @@ export interface CoordinatorTimeouts {
   saveDeadline: Duration;
   /** A start waits this long for a run that is finishing before refusing it as busy. */
   finishingGrace: Duration;
+  /** On stop, what is still being stored gets this long. */
+  stopGrace: Duration;
 }
 
 /** The defaults of every coordinator timeout: the one place they are set. */
@@ -25,6 +27,7 @@ export const COORDINATOR_TIMEOUTS: Readonly<CoordinatorTimeouts> = {
   tick: "1s",
   saveDeadline: "60s",
   finishingGrace: "2s",
+  stopGrace: "3s",
 };
 
 export interface CoordinatorOptions {
@@ -32,6 +35,11 @@ export interface CoordinatorOptions {
   logger: Logger;
   /** Any of the timeouts; the others are `COORDINATOR_TIMEOUTS`. */
   timeouts?: Partial<CoordinatorTimeouts>;
+  /**
+   * Signs every phase command and cancel, so agents given its public key accept only the
+   * coordinator's. Without one, commands go unsigned (a lab without NATS permissions).
+   */
+  signer?: CommandSigner | undefined;
 }
 
 /** The timeouts in milliseconds, as the coordinator uses them. */
@@ -42,11 +50,13 @@ export interface CoordinatorTimings {
   tickMs: number;
   saveDeadlineMs: number;
   finishingGraceMs: number;
+  stopGraceMs: number;
 }
 
 export interface CompiledCoordinatorOptions {
   bus: Bus;
   logger: Logger;
+  signer: CommandSigner | undefined;
   timings: Readonly<CoordinatorTimings>;
 }
 
@@ -61,6 +71,7 @@ export function compileCoordinatorOptions(options: CoordinatorOptions): Compiled
   return {
     bus: options.bus,
     logger: options.logger,
+    signer: options.signer,
     timings: Object.freeze({
       configMs: ms("config"),
       commandMs: ms("command"),
@@ -68,6 +79,7 @@ export function compileCoordinatorOptions(options: CoordinatorOptions): Compiled
       tickMs: ms("tick"),
       saveDeadlineMs: ms("saveDeadline"),
       finishingGraceMs: ms("finishingGrace"),
+      stopGraceMs: ms("stopGrace"),
     }),
   };
 }

@@ -3,6 +3,7 @@ import {
   findStep,
   parseDuration,
   ProgressSchema,
+  senderMismatch,
   RunCancelReplySchema,
   RunCancelRequestSchema,
   RunStartReplySchema,
@@ -95,7 +96,8 @@ export async function startRun(bus: Bus, lab: string, req: RunStartRequest, opti
   const said = new Map<string, string>();
   const activity = options.json
     ? undefined
-    : bus.subscribe(subjects.runProgressAll(lab, reply.runId), ProgressSchema, (p) => {
+    : bus.subscribe(subjects.runProgressAll(lab, reply.runId), ProgressSchema, (p, subject) => {
+        if (senderMismatch(subject, p)) return;
         if (p.attempt !== reply.attempt || !p.activity || said.get(p.host) === p.activity) return;
         said.set(p.host, p.activity);
         out(`${new Date(p.at).toISOString().slice(11, 19)}   ${p.host} ${p.step}: ${p.activity}`);

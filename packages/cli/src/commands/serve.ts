@@ -7,10 +7,10 @@ import { resolveLab } from "../lab-name.js";
 import { SERVICES, type ServiceName } from "../services.js";
 
 /** Runs one service in the foreground until SIGINT/SIGTERM. Resolves with the exit code. */
-export async function serveForeground(name: ServiceName, flags: BusFlags & { cacheDir?: string }): Promise<number> {
+export async function serveForeground(name: ServiceName, flags: BusFlags & { cacheDir?: string; signingKey?: string }): Promise<number> {
   const logger = createLogger(`stackbus-${name}`);
   const bus = await Bus.connect(busOptions(flags, `stackbus-${name}`, logger, { waitForServer: true }));
-  const service = await SERVICES[name]({ bus, logger, cacheDir: flags.cacheDir });
+  const service = await SERVICES[name]({ bus, logger, cacheDir: flags.cacheDir, signingKey: flags.signingKey });
   return new Promise<number>((resolveExit) => {
     onShutdown(logger, async () => {
       await service.stop();
@@ -26,8 +26,9 @@ export function registerServeCommands(program: Command): void {
     .description("Run one stackbus service in the foreground (what a systemd unit runs).")
     .addArgument(new Argument("<service>", "the service to run").choices(Object.keys(SERVICES)))
     .addOption(new Option("--cache-dir <dir>", "fetcher: where plugin repositories are cached").env("STACKBUS_FETCHER_CACHE").default("./.stackbus/fetcher-cache"))
+    .addOption(new Option("--signing-key <file>", "coordinator: nkey seed it signs phase commands and cancels with (stackbus auth gen writes coordinator-sign.nk)").env("STACKBUS_SIGNING_KEY"))
     .addHelpText("after", "\nExamples:\n  stackbus serve config --nats nats://10.0.0.1:4222\n  stackbus serve fetcher --cache-dir /var/cache/stackbus\n  stackbus serve coordinator --replicas 3");
-  withBusOptions(serve).action(exitWith(async (name: ServiceName, flags: BusFlags & { cacheDir?: string }) => serveForeground(name, flags)));
+  withBusOptions(serve).action(exitWith(async (name: ServiceName, flags: BusFlags & { cacheDir?: string; signingKey?: string }) => serveForeground(name, flags)));
 
   const agent = program
     .command("agent")
@@ -38,9 +39,10 @@ export function registerServeCommands(program: Command): void {
     .addOption(new Option("--devstack-dir <dir>", "source this DevStack checkout's functions instead of stackbus's helper library").env("STACKBUS_DEVSTACK_DIR"))
     .addOption(new Option("--state-dir <dir>", "where the agent keeps step records and run logs").env("STACKBUS_STATE_DIR").default("/var/lib/stackbus/agent"))
     .addOption(new Option("--heartbeat <ms>", "heartbeat interval in milliseconds").env("STACKBUS_HEARTBEAT_MS").default("2000"))
+    .addOption(new Option("--coordinator-key <key>", "accept only phase commands and cancels signed with this key (the coordinator's public nkey, U...)").env("STACKBUS_COORDINATOR_KEY"))
     .addHelpText("after", "\nExamples:\n  stackbus agent --host compute1 --lab lab1 --nats nats://controller:4222\n  stackbus agent --host controller --top-dir ~/devstack --dest /opt/stack --state-dir ~/.stackbus-agent");
   withLabOption(withBusOptions(agent)).action(
-    exitWith(async (flags: BusFlags & { host: string; topDir: string; dest: string; devstackDir?: string; stateDir: string; heartbeat: string }) => {
+    exitWith(async (flags: BusFlags & { host: string; topDir: string; dest: string; devstackDir?: string; stateDir: string; heartbeat: string; coordinatorKey?: string }) => {
       const host = validateName("host", flags.host);
       const logger = createLogger("stackbus-agent").child({ host });
       const bus = await Bus.connect(busOptions(flags, `stackbus-agent/${host}`, logger, { waitForServer: true }));
@@ -56,6 +58,7 @@ export function registerServeCommands(program: Command): void {
         stateDir: resolve(flags.stateDir),
         devstackDir: flags.devstackDir ? resolve(flags.devstackDir) : undefined,
         heartbeatMs: Number(flags.heartbeat),
+        coordinatorKey: flags.coordinatorKey,
       }).catch(async (err: unknown) => {
         await bus.drain();
         throw err;

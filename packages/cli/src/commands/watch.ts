@@ -6,6 +6,7 @@ import {
   formatDuration,
   LogBatchSchema,
   ProgressSchema,
+  senderMismatch,
   RunRecordSchema,
   StackbusError,
   STREAMS,
@@ -64,10 +65,13 @@ export async function watch(bus: Bus, lab: string, runId: string, options: { jso
   const tail: string[] = [];
   const subs = [];
   if (tty) {
-    subs.push(bus.subscribe(subjects.runProgressAll(lab, runId), ProgressSchema, (p) => view.applyProgress(p)));
+    subs.push(bus.subscribe(subjects.runProgressAll(lab, runId), ProgressSchema, (p, subject) => {
+      if (!senderMismatch(subject, p)) view.applyProgress(p);
+    }));
     if (options.host) {
       subs.push(
-        bus.subscribe(subjects.runLog(lab, runId, options.host), LogBatchSchema, (batch) => {
+        bus.subscribe(subjects.runLog(lab, runId, options.host), LogBatchSchema, (batch, subject) => {
+          if (senderMismatch(subject, batch)) return;
           for (const l of batch.lines) tail.push(l.text);
           tail.splice(0, Math.max(0, tail.length - 50));
         }),
@@ -188,6 +192,8 @@ export function registerWatchCommands(program: Command): void {
       const several = !flags.host && record.spec.hosts.length > 1;
       const print = (data: Uint8Array, subject: string) => {
         const batch = decode(subject, LogBatchSchema, data);
+        // Output another host's identity wrote is not that host's output.
+        if (senderMismatch(subject, batch)) return;
         if (flags.step && batch.step !== flags.step) return;
         for (const l of batch.lines) {
           if (flags.hook && l.hook !== flags.hook) continue;

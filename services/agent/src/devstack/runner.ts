@@ -9,7 +9,7 @@ import { fetchPlugins, type HostDirs, type RegisteredPlugin } from "../prepare.j
 import { readFacts } from "../step.js";
 import { failedResult, originOf, stepResult } from "../results.js";
 import type { Activity, Prepared, PrepareContext, RunHandle, Runner, StepContext } from "../runner.js";
-import type { OutputLog } from "../output.js";
+import { LineSplitter, type OutputLog } from "../output.js";
 import { boundaryOf, describeBoundary, SCRIPTS, stepEndedBy, type Boundary } from "./boundaries.js";
 import { chownTree, checkoutProblems, ensureLocalrcAuto, localConfText, writeOwned } from "./checkout.js";
 import { ControlServer, type ScriptEvent } from "./control.js";
@@ -230,19 +230,9 @@ class DevstackRun implements RunHandle {
     const s = this.#child[stream];
     if (!s) return;
     s.setEncoding("utf8");
-    let buffer = "";
-    s.on("data", (chunk: string) => {
-      buffer += chunk;
-      let nl: number;
-      while ((nl = buffer.indexOf("\n")) >= 0) {
-        this.#out.line(this.script, stream, buffer.slice(0, nl));
-        buffer = buffer.slice(nl + 1);
-      }
-    });
-    s.on("end", () => {
-      if (buffer) this.#out.line(this.script, stream, buffer);
-      buffer = "";
-    });
+    const lines = new LineSplitter((line) => this.#out.line(this.script, stream, line));
+    s.on("data", (chunk: string) => lines.push(chunk));
+    s.on("end", () => lines.end());
   }
 
   #onEvent(event: ScriptEvent): void {

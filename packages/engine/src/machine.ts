@@ -194,7 +194,10 @@ export class RunMachine {
   applyResult(result: StepResult): boolean {
     if (result.attempt !== this.attempt || !this.steps.includes(result.step)) return false;
     if (!this.cells.has(result.host)) return false;
-    return this.#finishHost(result.host, result.step, result.status, result.startedAt, result.finishedAt, result.durationMs, result.failures, result.facts);
+    const done = this.#finishHost(result.host, result.step, result.status, result.startedAt, result.finishedAt, result.durationMs, result.failures, result.facts);
+    // What DevStack mode adds (its log, its last summary line, its time_totals) stays with the run.
+    if (done && result.devstack) this.cell(result.host, result.step).devstack = result.devstack;
+    return done;
   }
 
   #finishHost(

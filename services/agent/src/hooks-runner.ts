@@ -1,10 +1,10 @@
-import { toStackbusError, type RunKind, type StepId, type StepResult } from "@stackbus/protocol";
+import type { RunKind, StepId, StepResult } from "@stackbus/protocol";
 import type { Bus, Logger } from "@stackbus/bus";
 import type { BashSession, HookSpec } from "./session.js";
 import { hooksFor, type InstalledPlugin } from "./hooks.js";
 import { executeStep } from "./step.js";
 import { installPlugins, mergeInSession, openSession, SpareSession, type HostDirs } from "./prepare.js";
-import { failedResult, originOf, stepResult } from "./results.js";
+import { failedResult, originOf, prepareFailed, stepResult } from "./results.js";
 import type { Prepared, PrepareContext, RunHandle, Runner, StepContext } from "./runner.js";
 import type { OutputLog } from "./output.js";
 
@@ -91,20 +91,8 @@ export class HooksRunner implements Runner {
       const handle = new HooksRun(this, session, out, installed.plugins, opened.factsFile, ctx.runDir, router, this.#dirs, this.#host, config.unstackErrors);
       return { result: stepResult(origin, ctx.startedAt, { warnings }), handle };
     } catch (err) {
-      const e = toStackbusError(err);
-      say(e.message);
       session?.close();
-      await out.flush();
-      return {
-        result: failedResult(origin, ctx.startedAt, {
-          reason: "prepare",
-          hook: typeof e.data["plugin"] === "string" ? `plugin ${e.data["plugin"]}` : null,
-          exitCode: null,
-          signal: null,
-          message: e.message,
-          outputTail: out.tail("prepare"),
-        }),
-      };
+      return { result: await prepareFailed(origin, ctx.startedAt, err, out) };
     }
   }
 

@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
+import { userInfo } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { silentLogger } from "@stackbus/bus";
 import { tempDir, waitFor } from "@stackbus/testkit";
 import type { HostConfig } from "@stackbus/protocol";
-import { openSession, SpareSession, type HostDirs } from "./prepare.js";
+import { openSession, SpareSession, stackUserDefault, type HostDirs } from "./prepare.js";
 import type { BashSession } from "./session.js";
 
 describe("spare session - the next run's shell, opened while the host is idle", () => {
@@ -67,23 +68,7 @@ describe("spare session - the next run's shell, opened while the host is idle", 
     const pid = await waitFor("the spare shell", () => childShells().find((p) => !before.has(p)), 5_000);
     await new Promise((r) => setTimeout(r, 300));
     process.kill(pid, "SIGKILL");
-    const config: HostConfig = {
-      lab: "lab",
-      host: "h1",
-      revision: 1,
-      wave: 1,
-      labels: {},
-      localConf: [],
-      localrc: "",
-      blocks: [],
-      plugins: [],
-      diagnostics: [],
-      runner: "hooks",
-      devstackUser: "stack",
-      finally: [],
-      unstackErrors: "warn",
-      pluginSettings: { order: "registration", reclone: false, offline: false, mirrors: [], allowSchemes: ["https", "http", "file", "path"] },
-    };
+    const config = hostConfig("");
     const runDir = join(dir.path, "run");
     const { session } = await openSession({ dirs, config, runId: "r1", runDir, logger: silentLogger(), onOutput: () => undefined, spare });
     opened.push(session);
@@ -93,6 +78,50 @@ describe("spare session - the next run's shell, opened while the host is idle", 
     spare.close();
   });
 });
+
+describe("session - the variables a hook session starts with (helper library)", () => {
+  const dir = tempDir("sb-vars-");
+  const dirs: HostDirs = { topDir: join(dir.path, "top"), dest: join(dir.path, "stack"), stateDir: join(dir.path, "state") };
+  const opened: BashSession[] = [];
+  after(() => {
+    for (const s of opened) s.kill("SIGKILL");
+    dir.remove();
+  });
+  const open = async (localrc: string, runId: string) => {
+    const { session } = await openSession({ dirs, config: hostConfig(localrc), runId, runDir: join(dir.path, runId), logger: silentLogger(), onOutput: () => undefined, writeLocalConf: false });
+    opened.push(session);
+    return session;
+  };
+
+  it("STACK_USER is stackrc's default: stack when the agent runs as root, else the agent's user; the localrc may set it", async () => {
+    assert.equal(stackUserDefault(0), "stack");
+    assert.equal(stackUserDefault(4321), userInfo().username);
+    const expected = process.geteuid?.() === 0 ? "stack" : userInfo().username;
+    assert.equal((await (await open("", "r1")).query('__sb_report u "$STACK_USER"'))["u"], expected);
+    assert.equal((await (await open("STACK_USER=alice\n", "r2")).query('__sb_report u "$STACK_USER"'))["u"], "alice");
+  });
+});
+
+/** A host's configuration with this localrc and nothing else. */
+function hostConfig(localrc: string): HostConfig {
+  return {
+    lab: "lab",
+    host: "h1",
+    revision: 1,
+    wave: 1,
+    labels: {},
+    localConf: [],
+    localrc,
+    blocks: [],
+    plugins: [],
+    diagnostics: [],
+    runner: "hooks",
+    devstackUser: "stack",
+    finally: [],
+    unstackErrors: "warn",
+    pluginSettings: { order: "registration", reclone: false, offline: false, mirrors: [], allowSchemes: ["https", "http", "file", "path"] },
+  };
+}
 
 /** Pids of this process's child processes. */
 function childShells(): number[] {

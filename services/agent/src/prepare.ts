@@ -71,8 +71,13 @@ function openShell(dirs: HostDirs, env: Record<string, string>, logger: Logger, 
   return BashSession.open({ cwd: dirs.topDir, env, preamble: sessionPreamble(dirs), logger, onOutput });
 }
 
-/** The user the agent runs as (DevStack's STACK_USER default, `id -un`). */
-function currentUser(): string {
+/**
+ * DevStack's STACK_USER default, as stackrc sets it before the localrc: `stack` when the
+ * agent runs as root (EUID 0; DevStack never runs its services as root), else the user
+ * the agent runs as (`whoami`). Computed here, without a fork in the session.
+ */
+export function stackUserDefault(euid: number | undefined = process.geteuid?.()): string {
+  if (euid === 0) return "stack";
   try {
     return userInfo().username;
   } catch {
@@ -231,7 +236,7 @@ export async function openSession(options: {
     `FILES=$TOP_DIR/files`,
     `DATA_DIR=$DEST/data`,
     `LOGDIR=$DEST/logs`,
-    `STACK_USER=${shq(currentUser())}`,
+    `STACK_USER=${shq(stackUserDefault())}`,
     `ENABLED_SERVICES=${shq(DEVSTACK_DEFAULT_SERVICES)}`,
     `DISABLED_SERVICES=""`,
     `cd "$TOP_DIR"`,

@@ -87,6 +87,22 @@ describe("hooks runner with --devstack-dir - the real DevStack's variables, func
     await git?.stop();
   });
 
+  it("plan names DevStack's files in the steps that source them, for each run kind", async () => {
+    const entries = async (kind: string) => {
+      const res = await lab.cli(["plan", kind, "--hosts", "hooks", "--json"]);
+      assert.equal(res.code, 0, res.stderr);
+      const plan = JSON.parse(res.stdout.trim()) as { steps: Array<{ step: string; entries: Array<{ action: string; name: string }> }> };
+      return (step: string) => plan.steps.find((s) => s.step === step)?.entries.filter((e) => e.action === "devstack" || e.name === "stackrc" || e.name === "openrc").map((e) => e.name);
+    };
+    const stack = await entries("stack");
+    assert.deepEqual(stack("prepare"), ["lib/stack", "GetDistro", "stackrc", "lib/database", "lib/rpc_backend", "lib/host"]);
+    assert.deepEqual(stack("source")?.slice(0, 2), ["lib/apache", "lib/tls"]);
+    assert.equal(stack("source")?.at(-1), "lib/os-vif");
+    const unstack = await entries("unstack");
+    assert.deepEqual(unstack("prepare"), ["lib/database", "openrc", "GetDistro"]);
+    assert.ok(!unstack("source")?.includes("lib/rpc_backend"));
+  });
+
   it("a plugin's settings reads NOVA_CONF, KEYSTONE_SERVICE_URI, DISTRO, ... as the real stack.sh has them, and declare -f get_transport_url finds DevStack's function", async () => {
     const res = await lab.cli(["stack", "--wait"], 600_000);
     assert.equal(res.code, 0, res.stdout + res.stderr);

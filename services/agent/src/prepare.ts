@@ -275,7 +275,7 @@ export async function openSession(options: {
       `__sb_report DEST "\${DEST-}"`,
       `__sb_report LOGDIR "\${LOGDIR-}"`,
       // stack.sh creates LOGDIR right after stackrc (line 344), before any phase.
-      ...(run ? ['[[ -z ${LOGDIR:-} ]] || mkdir -p -- "$LOGDIR" || __sb_report LOGDIR-failed 1'] : []),
+      ...(run ? ['[[ -z ${LOGDIR:-} || -d $LOGDIR ]] || mkdir -p -- "$LOGDIR" || __sb_report LOGDIR-failed 1'] : []),
     ].join("\n"),
   );
   if (facts["LOGDIR-failed"]) opened.warnings.push(`LOGDIR ${facts["LOGDIR"] ?? ""} could not be created: hooks that write their logs there will fail`);

@@ -31,6 +31,7 @@ export {
   type PluginFile,
   type HypervisorFunction,
   type Action,
+  type DevstackLoad,
   type Step,
   type StepId,
   type RunnerKind,

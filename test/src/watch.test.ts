@@ -83,7 +83,7 @@ test("watching a run - watch, status, logs, runs, as people and scripts use them
     const runId = jsonLines(failed.stdout)[0]?.["runId"] as string;
     const status = await lab.cli(["status", runId]);
     assert.equal(status.code, 1);
-    assert.match(status.stdout, /cmp1 post-config extras\.d\/20-break\.sh exit 5/);
+    assert.match(status.stdout, /cmp1 \/ post-config \/ extras\.d\/20-break\.sh \/ exit 5/);
     const record = JSON.parse((await lab.cli(["status", runId, "--json"])).stdout) as { status: string; failures: Array<{ host: string; step: string; hook: string; exitCode: number; outputTail: string[] }> };
     assert.equal(record.status, "failed");
     assert.deepEqual(record.failures.map((f) => [f.host, f.step, f.hook, f.exitCode]), [["cmp1", "post-config", "extras.d/20-break.sh", 5]]);

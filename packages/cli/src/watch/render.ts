@@ -2,6 +2,7 @@ import { formatDuration, type StepId } from "@stackbus/protocol";
 import pc from "picocolors";
 import Table from "cli-table3";
 import type { Cell, RunView } from "./model.js";
+import { describeFailure } from "../follow.js";
 
 const SYMBOL: Record<Cell["status"], string> = {
   pending: "·",
@@ -81,10 +82,7 @@ export function renderMatrix(view: RunView, now: number, options: { tail?: strin
   const failed = view.failures.length > 0 ? view.failures : hosts.flatMap((h) => steps.flatMap((s) => view.cell(h, s).failures));
   if (failed.length > 0) {
     lines.push("");
-    for (const f of failed.slice(0, 5)) {
-      lines.push(pc.red(`✗ ${f.host} ${f.step} ${f.hook ?? f.reason}${f.exitCode !== null ? ` exit ${f.exitCode}` : ""}: ${f.message}`));
-      if (!options.tailHost) for (const l of f.outputTail.slice(-8)) lines.push(pc.dim(`    | ${l}`));
-    }
+    for (const f of failed.slice(0, 5)) lines.push(describeFailure(f, "", options.tailHost ? 0 : 8));
   }
   if (options.tailHost && options.tail && options.tail.length > 0) {
     lines.push("", pc.bold(`last output of ${options.tailHost}:`));

@@ -55,7 +55,7 @@ describe("watch - the run view", () => {
     const fin = result("compute1", "unstack", "failed").result.failures;
     v.apply(ev({ type: "run.finished", attempt: 1, status: "failed", failures: fin, durationMs: 900 }, 1900));
     const screen = renderMatrix(v, 2000);
-    assert.match(screen, /compute1 unstack extras\.d\/50-x\.sh exit 2/);
+    assert.match(screen, /compute1 \/ unstack \/ extras\.d\/50-x\.sh \/ exit 2/);
     assert.match(screen, /\| boom/);
     assert.equal(v.status, "failed");
   });

@@ -7,14 +7,16 @@ import { readFileSync, writeFileSync } from "node:fs";
 const root = new URL("..", import.meta.url).pathname;
 const check = process.argv.includes("--check");
 
-const { labReference } = await import(`${root}packages/lab/dist/index.js`);
-const generated = { "docs/lab.md": labReference() };
+let generators;
 try {
-  const { cliReference } = await import(`${root}packages/cli/dist/reference.js`);
-  generated["docs/cli.md"] = cliReference();
+  generators = [await import(`${root}packages/lab/dist/index.js`), await import(`${root}packages/cli/dist/reference.js`)];
 } catch (err) {
   if (err?.code !== "ERR_MODULE_NOT_FOUND") throw err;
+  console.error(`docs: ${err.message}: run \`npm run build\` first`);
+  process.exit(1);
 }
+const [{ labReference }, { cliReference }] = generators;
+const generated = { "docs/lab.md": labReference(), "docs/cli.md": cliReference() };
 
 let stale = 0;
 for (const [file, text] of Object.entries(generated)) {

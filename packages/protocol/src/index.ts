@@ -13,6 +13,7 @@ export {
 export { nameProblem, validateName, isValidName, type NameKind } from "./names.js";
 export { parseDuration, formatDuration, type Duration } from "./duration.js";
 export { redactUrl, hasUrlCredentials } from "./redact.js";
+export { STACKBUS_VERSION, versionsCompatible } from "./version.js";
 export {
   RUN_KINDS,
   MERGE_GROUPS,
@@ -44,6 +45,7 @@ export {
   subjects,
   wildcards,
   parseSubject,
+  describeSubject,
   keys,
   pluginObjectName,
   newRunId,
@@ -97,6 +99,7 @@ export {
   HeartbeatSchema,
   PingRequestSchema,
   PingReplySchema,
+  type PingReply,
   FactsSchema,
   PhaseCommandSchema,
   HookStatusSchema,

@@ -342,7 +342,17 @@ export const HeartbeatSchema = z.object({
 export type Heartbeat = z.infer<typeof HeartbeatSchema>;
 
 export const PingRequestSchema = z.object({});
-export const PingReplySchema = AgentInfoSchema;
+/** An agent's answer to a ping: who it is, and what it is doing now (absent from older agents). */
+export const PingReplySchema = AgentInfoSchema.extend({
+  /** The step it runs now, or null when idle. */
+  busy: StepRefSchema.nullable().optional(),
+  /** The hook running now, when busy. */
+  hook: z.string().nullable().optional(),
+  /** When it last sent a heartbeat, and how often it sends them. */
+  heartbeatAt: Timestamp.optional(),
+  heartbeatMs: Millis.optional(),
+});
+export type PingReply = z.infer<typeof PingReplySchema>;
 
 /** Values hosts exported with `stackbus_export`, by host then variable. */
 export const FactsSchema = z.record(z.string(), z.record(z.string(), z.string()));

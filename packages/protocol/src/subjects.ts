@@ -114,6 +114,36 @@ export function parseSubject(subject: string): { lab: string; tokens: string[] }
   return { lab: labToken as string, tokens: rest };
 }
 
+/**
+ * What a subject reaches, as people say it: "the agent of host compute1 in lab lab1", "the
+ * config service of lab lab1". Messages name these, not subjects (the subject stays in the
+ * error's data).
+ */
+export function describeSubject(subject: string): string {
+  if (subject === subjects.labList()) return "the config service";
+  if (subject.startsWith("$JS.") || subject.startsWith("$KV.") || subject.startsWith("$O.")) return "JetStream (is the server running with -js?)";
+  const parsed = parseSubject(subject);
+  if (!parsed) return subject;
+  const [area, ...rest] = parsed.tokens;
+  const inLab = `lab ${parsed.lab}`;
+  switch (area) {
+    case "config":
+      return `the config service of ${inLab}`;
+    case "plugins":
+      return `the plugin fetcher of ${inLab}`;
+    case "coord":
+      return `the coordinator of ${inLab}`;
+    case "host":
+      return rest[0] ? `the agent of host ${rest[0]} in ${inLab}` : subject;
+    case "run":
+    case "log":
+    case "progress":
+      return rest[0] ? `run ${rest[0]} of ${inLab}` : subject;
+    default:
+      return subject;
+  }
+}
+
 /** Root of reply inboxes; a client's own inboxes live under `_INBOX.<identity>`. */
 export const INBOX_ROOT = "_INBOX";
 

@@ -35,6 +35,7 @@ import {
 } from "@stackbus/protocol";
 import { decode, withRetry, type Bus, type KV, type Logger, type Subscription } from "@stackbus/bus";
 import { planAttempt, RunMachine, type Decision, type EventDraft } from "@stackbus/engine";
+import { requireAgents } from "./presence.js";
 import { compileCoordinatorOptions, type CoordinatorOptions, type CoordinatorTimings } from "./options.js";
 
 export interface CoordinatorHandle {
@@ -93,6 +94,7 @@ export async function startCoordinator(input: CoordinatorOptions): Promise<Coord
           throw e;
         });
         const spec = newSpec(lab, req, show);
+        await requireAgents(bus, lab, spec.hosts, timings.agentPingMs);
         const machine = new RunMachine(spec);
         const driver = startDriver(machine);
         const created = await driver.publish({ type: "run.created", spec } as EventDraft);
@@ -133,6 +135,7 @@ export async function startCoordinator(input: CoordinatorOptions): Promise<Coord
     const busy = await busyRun(lab);
     if (busy) throw new StackbusError(ErrorCode.Conflict, `run ${busy.machine.spec.runId} is still running in lab ${lab}`);
     const machine = await rebuild(bus, record);
+    await requireAgents(bus, lab, machine.spec.hosts, timings.agentPingMs);
     if (req.from && !machine.spec.hosts.length) throw new StackbusError(ErrorCode.InvalidArgument, "the run has no hosts");
     const plan = planAttempt(machine, machine.spec, { from: req.from });
     const driver = startDriver(machine);

@@ -15,6 +15,7 @@ describe("coordinator - options compiled once", () => {
       tickMs: 1_000,
       saveDeadlineMs: 60_000,
       finishingGraceMs: 2_000,
+      agentPingMs: 1_500,
     });
     assert.equal(COORDINATOR_TIMEOUTS.command, "3s");
   });

@@ -15,6 +15,8 @@ export interface CoordinatorTimeouts {
   saveDeadline: Duration;
   /** A start waits this long for a run that is finishing before refusing it as busy. */
   finishingGrace: Duration;
+  /** A start asks every host's agent whether it is there, and waits this long for the answers. */
+  agentPing: Duration;
 }
 
 /** The defaults of every coordinator timeout: the one place they are set. */
@@ -25,6 +27,7 @@ export const COORDINATOR_TIMEOUTS: Readonly<CoordinatorTimeouts> = {
   tick: "1s",
   saveDeadline: "60s",
   finishingGrace: "2s",
+  agentPing: "1500ms",
 };
 
 export interface CoordinatorOptions {
@@ -42,6 +45,7 @@ export interface CoordinatorTimings {
   tickMs: number;
   saveDeadlineMs: number;
   finishingGraceMs: number;
+  agentPingMs: number;
 }
 
 export interface CompiledCoordinatorOptions {
@@ -68,6 +72,7 @@ export function compileCoordinatorOptions(options: CoordinatorOptions): Compiled
       tickMs: ms("tick"),
       saveDeadlineMs: ms("saveDeadline"),
       finishingGraceMs: ms("finishingGrace"),
+      agentPingMs: ms("agentPing"),
     }),
   };
 }

@@ -45,7 +45,11 @@ export function registerServeCommands(program: Command): void {
       const logger = createLogger("stackbus-agent").child({ host });
       const bus = await Bus.connect(busOptions(flags, `stackbus-agent/${host}`, logger, { waitForServer: true }));
       const lab = flags.lab ? validateName("lab", flags.lab) : await waitForLab(bus, host);
-      const { startAgent } = await import("@stackbus/agent");
+      const { awaitLabHost, startAgent } = await import("@stackbus/agent");
+      await awaitLabHost(bus, lab, host, logger).catch(async (err: unknown) => {
+        await bus.drain();
+        throw err;
+      });
       const handle = await startAgent({
         bus,
         logger,

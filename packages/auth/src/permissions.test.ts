@@ -85,6 +85,7 @@ test("auth - each role does its job and nothing else, on a real nats-server (nke
   const index = await fetcher.kv(BUCKETS.pluginIndex);
   await index.put("k1", SHA);
   await fetcher.confirmed(fetcher.serve(wildcards.pluginsResolve, Any, Any, () => ({ commit: SHA })));
+  await fetcher.confirmed(fetcher.serve(wildcards.pluginsPin, Any, Any, () => ({ plugins: [] })));
 
   const agent1 = await as("agent-compute1");
   await agent1.confirmed(agent1.serve(subjects.hostCommand(LAB, "compute1"), Any, Any, () => ({ acked: true })));
@@ -96,6 +97,13 @@ test("auth - each role does its job and nothing else, on a real nats-server (nke
     assert.deepEqual(await coordinator.request(subjects.hostCommand(LAB, "compute1"), Any, { step: "source" }, Any), { acked: true });
     assert.deepEqual(await agent1.request(subjects.pluginsResolve(LAB, "compute1"), Any, { name: "demo" }, Any), { commit: SHA });
     assert.deepEqual(await agent1.request(subjects.labList(), Any, {}, Any), { labs: [LAB] });
+  });
+
+  await t.test("coordinator - asks the fetcher to resolve a resumed run's plugins again; an agent and the operator may not", async () => {
+    const subject = subjects.pluginsPin(LAB);
+    assert.deepEqual(await coordinator.request(subject, Any, { runId: "r1" }, Any), { plugins: [] });
+    await assert.rejects(agent1.request(subject, Any, {}, Any, { timeoutMs: 5_000 }), denied("publish", subject, user("agent-compute1")));
+    await assert.rejects(operator.request(subject, Any, {}, Any, { timeoutMs: 5_000 }), denied("publish", subject, user("operator")));
   });
 
   await t.test("agent - heartbeats, stores its result and log durably, reports progress; the coordinator sees them", async () => {

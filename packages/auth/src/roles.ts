@@ -152,6 +152,7 @@ export function rolePermissions(lab: string, hosts: readonly string[], inbox: (r
           `${labRoot}.host.*.cancel`,
           `${labRoot}.host.*.ping`,
           `${labRoot}.run.*.event`,
+          subjects.pluginsPin(lab),
           subjects.configShow(lab),
           everyConfigGet,
           `$KV.${BUCKETS.runs}.${lab}.>`,
@@ -202,7 +203,7 @@ export function rolePermissions(lab: string, hosts: readonly string[], inbox: (r
         ],
         deny: [everyConfigGet],
       },
-      subscribe: { allow: [...c.sub, wildcards.pluginsResolve], deny: [] },
+      subscribe: { allow: [...c.sub, wildcards.pluginsResolve, wildcards.pluginsPin], deny: [] },
       allowResponses: true,
     });
   }

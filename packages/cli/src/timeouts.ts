@@ -4,8 +4,8 @@ import { parseDuration, type Duration } from "@stackbus/protocol";
 export const CLI_TIMEOUTS = {
   /** `lab apply`, `up`: the config service validates and stores a lab bundle. */
   apply: "30s",
-  /** `stack`, `unstack`, `clean`: the coordinator creates or resumes a run. */
-  runStart: "30s",
+  /** `stack`, `unstack`, `clean`: the coordinator creates or resumes a run (a resume may resolve plugins again). */
+  runStart: "120s",
   /** Finding the lab when `--lab` is not given (labs.list). */
   labList: "5s",
   /** `agents`, `lab show`: the config service shows the applied lab. */

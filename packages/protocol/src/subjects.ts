@@ -61,6 +61,8 @@ export const subjects = {
    * requester's identity from the subject, never from the payload.
    */
   pluginsResolve: (l: string, h: string) => `${SUBJECT_ROOT}.${lab(l)}.plugins.resolve.${host(h)}`,
+  /** Coordinator -> fetcher: resolve a resumed run's moving plugin refs again, under a new pin. */
+  pluginsPin: (l: string) => `${SUBJECT_ROOT}.${lab(l)}.plugins.pin`,
 
   // agents
   hostCommand: (l: string, h: string) => `${SUBJECT_ROOT}.${lab(l)}.host.${host(h)}.cmd`,
@@ -95,6 +97,7 @@ export const wildcards = {
   configShow: `${SUBJECT_ROOT}.*.config.show`,
   configPluginSettings: `${SUBJECT_ROOT}.*.config.plugins`,
   pluginsResolve: `${SUBJECT_ROOT}.*.plugins.resolve.*`,
+  pluginsPin: `${SUBJECT_ROOT}.*.plugins.pin`,
   runStart: `${SUBJECT_ROOT}.*.coord.start`,
   runCancel: `${SUBJECT_ROOT}.*.coord.cancel`,
   heartbeats: `${SUBJECT_ROOT}.*.host.*.hb`,

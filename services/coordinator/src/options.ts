@@ -17,6 +17,8 @@ export interface CoordinatorTimeouts {
   finishingGrace: Duration;
   /** A start asks every host's agent whether it is there, and waits this long for the answers. */
   agentPing: Duration;
+  /** A resume that picks up the lab's current config waits this long for the fetcher to resolve its plugins again. */
+  pluginPin: Duration;
 }
 
 /** The defaults of every coordinator timeout: the one place they are set. */
@@ -28,6 +30,7 @@ export const COORDINATOR_TIMEOUTS: Readonly<CoordinatorTimeouts> = {
   saveDeadline: "60s",
   finishingGrace: "2s",
   agentPing: "1500ms",
+  pluginPin: "90s",
 };
 
 export interface CoordinatorOptions {
@@ -46,6 +49,7 @@ export interface CoordinatorTimings {
   saveDeadlineMs: number;
   finishingGraceMs: number;
   agentPingMs: number;
+  pluginPinMs: number;
 }
 
 export interface CompiledCoordinatorOptions {
@@ -73,6 +77,7 @@ export function compileCoordinatorOptions(options: CoordinatorOptions): Compiled
       saveDeadlineMs: ms("saveDeadline"),
       finishingGraceMs: ms("finishingGrace"),
       agentPingMs: ms("agentPing"),
+      pluginPinMs: ms("pluginPin"),
     }),
   };
 }

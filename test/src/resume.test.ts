@@ -67,6 +67,14 @@ test("resume picks up the fix - the lab's current revision and plugin commits, -
     const record = await lab.record(runId);
     assert.equal(record?.status, "succeeded");
     assert.equal(record?.configRevision, 2);
+    const need = ["--host", "cmp1", "--step", "post-config", "--hook", "extras.d/20-need.sh"];
+    const first = await lab.cli(["logs", runId, "--attempt", "1", ...need]);
+    assert.equal(first.stdout, "NEED is not yes\n", "one attempt's output alone");
+    const every = await lab.cli(["logs", runId, ...need]);
+    assert.equal(every.stdout, "── attempt 1\nNEED is not yes\n── attempt 2\nNEED is not yes\n", "attempts apart, in order (attempt 3 printed nothing there)");
+    const bad = await lab.cli(["logs", runId, "--attempt", "4"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--attempt 4: run \S+ has attempts 1 to 3/);
   });
 
   await t.test("a run older than a later unstack of the same hosts is refused, naming the unstack run and the hosts", async () => {

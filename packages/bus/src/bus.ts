@@ -14,7 +14,7 @@ import type { Logger } from "./logger.js";
 import * as rpc from "./rpc.js";
 import type { Handler, RequestOptions, ServeOptions } from "./rpc.js";
 import { Stores } from "./stores.js";
-import { ensureStackbusStreams, ensureStream, readStream, type StoredMessage } from "./streams.js";
+import { ensureStackbusStreams, ensureStream, readLastPerSubject, readStream, type StoredMessage } from "./streams.js";
 
 /**
  * Typed access to NATS for every stackbus process. Every message is checked against its
@@ -199,6 +199,11 @@ export class Bus implements AsyncDisposable {
    */
   readStream(stream: string, filter: string, startSeq?: number): Promise<StoredMessage[]> {
     return readStream(this.#core, stream, filter, startSeq);
+  }
+
+  /** The last stored message of each subject of `stream` matching `filter`. */
+  readLastPerSubject(stream: string, filter: string): Promise<StoredMessage[]> {
+    return readLastPerSubject(this.#core, stream, filter);
   }
 
   /**

@@ -26,7 +26,7 @@ export function table(head: string[], rows: string[][], options: { width?: numbe
   const last = head.length - 1;
   const line = (cells: string[], dim: boolean) => {
     const out = cells.map((c, i) => {
-      if (i === last) return c;
+      if (i === last) return right.has(i) ? " ".repeat(Math.max(0, (widths[i] ?? 0) - visibleLength(c))) + c : c;
       if (right.has(i)) return " ".repeat(Math.max(0, (widths[i] ?? 0) - visibleLength(c))) + c;
       return fit(c, widths[i] ?? 0, false);
     });

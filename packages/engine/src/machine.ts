@@ -110,6 +110,11 @@ export class RunMachine {
     return this.waveOrdered(step) ? waves : waves.slice(0, 1);
   }
 
+  /** True when `host` does not run `step` in this attempt: it finished it in an earlier one. */
+  isCarried(step: StepId, host: string): boolean {
+    return this.#carried.get(step)?.has(host) ?? false;
+  }
+
   /** The hosts that take part in `step`: every host, but for `finally`, the hosts its commands name. */
   participants(step: StepId): RunSpec["hosts"] {
     if (step !== FINALLY_STEP.id) return this.spec.hosts;

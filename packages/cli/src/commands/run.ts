@@ -115,6 +115,7 @@ export async function startRun(bus: Bus, lab: string, req: RunStartRequest, opti
   } finally {
     activity?.unsubscribe();
   }
+  if (!options.json && (status === "failed" || status === "canceled")) out(`resume with: stackbus ${req.kind} --resume ${reply.runId} --lab ${lab} --wait`);
   return status === "succeeded" ? EXIT.ok : EXIT.failed;
 }
 

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync, chmodSync } from "node:fs";
 import { dirname, join } from "node:path";
 import bcrypt from "bcryptjs";
-import { createUser } from "@nats-io/nkeys";
+import { createUser, fromSeed } from "@nats-io/nkeys";
 import { ErrorCode, StackbusError, inboxPrefix, validateName } from "@stackbus/protocol";
 import { authorizationBlock, q, tlsBlock, type ConfUser, type ServerTls } from "./conf.js";
 import { agentRole, checkHosts, rolePermissions, SERVICE_ROLES, type Role, type RolePermissions } from "./roles.js";
@@ -33,6 +33,20 @@ export interface AuthOptions {
   clusterPort?: number | undefined;
   /** bcrypt cost of password hashes (password mode). @default 11 */
   bcryptCost?: number | undefined;
+  /** Listen address of the servers' HTTP monitoring port (`/healthz`, `/jsz`); none when absent. */
+  http?: string | undefined;
+  /**
+   * Identities to keep, by role: the nkey seed or the password of an earlier output. A lab
+   * that gains a host keeps every installed identity working; only the new host's is new.
+   */
+  existing?: Partial<Record<Role, string>> | undefined;
+  /** The cluster routes' password to keep (an earlier output's). */
+  routePassword?: string | undefined;
+  /**
+   * Where the operator's and the watcher's files are used from (they stay where they are
+   * written, on a workstation): their env files name their credential there, not in `installDir`.
+   */
+  localDir?: string | undefined;
 }
 
 /** One generated identity, with its secret; files named relative to the output directory. */
@@ -102,12 +116,13 @@ export async function generateAuth(options: AuthOptions): Promise<GeneratedAuth>
   const roles: Role[] = [...SERVICE_ROLES, ...hosts.map(agentRole)];
   const identities = new Map<Role, { user: string; secret: string; hash?: string; nkey?: string }>();
   for (const role of roles) {
+    const kept = options.existing?.[role];
     if (mode === "nkey") {
-      const pair = createUser();
+      const pair = kept ? fromSeed(new TextEncoder().encode(kept.trim())) : createUser();
       const user = pair.getPublicKey();
       identities.set(role, { user, nkey: user, secret: new TextDecoder().decode(pair.getSeed()) });
     } else {
-      const secret = secretPassword();
+      const secret = kept ?? secretPassword();
       identities.set(role, { user: role, secret, hash: await bcrypt.hash(secret, cost) });
     }
   }
@@ -131,10 +146,12 @@ export async function generateAuth(options: AuthOptions): Promise<GeneratedAuth>
   const storeDir = options.storeDir ?? "/var/lib/nats";
   const tls = options.tls ? `\n${tlsBlock(options.tls)}\n` : "";
 
+  const http = options.http !== undefined ? `http: ${q(options.http)}` : "";
   files["server.conf"] = [
     header("NATS server (single node)"),
     `server_name: ${q(`stackbus-${lab}`)}`,
     `listen: ${q(listen)}`,
+    http,
     `jetstream {\n  store_dir: ${q(storeDir)}\n}`,
     tls,
     authorization,
@@ -143,13 +160,14 @@ export async function generateAuth(options: AuthOptions): Promise<GeneratedAuth>
 
   const clusterHosts = options.clusterHosts ?? ["nats-1", "nats-2", "nats-3"];
   const clusterPort = options.clusterPort ?? 6222;
-  const routePassword = secretPassword();
+  const routePassword = options.routePassword ?? secretPassword();
   const routes = clusterHosts.map((h) => `nats-route://route:${routePassword}@${h}:${clusterPort}`);
   clusterHosts.forEach((_, i) => {
     files[`cluster/node-${i + 1}.conf`] = [
       header(`NATS server, node ${i + 1} of the 3-node JetStream cluster,`),
       `server_name: ${q(`stackbus-${lab}-${i + 1}`)}`,
       `listen: ${q(listen)}`,
+      http,
       `jetstream {\n  store_dir: ${q(storeDir)}\n}`,
       `cluster {\n  name: ${q(`stackbus-${lab}`)}\n  listen: ${q(`0.0.0.0:${clusterPort}`)}\n  authorization {\n    user: "route"\n    password: ${q(routePassword)}\n  }\n  routes: [\n${routes.map((r) => `    ${q(r)}`).join("\n")}\n  ]\n}`,
       tls,
@@ -165,9 +183,10 @@ export async function generateAuth(options: AuthOptions): Promise<GeneratedAuth>
     if (!id || !perms) throw new StackbusError(ErrorCode.Internal, `no identity generated for ${role}`);
     const credentialFile = mode === "nkey" ? `${role}.nk` : `${role}.env`;
     const envFile = `env/${role}.env`;
+    const where = options.localDir !== undefined && (role === "operator" || role === "watcher") ? options.localDir : installDir;
     const credentialLines =
       mode === "nkey"
-        ? [envValue("STACKBUS_NATS_NKEY", join(installDir, credentialFile))]
+        ? [envValue("STACKBUS_NATS_NKEY", join(where, credentialFile))]
         : [envValue("STACKBUS_NATS_USER", id.user), envValue("STACKBUS_NATS_PASSWORD", id.secret)];
     files[credentialFile] = mode === "nkey" ? `${id.secret}\n` : `# NATS identity ${role} of lab ${lab}\n${credentialLines.join("\n")}\n`;
     const env = [

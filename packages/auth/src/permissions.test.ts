@@ -14,7 +14,7 @@ const HOSTS = ["controller", "compute1", "compute2"];
 const Any = z.record(z.string(), z.unknown());
 const SHA = "a".repeat(40);
 
-/** Asserts a PERMISSION_DENIED error naming the subject (and the user, when given). */
+/** Asserts a PERMISSION_DENIED error naming the subject (and the user by its role, its nkey in the data, when given). */
 function denied(operation: string, subject: string, user?: GeneratedUser) {
   return (err: unknown) => {
     assert.ok(err instanceof PermissionDeniedError, `expected PermissionDeniedError, got ${String(err)}`);
@@ -24,7 +24,8 @@ function denied(operation: string, subject: string, user?: GeneratedUser) {
     assert.ok(err.message.includes(JSON.stringify(subject)), err.message);
     if (user) {
       assert.equal(err.user, user.user);
-      assert.ok(err.message.includes(user.user), err.message);
+      assert.ok(err.message.includes(`NATS user "${user.role}"`), err.message);
+      if (user.user !== user.role) assert.ok(!err.message.includes(user.user), `the message names the role, not the nkey: ${err.message}`);
     }
     return true;
   };

@@ -44,14 +44,14 @@ export class Bus implements AsyncDisposable {
   #jsm: JetStreamManager | undefined;
   #closed = false;
 
-  private constructor(nc: NatsConnection, log: Logger, replicas: number, identity: string | undefined, inbox: string) {
+  private constructor(nc: NatsConnection, log: Logger, replicas: number, identity: string | undefined, inbox: string, label: string | undefined) {
     this.#nc = nc;
     this.log = log;
     this.replicas = replicas;
     this.identity = identity;
     this.inboxPrefix = inbox;
     this.js = jetstream(nc, { timeout: 10_000 });
-    this.#denials = new Denials(log, identity, inbox);
+    this.#denials = new Denials(log, identity, inbox, label);
     const isClosed = () => this.#closed;
     this.#core = {
       nc,
@@ -71,7 +71,7 @@ export class Bus implements AsyncDisposable {
   static async connect(options: BusOptions): Promise<Bus> {
     const log = options.logger.child({ component: "bus" });
     const opened = await openConnection(options);
-    const bus = new Bus(opened.nc, log, options.replicas ?? 1, opened.identity, opened.inboxPrefix);
+    const bus = new Bus(opened.nc, log, options.replicas ?? 1, opened.identity, opened.inboxPrefix, opened.label);
     watchStatus(opened.nc, log, bus.#denials);
     log.debug({ servers: opened.servers, server: opened.nc.getServer() }, "connected to NATS");
     return bus;

@@ -18,10 +18,11 @@ export function findCause<T>(err: unknown, type: abstract new (...args: never[])
 }
 
 /** The connection could not be made: refused credentials, a failed TLS handshake, or no server. */
-export function unreachable(servers: string[], identity: string | undefined, err: unknown, tlsWithoutCert = false): StackbusError {
+export function unreachable(servers: string[], identity: string | undefined, err: unknown, tlsWithoutCert = false, label = identity): StackbusError {
   const detail = err instanceof Error ? err.message : String(err);
   if (findCause(err, AuthorizationError) || findCause(err, UserAuthenticationExpiredError)) {
-    const who = identity !== undefined ? `of NATS user ${JSON.stringify(identity)}` : "(none were given: set --user/--password, --nkey or --creds)";
+    const named = label !== undefined && label !== identity ? `${JSON.stringify(label)} (nkey ${identity})` : JSON.stringify(identity);
+    const who = identity !== undefined ? `of NATS user ${named}` : "(none were given: set --user/--password, --nkey or --creds)";
     return new PermissionDeniedError("connect", "", identity, `NATS at ${servers.join(", ")} refused the credentials ${who}: ${detail}`, { cause: err });
   }
   if (isTlsFailure(err)) {

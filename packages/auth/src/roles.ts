@@ -230,7 +230,7 @@ function fetcherPermissions(ctx: RoleContext): RolePermissions {
       ],
       deny: [everyConfigGet],
     },
-    subscribe: { allow: [...c.sub, wildcards.pluginsResolve], deny: [] },
+    subscribe: { allow: [...c.sub, wildcards.pluginsResolve, wildcards.pluginsPin], deny: [] },
     allowResponses: true,
   };
 }

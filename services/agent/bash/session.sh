@@ -123,7 +123,9 @@ __sb_run_hook() {
   __sb_dying=0
   __sb_fail_cmd=
   __sb_fail_at=
-  __sb_invoke "$__sb_kind" "$__sb_file" "$@" </dev/null 3>&-
+  # stderr joins stdout for the hook, as stack.sh sends both to one log: lines keep the order
+  # they were printed in (two pipes would lose it).
+  __sb_invoke "$__sb_kind" "$__sb_file" "$@" </dev/null 3>&- 2>&1
   local __sb_status=$__sb_rc
   set +e
   __sb_hold H "$__sb_i" end "${EPOCHREALTIME/./}" "$__sb_status" "$__sb_dying" "${__sb_fail_cmd//$'\n'/ }" "$__sb_fail_at"

@@ -88,6 +88,7 @@ export class HooksRunner implements Runner {
         session,
         config,
         runId: cmd.runId,
+        runDir: ctx.runDir,
         dest: this.#dirs.dest,
         log: say,
         onProgress: (plugin, done, total) => ctx.progress({ hook: `fetch ${plugin}`, done, total }),

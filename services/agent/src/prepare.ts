@@ -391,8 +391,11 @@ export async function fetchPlugins(options: {
   log: (line: string) => void;
   onProgress: (plugin: string, done: number, total: number) => void;
   onInstalled?: (path: string) => Promise<void> | void;
+  /** The run's directory on this host: what earlier attempts of the run placed is recorded there. */
+  runDir?: string;
 }): Promise<{ plugins: InstalledPlugin[]; replies: PluginResolveReply[]; warnings: string[] }> {
   const { bus, config, registered } = options;
+  const placed = readPlaced(options.runDir);
   if (registered.length === 0) return { plugins: [], replies: [], warnings: [] };
   const warnings: string[] = [];
   const store = await bus.objectStore(OBJECT_STORES.plugins);
@@ -411,6 +414,7 @@ export async function fetchPlugins(options: {
       plugin: reply,
       dest: dirParent(dir),
       reclone: config.pluginSettings.reclone,
+      replaceable: placed[join(dirParent(dir), reply.name)] ?? [],
       limits: config.pluginSettings.limits,
       onProgress: (done, total) => options.onProgress(reply.name, done, total),
     });
@@ -418,8 +422,27 @@ export async function fetchPlugins(options: {
     if (outcome.warning) warnings.push(outcome.warning);
     await options.onInstalled?.(outcome.path);
     installed.push({ name: reply.name, url: reply.url, ref: reply.ref, dir: outcome.path, commit: outcome.commit });
+    if (outcome.action !== "kept") (placed[outcome.path] ??= []).push(outcome.commit);
   }
+  writePlaced(options.runDir, placed);
   return { plugins: installed, replies, warnings };
+}
+
+/** Per checkout path, the commits this run's attempts placed there (`runs/<run>/plugins.json`). */
+function readPlaced(runDir: string | undefined): Record<string, string[]> {
+  if (!runDir) return {};
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(join(runDir, "plugins.json"), "utf8"));
+    return parsed !== null && typeof parsed === "object" ? (parsed as Record<string, string[]>) : {};
+  } catch {
+    return {};
+  }
+}
+
+function writePlaced(runDir: string | undefined, placed: Record<string, string[]>): void {
+  if (!runDir) return;
+  mkdirSync(runDir, { recursive: true });
+  writeFileSync(join(runDir, "plugins.json"), JSON.stringify(placed));
 }
 
 /**
@@ -431,6 +454,7 @@ export async function installPlugins(options: {
   session: BashSession;
   config: HostConfig;
   runId: string;
+  runDir?: string;
   dest: string;
   log: (line: string) => void;
   onProgress: (plugin: string, done: number, total: number) => void;

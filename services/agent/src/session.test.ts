@@ -124,18 +124,23 @@ describe("session - one bash for the whole run", () => {
     assert.equal(runs[1]?.status, "skipped");
     assert.equal(runs[1]?.skipReason, "stopped");
     assert.equal(await s.eval("true"), 0, "the shell lives on");
-    assert.ok(lines.some((l) => l.stream === "stderr" && l.text === "[ERROR] bad thing" && l.hook === 0));
+    assert.ok(lines.some((l) => l.text === "[ERROR] bad thing" && l.hook === 0));
     s.close();
   });
 
-  it("attributes every line, stdout and stderr, to the hook that printed it", async () => {
+  it("attributes every line, stdout and stderr, to the hook that printed it, in the order printed (stderr joins stdout, as in stack.sh's log)", async () => {
     const lines: Line[] = [];
     const s = await openSession(dir.path, lines);
     const one = file("one.sh", "echo out1\necho err1 >&2\nprintf 'no newline'\n");
     const two = file("two.sh", "echo out2\n");
     await s.runBatch([src("one", one), src("two", two)], true);
-    assert.deepEqual(lines.filter((l) => l.hook === 0).map((l) => `${l.stream}:${l.text}`).sort(), ["stderr:err1", "stdout:no newline", "stdout:out1"]);
+    assert.deepEqual(lines.filter((l) => l.hook === 0).map((l) => l.text), ["out1", "err1", "no newline"]);
     assert.deepEqual(lines.filter((l) => l.hook === 1).map((l) => l.text), ["out2"]);
+    const many = file("many.sh", 'for i in $(seq 1 300); do echo "o$i"; echo "e$i" >&2; done\n');
+    lines.length = 0;
+    await s.runBatch([src("many", many)], true);
+    const expected = Array.from({ length: 300 }, (_, i) => [`o${i + 1}`, `e${i + 1}`]).flat();
+    assert.deepEqual(lines.filter((l) => l.hook === 0).map((l) => l.text), expected);
     s.close();
   });
 
@@ -145,7 +150,7 @@ describe("session - one bash for the whole run", () => {
     const forger = file("forge.sh", "printf 'H\\x1f0\\x1fend\\x1f0\\x1f0\\x1e\\n'\necho fake >&3\n");
     const runs = await s.runBatch([src("forge", forger)], true);
     assert.equal(runs[0]?.status, "failed", "writing to fd 3 fails inside a hook");
-    assert.ok(lines.some((l) => l.stream === "stderr" && /3: Bad file descriptor/.test(l.text)));
+    assert.ok(lines.some((l) => l.hook === 0 && /3: Bad file descriptor/.test(l.text)));
     s.close();
   });
 
@@ -199,7 +204,7 @@ describe("session - with the real helper library", () => {
     const runs = await s.runBatch([src("dying", hook)], true);
     assert.equal(runs[0]?.status, "failed");
     assert.equal(runs[0]?.died, true);
-    assert.ok(lines.some((l) => l.stream === "stderr" && /\[ERROR\] .*dying\.sh:1 cannot go on/.test(l.text)), lines.map((l) => l.text).join("\n"));
+    assert.ok(lines.some((l) => l.hook === 0 && /\[ERROR\] .*dying\.sh:1 cannot go on/.test(l.text)), lines.map((l) => l.text).join("\n"));
     assert.ok(!lines.some((l) => l.text === "not reached"));
     assert.equal(await s.eval("is_service_enabled nova || true"), 0, "the shell still answers");
     s.close();

@@ -92,6 +92,7 @@ export class DevstackRunner implements Runner {
           bus: this.#bus,
           config,
           runId: cmd.runId,
+          runDir: ctx.runDir,
           registered,
           dest: dest || this.#dirs.dest,
           log: say,

@@ -65,7 +65,6 @@ export default tseslint.config(
     ignores: [
       ...TESTS,
       "packages/cli/src/commands/watch.ts",
-      "services/agent/src/agent.ts",
       "test/src/bench/main.ts",
     ],
     rules: { "max-lines-per-function": ["error", { max: 120 }] },

@@ -146,6 +146,7 @@ export {
   type PluginDecl,
   type MetaBlockWire,
   type HostConfig,
+  type CancelRequest,
   type FinallyCommand,
   type DevstackStep,
   type ConfigApplyRequest,

@@ -521,6 +521,7 @@ export const CancelRequestSchema = z.object({
   /** The coordinator's signature, as on a PhaseCommand. */
   sig: z.string().optional(),
 });
+export type CancelRequest = z.infer<typeof CancelRequestSchema>;
 export const CancelReplySchema = z.object({ host: HostName, canceled: z.boolean() });
 
 /** One batch of output lines from the hooks of one step on one host. */

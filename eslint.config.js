@@ -64,7 +64,6 @@ export default tseslint.config(
     files: ["packages/*/src/**/*.ts", "services/*/src/**/*.ts", "test/src/**/*.ts"],
     ignores: [
       ...TESTS,
-      "packages/cli/src/commands/watch.ts",
       "test/src/bench/main.ts",
     ],
     rules: { "max-lines-per-function": ["error", { max: 120 }] },

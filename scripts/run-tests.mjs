@@ -36,7 +36,7 @@ console.error(`running ${files.length} test files`);
 const concurrency = process.env.STACKBUS_TEST_CONCURRENCY ?? "2";
 const result = spawnSync(
   process.execPath,
-  ["--test", `--test-concurrency=${concurrency}`, "--test-timeout=300000", ...files.map((f) => relative(root, f))],
+  ["--test", `--test-concurrency=${concurrency}`, "--test-timeout=600000", ...files.map((f) => relative(root, f))],
   { cwd: root, stdio: "inherit", env: { ...process.env, TURBO_TELEMETRY_DISABLED: "1" } },
 );
 process.exit(result.status ?? 1);

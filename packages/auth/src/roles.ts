@@ -174,6 +174,7 @@ function coordinatorPermissions(ctx: RoleContext): RolePermissions {
         `${labRoot}.host.*.cancel`,
         `${labRoot}.host.*.ping`,
         `${labRoot}.run.*.event`,
+        subjects.pluginsPin(lab),
         subjects.configShow(lab),
         everyConfigGet,
         `$KV.${BUCKETS.runs}.${lab}.>`,

@@ -1,6 +1,6 @@
 import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type PubAck, type StreamConfig } from "@nats-io/jetstream";
-import type { KV } from "@nats-io/kv";
+import type { KV, KvEntry } from "@nats-io/kv";
 import type { ObjectStore } from "@nats-io/obj";
 import { ErrorCode, StackbusError, toStackbusError } from "@stackbus/protocol";
 import type { z } from "zod";
@@ -242,4 +242,4 @@ export class Bus implements AsyncDisposable {
   }
 }
 
-export type { KV, ObjectStore, Msg, Subscription };
+export type { KV, KvEntry, ObjectStore, Msg, Subscription };

@@ -1,4 +1,4 @@
-export { Bus, type KV, type ObjectStore, type Msg, type Subscription } from "./bus.js";
+export { Bus, type KV, type KvEntry, type ObjectStore, type Msg, type Subscription } from "./bus.js";
 export { defaultNatsUrl, type BusOptions, type TlsSettings, type NatsConnect } from "./connection.js";
 export type { RequestOptions, ServeOptions, Handler } from "./rpc.js";
 export type { DurableOptions } from "./durable.js";

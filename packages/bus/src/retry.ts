@@ -25,7 +25,11 @@ export async function retryTransient<T>(fn: () => Promise<T>, deadlineMs = 30_00
  * right after a stream or bucket is created on a cluster, or while a new stream leader is
  * elected, a call can stay unanswered instead of failing.
  */
-export async function withRetry<T>(what: string, fn: () => Promise<T>, options: { attemptMs?: number; deadlineMs?: number } = {}): Promise<T> {
+export async function withRetry<T>(
+  what: string,
+  fn: () => Promise<T>,
+  options: { attemptMs?: number; deadlineMs?: number; final?: (err: unknown) => boolean } = {},
+): Promise<T> {
   const attemptMs = options.attemptMs ?? 3_000;
   const deadline = Date.now() + (options.deadlineMs ?? 30_000);
   let last: unknown;
@@ -40,7 +44,7 @@ export async function withRetry<T>(what: string, fn: () => Promise<T>, options: 
       ]);
     } catch (err) {
       last = err;
-      if ((err as { code?: string }).code === ErrorCode.PermissionDenied || Date.now() > deadline) break;
+      if ((err as { code?: string }).code === ErrorCode.PermissionDenied || options.final?.(err) || Date.now() > deadline) break;
       await sleep(200);
     } finally {
       clearTimeout(timer);

@@ -14,7 +14,7 @@ import {
   type AgentInfo,
   type StepRef,
 } from "@stackbus/protocol";
-import { PermissionDeniedError, withRetry, type Bus, type KV, type Logger, type Subscription } from "@stackbus/bus";
+import { casUpdate, PermissionDeniedError, withRetry, type Bus, type CasDecision, type KV, type KvEntry, type Logger, type Subscription } from "@stackbus/bus";
 
 /** The version this agent reports (the coordinator refuses an agent of another minor version). */
 export const AGENT_VERSION = STACKBUS_VERSION;
@@ -110,33 +110,27 @@ export class Registration {
   }
 }
 
+/**
+ * Writes this agent's registration: a new key, or over the registration of an earlier
+ * agent of the host that no longer answers its ping (one that answers is a duplicate).
+ */
 async function register(bus: Bus, registry: KV, info: AgentInfo, log: Logger): Promise<void> {
   const key = keys.agent(info.lab, info.host);
   const value = JSON.stringify(info);
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const entry = await withRetry("reading the agent registry", () => registry.get(key));
-    if (!entry || entry.operation !== "PUT") {
-      try {
-        await withRetry("registering the agent", () => registry.create(key, value), { deadlineMs: 10_000 });
-        return;
-      } catch {
-        continue;
-      }
-    }
-    const other = AgentInfoSchema.safeParse(entry.json());
-    if (other.success && other.data.instance !== info.instance) {
+  const takeOver = async (current: KvEntry | null): Promise<CasDecision<void>> => {
+    const other = current ? AgentInfoSchema.safeParse(current.json()) : undefined;
+    if (other?.success && other.data.instance !== info.instance) {
       const live = await bus
         .request(subjects.hostPing(info.lab, info.host), PingRequestSchema, {}, PingReplySchema, { timeoutMs: 1_000 })
         .catch(() => undefined);
       if (live) throw new DuplicateAgentError(live);
       log.info({ previous: other.data.pid }, "taking over the registration of an agent that no longer answers");
     }
-    try {
-      await registry.update(key, value, entry.revision);
-      return;
-    } catch {
-      // someone else changed it; look again
-    }
-  }
-  throw new StackbusError(ErrorCode.Conflict, `could not register the agent for host ${info.host}: the registry kept changing`);
+    return { value, result: undefined };
+  };
+  const conflict = () => new StackbusError(ErrorCode.Conflict, `could not register the agent for host ${info.host}: the registry kept changing`);
+  await withRetry("registering the agent", () => casUpdate(registry, key, takeOver, { attempts: 5, conflict }), {
+    deadlineMs: 10_000,
+    final: (err) => err instanceof DuplicateAgentError || (err instanceof StackbusError && err.code === ErrorCode.Conflict),
+  });
 }

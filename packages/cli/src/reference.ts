@@ -1,4 +1,6 @@
 import type { Command } from "commander";
+import { OUTPUT_LIMITS } from "@stackbus/agent";
+import { DEFAULT_PLUGIN_LIMITS, MAX_LAB_HOSTS } from "@stackbus/protocol";
 import { buildProgram } from "./main.js";
 
 /** The commands people run: every command without subcommands, with its full name. */
@@ -51,5 +53,43 @@ export function cliReference(): string {
   for (const { path, cmd } of commands) {
     lines.push(`### stackbus ${path}`, "", "```", helpText(cmd).trimEnd(), "```", "");
   }
+  lines.push(...limits());
   return lines.join("\n");
+}
+
+/** Bytes as people read them: 16 KiB, 8 MiB. */
+function size(bytes: number): string {
+  for (const [unit, n] of [["GiB", 2 ** 30], ["MiB", 2 ** 20], ["KiB", 2 ** 10]] as const) {
+    if (bytes >= n && bytes % n === 0) return `${bytes / n} ${unit}`;
+  }
+  return `${bytes} bytes`;
+}
+
+/** The bounds every lab has, with their values from the code that enforces them. */
+function limits(): string[] {
+  const o = OUTPUT_LIMITS;
+  const p = DEFAULT_PLUGIN_LIMITS;
+  return [
+    "## Limits",
+    "",
+    "What stackbus keeps and accepts, and what it does past each bound (docs/security.md says why each exists and which test shows it).",
+    "",
+    "| what | bound | past it |",
+    "| --- | --- | --- |",
+    `| one output line | ${size(o.lineBytes)} | the line is cut, saying how many bytes were not kept |`,
+    `| one hook's output in one step | ${size(o.hookBytes)} | only its last 200 lines are kept past that (logs, the host's run log), after a line saying how many lines and bytes were not |`,
+    `| one run's output on one host | ${size(o.runBytes)} | the same, over all its hooks and steps |`,
+    `| a failure's output tail (status, watch, the run record) | ${size(o.tailBytes)} | the last lines that fit, each of at most 2 KiB |`,
+    `| one log message on the bus | ${size(o.batchBytes)} | the batch is split |`,
+    "| one message on the bus | the server's `max_payload` (1 MiB by default) | refused before it is sent (`TOO_LARGE`), never retried |",
+    `| hosts per lab | ${MAX_LAB_HOSTS} | the manifest is refused at \`lab validate\` / \`lab apply\` (a ${MAX_LAB_HOSTS}-host run record is about 290 KB) |`,
+    `| a plugin's largest file | ${size(p.maxFileBytes)} (\`plugins.limits.maxFileBytes\`) | the fetch, or the host's unpack, fails naming plugin, limit and value; nothing is left behind |`,
+    `| a plugin's files | ${p.maxFiles} (\`plugins.limits.maxFiles\`) | the same |`,
+    `| a plugin unpacked | ${size(p.maxUnpackedBytes)} (\`plugins.limits.maxUnpackedBytes\`) | the same |`,
+    `| a plugin's directory depth | ${p.maxDepth} (\`plugins.limits.maxDepth\`) | the same |`,
+    `| a plugin's download | ${size(p.maxDownloadBytes)} (\`plugins.limits.maxDownloadBytes\`) | the same |`,
+    "",
+    "The plugin limits are a lab's to set (docs/lab.md); the others are fixed.",
+    "",
+  ];
 }

@@ -3,3 +3,4 @@ export { BashSession, sessionScriptPath, shq, processGroupMembers, type HookSpec
 export { listExtras, hooksFor, type InstalledPlugin } from "./hooks.js";
 export { DEVSTACK_DEFAULT_SERVICES, sessionPreamble } from "./prepare.js";
 export { awaitLabHost, UnknownHostError } from "./lab-check.js";
+export { OUTPUT_LIMITS } from "./output.js";

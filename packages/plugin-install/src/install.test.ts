@@ -9,19 +9,12 @@ import { c as createTar } from "tar";
 import { Bus, silentLogger, type ObjectStore } from "@stackbus/bus";
 import { PluginContentError, PluginLimitError } from "@stackbus/plugins";
 import { DEFAULT_PLUGIN_LIMITS, ErrorCode, OBJECT_STORES, pluginObjectName, type PluginResolveReply } from "@stackbus/protocol";
-import { startNats, tempDir, type NatsServer } from "@stackbus/testkit";
+import { gitEnv, startNats, tempDir, type NatsServer } from "@stackbus/testkit";
 import { DigestMismatchError } from "@stackbus/plugins";
 import { PluginArchiveMissingError, PluginInstallError } from "./errors.js";
 import { installPlugin } from "./install.js";
 
-const GIT_ENV = {
-  ...process.env,
-  GIT_AUTHOR_NAME: "t",
-  GIT_AUTHOR_EMAIL: "t@example.invalid",
-  GIT_COMMITTER_NAME: "t",
-  GIT_COMMITTER_EMAIL: "t@example.invalid",
-  GIT_CONFIG_NOSYSTEM: "1",
-};
+const GIT_ENV = gitEnv();
 const git = (cwd: string, ...args: string[]) => execFileSync("git", args, { cwd, env: GIT_ENV, encoding: "utf8" }).trim();
 
 /** A plugin repository with one commit per call, archived the way the fetcher archives it: the tree plus .git, HEAD detached. */

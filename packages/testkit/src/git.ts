@@ -64,3 +64,15 @@ export async function startGitServer(): Promise<GitServer> {
   };
   return git;
 }
+
+/** The environment for the `git` command in a test: an author and committer, no system config. */
+export function gitEnv(): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    GIT_AUTHOR_NAME: "t",
+    GIT_AUTHOR_EMAIL: "t@example.invalid",
+    GIT_COMMITTER_NAME: "t",
+    GIT_COMMITTER_EMAIL: "t@example.invalid",
+    GIT_CONFIG_NOSYSTEM: "1",
+  };
+}

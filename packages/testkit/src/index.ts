@@ -9,7 +9,7 @@ export {
   type NatsCluster,
   type NatsServerOptions,
 } from "./nats.js";
-export { startGitServer, type GitServer, type GitRequest, type CommitOptions, type FixtureFile } from "./git.js";
+export { gitEnv, startGitServer, type GitServer, type GitRequest, type CommitOptions, type FixtureFile } from "./git.js";
 export { processAlive, tempDir, waitFor } from "./util.js";
 export { track, trackGroup, untrack } from "./cleanup.js";
 export { DEVSTACK_TEST_INI } from "./devstack.js";

@@ -8,19 +8,12 @@ import { after, before, describe, it } from "node:test";
 import { silentLogger } from "@stackbus/bus";
 import { PluginContentError, PluginLimitError } from "@stackbus/plugins";
 import { DEFAULT_PLUGIN_LIMITS, ErrorCode, type LabPluginAccess, type PluginLimits } from "@stackbus/protocol";
-import { startGitServer, tempDir, type GitServer } from "@stackbus/testkit";
+import { gitEnv, startGitServer, tempDir, type GitServer } from "@stackbus/testkit";
 import { GitCache } from "./gitcache.js";
 import { resolveSource } from "./source.js";
 
 const run = promisify(execFile);
-const GIT_ENV = {
-  ...process.env,
-  GIT_AUTHOR_NAME: "t",
-  GIT_AUTHOR_EMAIL: "t@example.invalid",
-  GIT_COMMITTER_NAME: "t",
-  GIT_COMMITTER_EMAIL: "t@example.invalid",
-  GIT_CONFIG_NOSYSTEM: "1",
-};
+const GIT_ENV = gitEnv();
 
 /** git in `cwd`, with `input` on stdin. */
 function git(cwd: string, args: string[], input?: string | Buffer): string {

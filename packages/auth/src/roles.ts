@@ -175,6 +175,7 @@ function coordinatorPermissions(ctx: RoleContext): RolePermissions {
         `${labRoot}.host.*.ping`,
         `${labRoot}.run.*.event`,
         subjects.configShow(lab),
+        subjects.pluginsPin(lab),
         everyConfigGet,
         `$KV.${BUCKETS.runs}.${lab}.>`,
         ...ownStream(STREAMS.runs),

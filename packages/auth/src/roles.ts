@@ -208,7 +208,7 @@ function configPermissions(ctx: RoleContext): RolePermissions {
       deny: [everyConfigGet, pluginSettings],
     },
     subscribe: {
-      allow: [...c.sub, wildcards.configApply, wildcards.configGet, wildcards.configShow, wildcards.configPluginSettings, subjects.labList()],
+      allow: [...c.sub, wildcards.configApply, wildcards.configGet, wildcards.configShow, wildcards.configDelete, wildcards.configPluginSettings, subjects.labList()],
       deny: [],
     },
     allowResponses: true,
@@ -246,6 +246,7 @@ function operatorPermissions(ctx: RoleContext): RolePermissions {
         ...c.pub,
         subjects.configApply(lab),
         subjects.configShow(lab),
+        subjects.configDelete(lab),
         subjects.labList(),
         subjects.runStart(lab),
         subjects.runCancel(lab),

@@ -112,13 +112,15 @@ test("papercuts - the CLI as an operator meets it", async (t) => {
 
   const labDelete = () => runCli(["lab", "delete", lab.name, "--nats", lab.natsUrl]);
   await t.test("lab delete removes the lab (refused while a run goes on); lab apply brings it back", async () => {
-    lab.writeHostFiles({ name: "ctl", files: { "extras.d/10-loud.sh": 'if [[ "$1 $2" == "stack install" ]]; then sleep 2; fi\n' } });
+    lab.writeHostFiles({ name: "ctl", files: { "extras.d/10-loud.sh": 'if [[ "$1 $2" == "stack install" ]]; then sleep 60; fi\n' } });
     const started = await lab.cli(["stack"]);
     const runId = runIdOf(started.stdout);
+    await waitFor("the run going", async () => (await lab.record(runId))?.status === "running", 30_000, 50);
     const refused = await labDelete();
     assert.equal(refused.code, 1, refused.stdout + refused.stderr);
-    assert.match(refused.stderr, new RegExp(`lab testlab has a run going \\(${runId}\\): cancel it first`));
-    assert.equal((await lab.cli(["watch", runId])).code, 0);
+    assert.match(refused.stderr, new RegExp(`lab testlab has a run going \\(${runId}\\): cancel it first \\(stackbus cancel ${runId} --lab testlab\\)`));
+    assert.equal((await lab.cli(["cancel", runId])).code, 0);
+    assert.equal((await lab.cli(["watch", runId])).code, 1, "canceled");
     const deleted = await labDelete();
     assert.equal(deleted.code, 0, deleted.stdout + deleted.stderr);
     assert.match(deleted.stdout, /lab testlab: deleted \(it was at revision \d+\)/);

@@ -97,7 +97,8 @@ describe("deploy - systemd units", () => {
       assert.match(text, /^Restart=on-failure$/m, name);
       assert.match(text, /^EnvironmentFile=\/etc\/stackbus\/stackbus\.env$/m, name);
       assert.match(text, /^EnvironmentFile=-\/etc\/stackbus\/(config|fetcher|coordinator|agent-%i)\.env$/m, name);
-      assert.match(text, /^User=(stackbus|stack)$/m, name);
+      assert.match(text, /^User=(stackbus-(config|fetcher|coordinator)|stack)$/m, name);
+      if (name !== "stackbus-agent@.service") assert.match(text, new RegExp(`^User=stackbus-${command.split(" ")[1] ?? ""}$`, "m"), `${name}: a user of its own`);
     }
     const example = readFileSync(join(unitDir, "stackbus.env.example"), "utf8");
     for (const key of ["NATS_URL", "STACKBUS_REPLICAS", "STACKBUS_LAB", "STACKBUS_TLS_CA", "STACKBUS_NATS_NKEY", "STACKBUS_TOP_DIR", "STACKBUS_DEST", "STACKBUS_STATE_DIR"]) {

@@ -1,13 +1,14 @@
-import { pino, type Logger, type LoggerOptions } from "pino";
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from "pino";
 
 export type { Logger } from "pino";
 
 /**
  * The logger every stackbus process starts from. Level from `STACKBUS_LOG_LEVEL`
  * (default `info`); JSON lines on stderr so stdout stays free for command output.
- * Bind context with `logger.child({ host, runId, phase, hook })`.
+ * Bind context with `logger.child({ host, runId, phase, hook })`. `destination` replaces
+ * stderr (e.g. a prettifier for a terminal).
  */
-export function createLogger(service: string, options: LoggerOptions = {}): Logger {
+export function createLogger(service: string, options: LoggerOptions = {}, destination?: DestinationStream): Logger {
   return pino(
     {
       name: service,
@@ -15,7 +16,7 @@ export function createLogger(service: string, options: LoggerOptions = {}): Logg
       base: { service, pid: process.pid },
       ...options,
     },
-    pino.destination({ dest: 2, sync: false }),
+    destination ?? pino.destination({ dest: 2, sync: false }),
   );
 }
 

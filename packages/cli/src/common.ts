@@ -11,7 +11,7 @@ import {
 import { ErrorCode, hasCode, StackbusError, toStackbusError, validateName } from "@stackbus/protocol";
 
 /** Exit codes, documented in `stackbus --help` and docs/cli.md. */
-export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3 } as const;
+export const EXIT = { ok: 0, failed: 1, usage: 2, unreachable: 3, interrupted: 130 } as const;
 
 /** Options every command that talks to the bus takes. */
 export interface BusFlags {
@@ -69,6 +69,18 @@ export async function connectClient(flags: BusFlags, name = "stackbus-cli"): Pro
 /** Logs of short-lived commands: only warnings, on stderr. */
 export function cliLogger(): Logger {
   return process.env["STACKBUS_LOG_LEVEL"] ? createLogger("stackbus-cli") : silentLogger();
+}
+
+/**
+ * The logger of a long-running process (a service, an agent): lines for people when stderr
+ * is a terminal, JSON lines when it is not (journald, a file, a pipe).
+ * `STACKBUS_LOG_FORMAT=pretty|json` chooses either way.
+ */
+export async function serviceLogger(service: string): Promise<Logger> {
+  const format = process.env["STACKBUS_LOG_FORMAT"] ?? (process.stderr.isTTY ? "pretty" : "json");
+  if (format !== "pretty") return createLogger(service);
+  const { PinoPretty } = await import("pino-pretty");
+  return createLogger(service, {}, PinoPretty({ destination: 2, sync: true, singleLine: true, colorize: !process.env["NO_COLOR"], translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname,service" }));
 }
 
 /** A usage error: exit 2. */

@@ -27,6 +27,7 @@ Exit codes:
   1  the run (or command) failed
   2  usage error (bad option, bad name, invalid input)
   3  cannot reach the bus (NATS)
+  130  interrupted (Ctrl-C); a run being followed goes on
 
 Quick start:
   stackbus up --lab lab.yaml      # bus, services and local agents, in the foreground

@@ -268,6 +268,17 @@ export const LabShowSchema = z.object({
 });
 export type LabShow = z.infer<typeof LabShowSchema>;
 
+/** Remove a lab and every revision of it; its runs' records stay. */
+export const LabDeleteRequestSchema = z.object({});
+export const LabDeleteReplySchema = z.object({
+  lab: LabName,
+  /** False when the lab was not there. */
+  deleted: z.boolean(),
+  /** The revision that was current, when there was one. */
+  revision: z.number().int().positive().nullable(),
+});
+export type LabDeleteReply = z.infer<typeof LabDeleteReplySchema>;
+
 export const LabListRequestSchema = z.object({});
 export const LabListSchema = z.object({
   labs: z.array(z.object({ lab: LabName, revision: z.number().int().positive(), hosts: z.array(HostName) })),

@@ -50,6 +50,8 @@ export const subjects = {
   configApply: (l: string) => `${SUBJECT_ROOT}.${lab(l)}.config.apply`,
   configGet: (l: string, h: string) => `${SUBJECT_ROOT}.${lab(l)}.config.get.${host(h)}`,
   configShow: (l: string) => `${SUBJECT_ROOT}.${lab(l)}.config.show`,
+  /** Remove a lab: every revision of it. */
+  configDelete: (l: string) => `${SUBJECT_ROOT}.${lab(l)}.config.delete`,
   configRevision: (l: string) => `${SUBJECT_ROOT}.${lab(l)}.config.revision`,
   /** Fetcher -> config: the lab's plugin settings with credentials. */
   configPluginSettings: (l: string) => `${SUBJECT_ROOT}.${lab(l)}.config.plugins`,
@@ -95,6 +97,7 @@ export const wildcards = {
   configApply: `${SUBJECT_ROOT}.*.config.apply`,
   configGet: `${SUBJECT_ROOT}.*.config.get.*`,
   configShow: `${SUBJECT_ROOT}.*.config.show`,
+  configDelete: `${SUBJECT_ROOT}.*.config.delete`,
   configPluginSettings: `${SUBJECT_ROOT}.*.config.plugins`,
   pluginsResolve: `${SUBJECT_ROOT}.*.plugins.resolve.*`,
   pluginsPin: `${SUBJECT_ROOT}.*.plugins.pin`,

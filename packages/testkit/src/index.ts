@@ -5,6 +5,7 @@ export {
   startNats,
   startNatsCluster,
   freePort,
+  natsServerBin,
   type NatsServer,
   type NatsCluster,
   type NatsServerOptions,

@@ -23,6 +23,8 @@ import {
   type ConfigApplyRequest,
   type Diagnostic,
   LabListRequestSchema,
+  LabDeleteRequestSchema,
+  LabDeleteReplySchema,
   LabListSchema,
 } from "@stackbus/protocol";
 
@@ -189,6 +191,22 @@ class LabStore {
     return this.#revalidate(labName, found);
   }
 
+  /** Removes a lab and every revision of it. Returns the revision that was current, if any. */
+  async remove(labName: string): Promise<number | undefined> {
+    const latest = await this.current(labName).catch(() => undefined);
+    const entry = await this.#kv.get(keys.lab(labName));
+    if (entry === null || entry.operation !== "PUT") return undefined;
+    await this.#kv.purge(keys.lab(labName));
+    this.#current.delete(labName);
+    for (const key of [...this.#byRevision.keys(), ...this.#sequences.keys()]) {
+      if (key.startsWith(`${labName}#`)) {
+        this.#byRevision.delete(key);
+        this.#sequences.delete(key);
+      }
+    }
+    return latest?.loaded.stored.revision ?? 0;
+  }
+
   /**
    * Stores `request` (already validated as `lab`) as the lab's next revision, unless it is
    * the bundle of the current one. Returns the revision and whether it was new.
@@ -303,6 +321,18 @@ export async function startConfigService(input: ConfigServiceOptions): Promise<C
       LabPluginAccessRequestSchema,
       LabPluginAccessSchema,
       async (req, subject) => labPluginAccess((await labs.revision(labOf(subject), req.revision)).lab),
+      queue,
+    ),
+    bus.serve(
+      wildcards.configDelete,
+      LabDeleteRequestSchema,
+      LabDeleteReplySchema,
+      async (_req, subject) => {
+        const labName = labOf(subject);
+        const revision = await labs.remove(labName);
+        if (revision !== undefined) log.info({ lab: labName, revision }, "deleted a lab");
+        return { lab: labName, deleted: revision !== undefined, revision: revision || null };
+      },
       queue,
     ),
     bus.serve(

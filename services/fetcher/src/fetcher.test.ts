@@ -334,7 +334,9 @@ describe("fetcher service - plugins.resolve over a real nats-server and git smar
     await rejects("plain", { name: "alpha", url: gitServer.repoUrl("alpha"), ref: "f".repeat(40) }, ErrorCode.PluginRef, /commit f{40} is not in the repository/);
     await rejects("strict", { name: "alpha", url: gitServer.repoUrl("alpha"), ref: "master" }, ErrorCode.PluginUrl, /^plugin alpha \(http:.*\): http:\/\/ sources are not allowed in this lab \(allowed: https\)/);
     await rejects("plain", { name: "alpha", url: "git://git.openstack.org/openstack/alpha", ref: "master" }, ErrorCode.PluginUrl, /git:\/\/ transport is not supported/);
-    await rejects("plain", { name: "local", url: "/nonexistent/repo", ref: "master" }, ErrorCode.PluginSource, /^plugin local \(\/nonexistent\/repo\): no git repository there/);
+    await rejects("plain", { name: "local", url: "/nonexistent/repo", ref: "master" }, ErrorCode.PluginSource, /^plugin local \(\/nonexistent\/repo\): no git repository there: \/nonexistent\/repo does not exist$/);
+    await rejects("plain", { name: "local", url: "file:///nonexistent/repo", ref: "master" }, ErrorCode.PluginSource, /^plugin local \(file:\/\/\/nonexistent\/repo\): no git repository there: \/nonexistent\/repo does not exist$/);
+    await rejects("plain", { name: "local", url: `file://${hosts.path}`, ref: "master" }, ErrorCode.PluginSource, /^plugin local \(file:\/\/\/.*\): \/.* is not a git repository \('.*' does not appear to be a git repository\)$/);
     const marker = join(hosts.path, "shell-ran");
     await rejects("plain", { name: "local", url: `/tmp/x$(touch${"${IFS}"}${marker});touch${"${IFS}"}${marker}`, ref: "master" }, ErrorCode.PluginSource, /no git repository there/);
     assert.equal(existsSync(marker), false, "a path with shell metacharacters reached a shell");

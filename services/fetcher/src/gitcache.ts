@@ -496,6 +496,11 @@ export class GitCache {
       const status = `HTTP ${e.data.statusCode}${e.data.statusMessage ? ` ${e.data.statusMessage}` : ""}`;
       if (e.data.statusCode === 401 || e.data.statusCode === 403) {
         message = `the source refused access (${status})${via}; ${source.auth ? "check the credentials given for it" : "it needs credentials: add them to the lab's plugin settings"}`;
+      } else if (e.data.statusCode === 404 && (source.kind === "file" || source.kind === "path")) {
+        // A local repository is read by git itself: say what git found, not an HTTP status.
+        message = fs.existsSync(source.target)
+          ? `${source.target} is not a git repository${e.data.statusMessage ? ` (${e.data.statusMessage})` : ""}${via}`
+          : `no git repository there: ${source.target} does not exist${via}`;
       } else if (e.data.statusCode === 404) {
         message = `no git repository there (${status})${via}`;
       } else {

@@ -49,7 +49,7 @@ export async function runDemo(options: { dataDir: string; keep: boolean; say: (l
       const started = Date.now();
       const code = await startRun(bus, "demo", { kind: "stack" }, { wait: true, json: false });
       say(code === EXIT.ok ? pc.green(`demo lab stacked in ${formatDuration(Date.now() - started)}`) : pc.red("the demo stack failed"));
-      say(`hook output of each host: ${join(labDir, "hosts", "<host>", "state", "runs")}; service logs: ${join(dataDir, "logs")}`);
+      say(`hook output of each host: ${join(dataDir, "hosts", "<host>", "state", "runs")}; service and agent logs: ${join(dataDir, "logs")}`);
       if (options.keep) {
         say(`bus left running at ${handle.natsUrl} (--keep); Ctrl-C to stop`);
         await new Promise<void>((r) => {

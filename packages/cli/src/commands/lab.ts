@@ -5,7 +5,10 @@ import {
   ConfigApplyRequestSchema,
   ErrorCode,
   formatDuration,
+  LabDeleteReplySchema,
+  LabDeleteRequestSchema,
   LabShowRequestSchema,
+  validateName,
   LabShowSchema,
   StackbusError,
   subjects,
@@ -76,7 +79,7 @@ async function applyChecked(bus: Bus, checked: { name: string; request: ConfigAp
 }
 
 export function registerLabCommands(program: Command): void {
-  const lab = program.command("lab").description("The lab definition: validate a manifest, apply it, show what is applied.");
+  const lab = program.command("lab").description("The lab definition: validate a manifest, apply it, show what is applied, delete it.");
 
   lab
     .command("validate")
@@ -107,6 +110,32 @@ export function registerLabCommands(program: Command): void {
       const bus = await connectClient(flags);
       try {
         await applyChecked(bus, checked, (line) => process.stdout.write(`${line}\n`));
+        return EXIT.ok;
+      } finally {
+        await bus.drain();
+      }
+    }),
+  );
+
+  const remove = lab
+    .command("delete")
+    .description("Remove a lab from the config service: every revision of it. Its runs stay listed. Refused while a run of the lab is running.")
+    .argument("<lab>", "the lab's name (spelled out: there is no default)")
+    .addHelpText("after", "\nExample:\n  stackbus lab delete lab1");
+  withBusOptions(remove).action(
+    exitWith(async (name: string, flags: BusFlags) => {
+      const labName = validateName("lab", name);
+      const bus = await connectClient(flags);
+      try {
+        const { listRuns } = await import("./watch.js");
+        const running = (await listRuns(bus, labName)).filter((r) => r.status === "running");
+        if (running.length > 0) {
+          const ids = running.map((r) => r.spec.runId).join(", ");
+          throw new StackbusError(ErrorCode.Conflict, `lab ${labName} has a run going (${ids}): cancel it first (stackbus cancel ${running[0]?.spec.runId ?? ""} --lab ${labName})`, { lab: labName, runId: running[0]?.spec.runId });
+        }
+        const reply = await bus.request(subjects.configDelete(labName), LabDeleteRequestSchema, {}, LabDeleteReplySchema, { timeoutMs: CLI_TIMEOUT_MS.apply });
+        if (!reply.deleted) throw new StackbusError(ErrorCode.NotFound, `lab ${labName} is not applied: nothing to delete`, { lab: labName });
+        process.stdout.write(`lab ${labName}: deleted (it was at revision ${String(reply.revision)}); stackbus lab apply brings it back\n`);
         return EXIT.ok;
       } finally {
         await bus.drain();

@@ -112,9 +112,18 @@ export async function startRun(bus: Bus, lab: string, req: RunStartRequest, opti
         said.set(p.host, p.activity);
         out(`${new Date(p.at).toISOString().slice(11, 19)}   ${p.host} ${p.step}: ${p.activity}`);
       });
+  // Ctrl-C stops following, not the run: say so, and how to get back to it.
+  const interrupted = () => {
+    process.stderr.write(
+      `\nstopped following; run ${reply.runId} goes on. Follow it: stackbus watch ${reply.runId} --lab ${lab}   cancel it: stackbus cancel ${reply.runId} --lab ${lab}\n`,
+    );
+    process.exit(EXIT.interrupted);
+  };
+  process.once("SIGINT", interrupted);
   try {
     status = await followToEnd(bus, lab, reply, options, out);
   } finally {
+    process.off("SIGINT", interrupted);
     activity?.unsubscribe();
   }
   if (!options.json && (status === "failed" || status === "canceled")) out(`resume with: stackbus ${req.kind} --resume ${reply.runId} --lab ${lab} --wait`);

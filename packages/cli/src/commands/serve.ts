@@ -1,14 +1,14 @@
 import { Argument, Option, type Command } from "commander";
-import { Bus, createLogger, onShutdown } from "@stackbus/bus";
+import { Bus, onShutdown } from "@stackbus/bus";
 import { validateName } from "@stackbus/protocol";
 import { resolve } from "node:path";
-import { busOptions, EXIT, withBusOptions, withLabOption, type BusFlags, exitWith } from "../common.js";
+import { busOptions, EXIT, serviceLogger, withBusOptions, withLabOption, type BusFlags, exitWith } from "../common.js";
 import { resolveLab } from "../lab-name.js";
 import { SERVICES, type ServiceName } from "../services.js";
 
 /** Runs one service in the foreground until SIGINT/SIGTERM. Resolves with the exit code. */
 export async function serveForeground(name: ServiceName, flags: BusFlags & { cacheDir?: string; signingKey?: string }): Promise<number> {
-  const logger = createLogger(`stackbus-${name}`);
+  const logger = await serviceLogger(`stackbus-${name}`);
   const bus = await Bus.connect(busOptions(flags, `stackbus-${name}`, logger, { waitForServer: true }));
   const service = await SERVICES[name]({ bus, logger, cacheDir: flags.cacheDir, signingKey: flags.signingKey });
   return new Promise<number>((resolveExit) => {
@@ -44,7 +44,7 @@ export function registerServeCommands(program: Command): void {
   withLabOption(withBusOptions(agent)).action(
     exitWith(async (flags: BusFlags & { host: string; topDir: string; dest: string; devstackDir?: string; stateDir: string; heartbeat: string; coordinatorKey?: string }) => {
       const host = validateName("host", flags.host);
-      const logger = createLogger("stackbus-agent").child({ host });
+      const logger = (await serviceLogger("stackbus-agent")).child({ host });
       const bus = await Bus.connect(busOptions(flags, `stackbus-agent/${host}`, logger, { waitForServer: true }));
       const lab = flags.lab ? validateName("lab", flags.lab) : await waitForLab(bus, host);
       const { awaitLabHost, startAgent } = await import("@stackbus/agent");

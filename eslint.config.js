@@ -67,7 +67,6 @@ export default tseslint.config(
       "packages/auth/src/roles.ts",
       "packages/cli/src/commands/watch.ts",
       "services/agent/src/agent.ts",
-      "test/src/bench/main.ts",
     ],
     rules: { "max-lines-per-function": ["error", { max: 120 }] },
   },

@@ -64,7 +64,6 @@ export default tseslint.config(
     files: ["packages/*/src/**/*.ts", "services/*/src/**/*.ts", "test/src/**/*.ts"],
     ignores: [
       ...TESTS,
-      "packages/auth/src/roles.ts",
       "packages/cli/src/commands/watch.ts",
       "services/agent/src/agent.ts",
     ],

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up (see setup.sh), checks the code (eslint with the dependency rules of
-# docs/architecture.md, shellcheck), and runs the whole test suite. Any finding fails it.
+# docs/architecture.md, shellcheck, generated docs current), and runs the whole test suite.
+# Any finding fails it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -156,17 +156,43 @@ test("coordinator - five agents in two waves", async (t) => {
 });
 
 test("coordinator - hosts that stop answering, and cancel", async (t) => {
-  await using lab = await Lab.start({ hosts: [{ name: "up1" }, { name: "up2" }, { name: "ghost" }], agents: false });
+  await using lab = await Lab.start({ hosts: [{ name: "up1" }, { name: "up2" }, { name: "ghost", wave: 2 }, { name: "ghost2", wave: 3 }], agents: false });
   lab.startAgent("up1");
   lab.startAgent("up2");
   await lab.waitForAgents(["up1", "up2"]);
 
-  await t.test("a host whose agent never acknowledges fails as lost after the ack timeout, never as success", async () => {
-    const res = await lab.cli(["stack", "--wait", "--json", "--ack-timeout", "1500ms"]);
-    assert.equal(res.code, 1);
-    const lost = events(res.stdout).find((e) => e["type"] === "host.finished" && e["host"] === "ghost");
-    assert.equal(lost?.["status"], "lost");
-    assert.match(JSON.stringify(lost), /ghost did not acknowledge prepare within 1\.5s/);
+  await t.test("stack refuses at once, naming every host of every wave that has no agent; nothing starts", async () => {
+    const before = (await lab.cli(["runs", "--json"])).stdout;
+    const started = Date.now();
+    const res = await lab.cli(["stack", "--wait"]);
+    const tookMs = Date.now() - started;
+    assert.equal(res.code, 1, res.stdout + res.stderr);
+    assert.ok(tookMs < 5_000, `refused in ${tookMs} ms`);
+    assert.match(res.stderr, /2 hosts have no running agent: ghost \(wave 2\); ghost2 \(wave 3\)\. Start `stackbus agent --host NAME --lab testlab` on each/);
+    assert.doesNotMatch(res.stderr, /sb\.testlab\./, "no subject in the message");
+    assert.equal((await lab.cli(["runs", "--json"])).stdout, before, "no run was created");
+  });
+
+  await t.test("a host whose agent stops answering after the run started fails as lost after the ack timeout, never as success", async () => {
+    // up2 waits in wave 2 while up1 sleeps in override_defaults; frozen there, its agent never acknowledges the step.
+    await lab.apply(lab.manifest().replace("name: up2\n    wave: 1", "name: up2\n    wave: 2"));
+    lab.writeHostFiles({ name: "up1", files: { "extras.d/10-slow.sh": 'if [[ "$1" == override_defaults ]]; then sleep 3.173; fi\n' } });
+    const agent = lab.procs.get("agent-up2");
+    const run = lab.cli(["stack", "--wait", "--json", "--hosts", "up1,up2", "--ack-timeout", "1500ms", "--heartbeat-timeout", "60s"], 60_000);
+    try {
+      await waitFor("up1 in override_defaults", () => psHas("sleep 3.173"), 30_000);
+      agent?.child.kill("SIGSTOP");
+      const res = await run;
+      assert.equal(res.code, 1);
+      const lost = events(res.stdout).find((e) => e["type"] === "host.finished" && e["host"] === "up2");
+      assert.equal(lost?.["status"], "lost");
+      assert.match(JSON.stringify(lost), /up2 did not acknowledge override_defaults within 1\.5s/);
+      assert.equal(events(res.stdout).find((e) => e["type"] === "run.finished")?.["status"], "failed");
+    } finally {
+      agent?.child.kill("SIGCONT");
+      lab.writeHostFiles({ name: "up1", files: { "extras.d/10-slow.sh": "true\n" } });
+      await lab.apply(lab.manifest());
+    }
   });
 
   await t.test("an agent killed mid-phase fails as lost within the heartbeat timeout", async () => {

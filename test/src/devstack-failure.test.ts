@@ -114,4 +114,15 @@ describe("DevStack mode - prepare checks the host before starting anything", { s
     assert.match(out, /unstack\.sh is missing or not readable/);
     assert.doesNotMatch(out, /override_defaults/, "nothing ran after prepare");
   });
+
+  it("plan says, per host and step, that DevStack's own script runs between the hooks", async () => {
+    const res = await lab.cli(["plan", "--hosts", "nocheckout"]);
+    assert.equal(res.code, 0, res.stdout + res.stderr);
+    assert.match(res.stdout, /DevStack mode: this host's own stack\.sh runs, unchanged/);
+    assert.match(res.stdout, /stack install[\s\S]*stack\.sh\s+# DevStack's own stack\.sh: database, rpc, and each service installed[\s\S]*pauses at the end of run_phase stack install in stack\.sh/);
+    const clean = await lab.cli(["plan", "clean", "--hosts", "nocheckout", "--json"]);
+    const plan = JSON.parse(clean.stdout) as { runner: string; steps: Array<{ step: string; entries: Array<{ action: string; note: string | null }> }> };
+    assert.equal(plan.runner, "devstack");
+    assert.match(plan.steps.find((s) => s.step === "unstack")?.entries[0]?.note ?? "", /pauses at the end of run_phase unstack in unstack\.sh/);
+  });
 });

@@ -68,7 +68,7 @@ export function runIdOf(out: string): string {
  * The command prefix that starts an agent as DevStack's user, with that user's HOME and
  * without this machine's own pip settings (they would override the user's pip.conf).
  */
-function runAsUser(env: { user: string; home: string }): string[] {
+export function runAsUser(env: { user: string; home: string }): string[] {
   const pip = Object.keys(process.env).filter((k) => k.startsWith("PIP_")).flatMap((k) => ["-u", k]);
   return ["runuser", "-u", env.user, "--", "env", ...pip, `HOME=${env.home}`, `USER=${env.user}`, `LOGNAME=${env.user}`];
 }

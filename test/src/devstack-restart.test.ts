@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { stripVTControlCharacters } from "node:util";
 import { after, before, describe, it } from "node:test";
 import { startGitServer, waitFor, type GitServer } from "@stackbus/testkit";
 import { spawnCli, type Lab } from "./harness.js";
@@ -54,13 +55,16 @@ describe("DevStack mode - restarts", { skip }, () => {
     const before = starts(lab.shared);
     const waiting = spawnCli("stack", ["stack", "--wait", "--nats", lab.natsUrl, "--lab", lab.name]);
     // compute1 (wave 2) finished pre-install: its stack.sh waits for its install, which follows the controller's.
+    // The coordinator has its result (the plugin's timeline line comes before the step ends):
+    // the kill lands between steps, not inside pre-install.
     await waitFor("compute1 through stack pre-install", () => timeline(lab.shared).filter((l) => l.host === "compute1" && l.what === "end" && l.phase === "stack pre-install").length > (before["compute1"] ?? 0), 300_000, 50);
+    await waitFor("the coordinator has compute1's pre-install", () => /pre-install compute1 ok/.test(stripVTControlCharacters(waiting.output())), 60_000, 50);
     const runId = runIdOf(waiting.output());
     await lab.procs.get("agent-compute1")?.kill("SIGKILL");
     await noProcessesIn(lab.topDir("compute1"), 60_000);
     lab.startAgent("compute1");
     assert.equal(await waiting.exited(), 1, waiting.output());
-    assert.match(waiting.output(), /install compute1 FAILED[\s\S]*no live session/);
+    assert.match(stripVTControlCharacters(waiting.output()), /install compute1 FAILED[\s\S]*no live session/);
     const resumed = await lab.cli(["stack", "--resume", runId, "--wait"], 300_000);
     assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
     const after = starts(lab.shared);

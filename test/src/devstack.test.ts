@@ -62,7 +62,11 @@ describe("DevStack mode - three hosts run their own real stack.sh, unstack.sh an
     assert.ok(fin && fin.host === "controller", "finally ran on the controller");
     assert.ok(fin.at > Math.max(...lines.filter((l) => l.what !== "finally").map((l) => l.at)), "finally ran after every host's last phase");
 
-    const stored = await results(lab, runIdOf(res.stdout + res.stderr));
+    const runId = runIdOf(res.stdout + res.stderr);
+    const record = await lab.record(runId);
+    assert.ok(record?.hosts["controller"]?.["test-config"]?.devstack?.timeTotals["Total runtime"] !== undefined, "the run record keeps DevStack's time_totals");
+    assert.match(res.stdout, /controller pre-install: Installing package prerequisites/, "--wait shows DevStack's echo_summary lines as each host's activity");
+    const stored = await results(lab, runId);
     for (const h of lab.hosts) {
       for (const step of STACK_STEPS) {
         const r = stored.find((x) => x.host === h.name && x.step === step);

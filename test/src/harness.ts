@@ -102,6 +102,8 @@ export interface HostSpec {
    * branch (default master), with its own DEST; everything owned by the DevStack test user.
    */
   devstack?: { branch?: string };
+  /** The host's runner in the manifest (default: the lab's defaults, else hooks). */
+  runner?: "hooks" | "devstack";
 }
 
 export interface LabOptions {
@@ -227,7 +229,7 @@ export class Lab implements AsyncDisposable {
   manifest(): string {
     const lines = [`lab: ${this.name}`, "hosts:"];
     for (const h of this.hosts) {
-      lines.push(`  - name: ${h.name}`, `    wave: ${h.wave ?? 1}`, `    localConf: ${h.name}.conf`);
+      lines.push(`  - name: ${h.name}`, `    wave: ${h.wave ?? 1}`, `    localConf: ${h.name}.conf`, ...(h.runner ? [`    runner: ${h.runner}`] : []));
     }
     if (this.options.manifestExtra) lines.push(this.options.manifestExtra);
     return `${lines.join("\n")}\n`;

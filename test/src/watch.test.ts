@@ -68,10 +68,50 @@ test("watching a run - watch, status, logs, runs, as people and scripts use them
         return screen.includes("WATCH-EXIT=") ? screen : undefined;
       }, 90_000, 250);
       assert.match(end, /WATCH-EXIT=0/);
-      assert.match(end, /Hook times on each host/);
+      assert.match(end, /Hooks \(time on each host; wall: the slowest host of each wave\)/);
       assert.match(end, /extras\.d\/10-say\.sh/);
     } finally {
       execFileSync("tmux", ["kill-session", "-t", session]);
+    }
+  });
+
+  await t.test("at 80x24 the terminal view fits (no line wraps): legend, hosts waiting for wave 1, the running hook's time and last output line, the resume command", async () => {
+    lab.writeHostFiles({ name: "ctl", files: { "extras.d/10-say.sh": 'if [[ "$1 $2" == "stack install" ]]; then echo "ctl is installing"; sleep 2; fi\n' } });
+    lab.writeHostFiles({ name: "cmp1", files: { "extras.d/10-say.sh": slow("0"), "extras.d/20-break.sh": 'if [[ "$1 $2" == "stack extra" ]]; then false; fi\n' } });
+    lab.writeHostFiles({ name: "cmp2", files: { "extras.d/10-say.sh": slow("0") } });
+    const session = `sbwatch80${process.pid}`;
+    const started = await lab.cli(["stack", "--json"]);
+    const runId = (JSON.parse(started.stdout) as { runId: string }).runId;
+    const command = `${process.execPath} ${CLI} watch ${runId} --nats ${lab.nats.url} --lab ${lab.name}; echo WATCH-EXIT=$?; sleep 60`;
+    await run("tmux", ["new-session", "-d", "-s", session, "-x", "80", "-y", "24", command]);
+    // -J joins wrapped lines: a line longer than the pane shows as one line over 80 columns.
+    const capture = async () => (await run("tmux", ["capture-pane", "-p", "-J", "-S", "-", "-t", session])).stdout;
+    const fits = (screen: string) => {
+      for (const line of screen.split("\n")) assert.ok([...line.trimEnd()].length <= 80, `wrapped (${[...line.trimEnd()].length} columns): ${line}`);
+    };
+    try {
+      let last = "";
+      const mid = await waitFor("ctl installing while the computes wait", async () => {
+        const screen = (last = await capture());
+        return /waiting for wave 1 to finish install/.test(screen) && /\| ctl is installing/.test(screen) ? screen : undefined;
+      }, 60_000, 100).catch((err: unknown) => {
+        throw new Error(`${(err as Error).message}; the pane showed:\n${last}`);
+      });
+      fits(mid);
+      assert.match(mid, /ctl +extras\.d\/10-say\.sh \d+\.\ds {2}\| ctl is installing/, "the hook's own time and the host's last line");
+      assert.match(mid, /✓ ok {2}▶ running {2}… waits for an earlier wave/);
+      assert.match(mid, /^cmp1 +2( ✓ [\d.]+m?s +){4}… w1/m);
+      const end = await waitFor("the end", async () => {
+        const screen = await capture();
+        return screen.includes("WATCH-EXIT=") ? screen : undefined;
+      }, 90_000, 250);
+      fits(end);
+      assert.match(end, /WATCH-EXIT=1/);
+      assert.match(end, new RegExp(`resume with: stackbus stack --resume ${runId} --lab testlab --wait`));
+      assert.match(end, /^total +[\d.]+m?s/m);
+    } finally {
+      execFileSync("tmux", ["kill-session", "-t", session]);
+      lab.writeHostFiles({ name: "cmp1", files: { "extras.d/20-break.sh": "true\n" } });
     }
   });
 
@@ -83,7 +123,7 @@ test("watching a run - watch, status, logs, runs, as people and scripts use them
     const runId = jsonLines(failed.stdout)[0]?.["runId"] as string;
     const status = await lab.cli(["status", runId]);
     assert.equal(status.code, 1);
-    assert.match(status.stdout, /cmp1 post-config extras\.d\/20-break\.sh exit 5/);
+    assert.match(status.stdout, /cmp1 \/ post-config \/ extras\.d\/20-break\.sh \/ exit 5/);
     const record = JSON.parse((await lab.cli(["status", runId, "--json"])).stdout) as { status: string; failures: Array<{ host: string; step: string; hook: string; exitCode: number; outputTail: string[] }> };
     assert.equal(record.status, "failed");
     assert.deepEqual(record.failures.map((f) => [f.host, f.step, f.hook, f.exitCode]), [["cmp1", "post-config", "extras.d/20-break.sh", 5]]);
@@ -91,7 +131,9 @@ test("watching a run - watch, status, logs, runs, as people and scripts use them
     const logs = await lab.cli(["logs", runId, "--host", "cmp1", "--step", "post-config", "--hook", "extras.d/20-break.sh"]);
     assert.equal(logs.stdout, "config is wrong\nreally wrong\n");
     const mine = await lab.cli(["logs", runId, "--host", "ctl", "--step", "install"]);
-    assert.equal(mine.stdout, "ctl says stack install\n");
+    assert.equal(mine.stdout, "── extras.d/10-say.sh\nctl says stack install\n", "a label names the hook, which no filter fixed");
+    const all = await lab.cli(["logs", runId, "--step", "post-config"]);
+    assert.equal(all.stdout, "── ctl · extras.d/10-say.sh\nctl says stack post-config\n── cmp1 · extras.d/10-say.sh\ncmp1 says stack post-config\n── cmp1 · extras.d/20-break.sh\nconfig is wrong\nreally wrong\n── cmp2 · extras.d/10-say.sh\ncmp2 says stack post-config\n", "grouped by host, in the order printed");
   });
 
   await t.test("runs lists the history newest first; logs --follow ends with the run", async () => {
@@ -101,7 +143,7 @@ test("watching a run - watch, status, logs, runs, as people and scripts use them
     const runId = (JSON.parse(started.stdout) as { runId: string }).runId;
     const follow = await lab.cli(["logs", runId, "--host", "cmp2", "--step", "test-config", "--follow"]);
     assert.equal(follow.code, 0, follow.stderr);
-    assert.equal(follow.stdout, "cmp2 says stack test-config\n");
+    assert.equal(follow.stdout, "── extras.d/10-say.sh\ncmp2 says stack test-config\n");
     const runs = jsonLines((await lab.cli(["runs", "--json"])).stdout) as Array<{ runId: string; kind: string; status: string; durationMs: number; startedAt: number }>;
     assert.equal(runs[0]?.runId, runId);
     assert.equal(runs[0]?.status, "succeeded");

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { ErrorCode, StackbusError } from "@stackbus/protocol";
@@ -58,5 +58,32 @@ test("manifest - lab and host names for auth gen", async (t) => {
     await assert.rejects(authGenFromManifestFile(manifest("bad.yaml", "lab: demo\nhosts: []\n"), out2, { mode: "nkey" }), InvalidManifestError);
     assert.equal(existsSync(out2), false);
     await assert.rejects(authGenFromManifestFile(join(dir.path, "missing.yaml"), out2, { mode: "nkey" }), (e: unknown) => (e as StackbusError).code === ErrorCode.NotFound);
+  });
+
+  await t.test("--update after a host is added keeps every installed identity and the signing key, issues the new host's, drops a removed host's", async () => {
+    const out = join(dir.path, "grow");
+    const read = (f: string) => readFileSync(join(out, f), "utf8");
+    await authGenFromManifestFile(manifest("grow.yaml", "lab: demo\nhosts:\n  - name: controller\n  - name: compute1\n"), out, { mode: "nkey", listen: "127.0.0.1:4333", http: "127.0.0.1:8333" });
+    assert.match(read("server.conf"), /^listen: "127\.0\.0\.1:4333"$/m);
+    assert.match(read("server.conf"), /^http: "127\.0\.0\.1:8333"$/m);
+    const before = { controller: read("agent-controller.nk"), coordinator: read("coordinator.nk"), signing: read("coordinator-sign.nk"), agentEnv: read("env/agent-controller.env") };
+    await assert.rejects(
+      authGenFromManifestFile(manifest("grow.yaml", "lab: demo\nhosts:\n  - name: controller\n  - name: compute2\n"), out, { mode: "nkey" }),
+      /already|exists|--force|--update/,
+      "without --update an earlier output is not replaced",
+    );
+    const { update } = await authGenFromManifestFile(manifest("grow.yaml", "lab: demo\nhosts:\n  - name: controller\n  - name: compute2\n"), out, { mode: "nkey", update: true });
+    assert.deepEqual(update?.added, ["agent-compute2"]);
+    assert.deepEqual(update?.removed, ["agent-compute1"]);
+    assert.ok(update?.kept.includes("agent-controller") && update.kept.includes("coordinator"));
+    assert.equal(read("agent-controller.nk"), before.controller);
+    assert.equal(read("coordinator.nk"), before.coordinator);
+    assert.equal(read("coordinator-sign.nk"), before.signing, "agents installed earlier go on accepting the coordinator's commands");
+    assert.equal(read("env/agent-controller.env"), before.agentEnv);
+    assert.ok(existsSync(join(out, "agent-compute2.nk")));
+    assert.equal(existsSync(join(out, "agent-compute1.nk")), false);
+    assert.doesNotMatch(read("server.conf"), /# agent-compute1$/m);
+    assert.match(read("server.conf"), /# agent-compute2$/m);
+    await assert.rejects(authGenFromManifestFile(manifest("grow.yaml", "lab: demo\nhosts:\n  - name: a\n"), out, { mode: "password", update: true }), /holds nkey identities/);
   });
 });

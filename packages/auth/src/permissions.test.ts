@@ -14,7 +14,7 @@ const HOSTS = ["controller", "compute1", "compute2"];
 const Any = z.record(z.string(), z.unknown());
 const SHA = "a".repeat(40);
 
-/** Asserts a PERMISSION_DENIED error naming the subject (and the user, when given). */
+/** Asserts a PERMISSION_DENIED error naming the subject (and the user by its role, its nkey in the data, when given). */
 function denied(operation: string, subject: string, user?: GeneratedUser) {
   return (err: unknown) => {
     assert.ok(err instanceof PermissionDeniedError, `expected PermissionDeniedError, got ${String(err)}`);
@@ -24,7 +24,8 @@ function denied(operation: string, subject: string, user?: GeneratedUser) {
     assert.ok(err.message.includes(JSON.stringify(subject)), err.message);
     if (user) {
       assert.equal(err.user, user.user);
-      assert.ok(err.message.includes(user.user), err.message);
+      assert.ok(err.message.includes(`NATS user "${user.role}"`), err.message);
+      if (user.user !== user.role) assert.ok(!err.message.includes(user.user), `the message names the role, not the nkey: ${err.message}`);
     }
     return true;
   };
@@ -85,6 +86,7 @@ test("auth - each role does its job and nothing else, on a real nats-server (nke
   const index = await fetcher.kv(BUCKETS.pluginIndex);
   await index.put("k1", SHA);
   await fetcher.confirmed(fetcher.serve(wildcards.pluginsResolve, Any, Any, () => ({ commit: SHA })));
+  await fetcher.confirmed(fetcher.serve(wildcards.pluginsPin, Any, Any, () => ({ plugins: [] })));
 
   const agent1 = await as("agent-compute1");
   await agent1.confirmed(agent1.serve(subjects.hostCommand(LAB, "compute1"), Any, Any, () => ({ acked: true })));
@@ -96,6 +98,13 @@ test("auth - each role does its job and nothing else, on a real nats-server (nke
     assert.deepEqual(await coordinator.request(subjects.hostCommand(LAB, "compute1"), Any, { step: "source" }, Any), { acked: true });
     assert.deepEqual(await agent1.request(subjects.pluginsResolve(LAB, "compute1"), Any, { name: "demo" }, Any), { commit: SHA });
     assert.deepEqual(await agent1.request(subjects.labList(), Any, {}, Any), { labs: [LAB] });
+  });
+
+  await t.test("coordinator - asks the fetcher to resolve a resumed run's plugins again; an agent and the operator may not", async () => {
+    const subject = subjects.pluginsPin(LAB);
+    assert.deepEqual(await coordinator.request(subject, Any, { runId: "r1" }, Any), { plugins: [] });
+    await assert.rejects(agent1.request(subject, Any, {}, Any, { timeoutMs: 5_000 }), denied("publish", subject, user("agent-compute1")));
+    await assert.rejects(operator.request(subject, Any, {}, Any, { timeoutMs: 5_000 }), denied("publish", subject, user("operator")));
   });
 
   await t.test("agent - heartbeats, stores its result and log durably, reports progress; the coordinator sees them", async () => {

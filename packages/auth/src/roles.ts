@@ -102,6 +102,20 @@ const NO_STREAM_ADMIN = [
 const kvStream = (bucket: string) => `KV_${bucket}`;
 const objStream = (bucket: string) => `OBJ_${bucket}`;
 
+/** What every role's rules are built from: the lab, its hosts, and the subjects they share. */
+interface RoleContext {
+  lab: string;
+  hosts: readonly string[];
+  labRoot: string;
+  common: (role: Role) => { pub: string[]; sub: string[] };
+  configGetOf: (host: string) => string;
+  everyConfigGet: string;
+  pluginSettings: string;
+  /** Reading runs and logs, as `stackbus watch`/`runs` do: following the streams, and the run records. */
+  readRuns: string[];
+  watchSubjects: string[];
+}
+
 /**
  * The permissions of every role of one lab: least privilege, built from the subjects in
  * @stackbus/protocol. `inbox` is each identity's reply-inbox prefix (`_INBOX.<identity>`).
@@ -121,161 +135,182 @@ export function rolePermissions(lab: string, hosts: readonly string[], inbox: (r
   validateName("lab", lab);
   for (const h of hosts) validateName("host", h);
   const labRoot = `sb.${lab}`;
-  const roles = new Map<Role, RolePermissions>();
-  const common = (role: Role) => ({ pub: [`${JS}.INFO`], sub: [`${inbox(role)}.>`] });
-  const configGetOf = (h: string) => subjects.configGet(lab, h);
-  const everyConfigGet = `${labRoot}.config.get.*`;
-  const pluginSettings = subjects.configPluginSettings(lab);
-
-  // Reading runs and logs, as `stackbus watch`/`runs` do: following the streams, and the run records.
-  const readRuns = [
-    ...consumeStream(STREAMS.runs, `${labRoot}.>`),
-    ...consumeStream(STREAMS.logs, `${labRoot}.>`),
-    ...consumeStream(kvStream(BUCKETS.runs), `$KV.${BUCKETS.runs}.${lab}.>`),
-    ...getMessages(kvStream(BUCKETS.runs), true),
-  ];
-  const watchSubjects = [
-    `${labRoot}.run.>`,
-    `${labRoot}.log.>`,
-    `${labRoot}.progress.>`,
-    `${labRoot}.host.*.hb`,
-    subjects.configRevision(lab),
-  ];
-
-  {
-    const c = common("coordinator");
-    roles.set("coordinator", {
-      publish: {
-        allow: [
-          ...c.pub,
-          `${labRoot}.host.*.cmd`,
-          `${labRoot}.host.*.cancel`,
-          `${labRoot}.host.*.ping`,
-          `${labRoot}.run.*.event`,
-          subjects.configShow(lab),
-          everyConfigGet,
-          `$KV.${BUCKETS.runs}.${lab}.>`,
-          ...ownStream(STREAMS.runs),
-          ...ownStream(STREAMS.logs),
-          ...ownStream(kvStream(BUCKETS.runs)),
-        ],
-        deny: [pluginSettings],
-      },
-      subscribe: {
-        allow: [...c.sub, wildcards.runStart, wildcards.runCancel, wildcards.heartbeats, wildcards.runResults],
-        deny: [],
-      },
-      allowResponses: true,
-    });
-  }
-  {
-    const c = common("config");
-    roles.set("config", {
-      publish: {
-        allow: [
-          ...c.pub,
-          subjects.configRevision(lab),
-          `$KV.${BUCKETS.labs}.${lab}`,
-          ...ownStream(kvStream(BUCKETS.labs)),
-          ...ownStream(kvStream(BUCKETS.agents)),
-        ],
-        deny: [everyConfigGet, pluginSettings],
-      },
-      subscribe: {
-        allow: [...c.sub, wildcards.configApply, wildcards.configGet, wildcards.configShow, wildcards.configPluginSettings, subjects.labList()],
-        deny: [],
-      },
-      allowResponses: true,
-    });
-  }
-  {
-    const c = common("fetcher");
-    roles.set("fetcher", {
-      publish: {
-        allow: [
-          ...c.pub,
-          pluginSettings,
-          `$O.${OBJECT_STORES.plugins}.>`,
-          `$KV.${BUCKETS.pluginIndex}.>`,
-          ...ownStream(objStream(OBJECT_STORES.plugins)),
-          ...ownStream(kvStream(BUCKETS.pluginIndex)),
-        ],
-        deny: [everyConfigGet],
-      },
-      subscribe: { allow: [...c.sub, wildcards.pluginsResolve], deny: [] },
-      allowResponses: true,
-    });
-  }
-  {
-    const c = common("operator");
-    roles.set("operator", {
-      publish: {
-        allow: [
-          ...c.pub,
-          subjects.configApply(lab),
-          subjects.configShow(lab),
-          subjects.labList(),
-          subjects.runStart(lab),
-          subjects.runCancel(lab),
-          `${labRoot}.host.*.ping`,
-          `${labRoot}.host.*.plan`,
-          ...readRuns,
-        ],
-        deny: [
-          everyConfigGet,
-          pluginSettings,
-          `${labRoot}.host.*.cmd`,
-          `${labRoot}.host.*.cancel`,
-          `${labRoot}.run.>`,
-          "$KV.>",
-          "$O.>",
-          ...NO_STREAM_ADMIN,
-        ],
-      },
-      subscribe: { allow: [...c.sub, ...watchSubjects], deny: [] },
-      allowResponses: false,
-    });
-  }
-  {
-    const c = common("watcher");
-    roles.set("watcher", {
-      publish: { allow: [...c.pub, ...readRuns], deny: ["sb.>", "$KV.>", "$O.>", ...NO_STREAM_ADMIN] },
-      subscribe: { allow: [...c.sub, ...watchSubjects], deny: [] },
-      allowResponses: false,
-    });
-  }
-  for (const host of hosts) {
-    const role = agentRole(host);
-    const c = common(role);
-    roles.set(role, {
-      publish: {
-        allow: [
-          ...c.pub,
-          subjects.hostHeartbeat(lab, host),
-          subjects.hostPing(lab, host),
-          `${labRoot}.run.*.result.${host}`,
-          `${labRoot}.log.*.${host}`,
-          `${labRoot}.progress.*.${host}`,
-          configGetOf(host),
-          subjects.pluginsResolve(lab, host),
-          subjects.labList(),
-          // Its own registration; read back through the stream-message get only.
-          `$KV.${BUCKETS.agents}.${lab}.${host}`,
-          ...getMessages(kvStream(BUCKETS.agents), false),
-          // Plugin archives (written by the fetcher): their chunks, and their records.
-          ...consumeStream(objStream(OBJECT_STORES.plugins), `$O.${OBJECT_STORES.plugins}.C.*`),
-          ...getMessages(objStream(OBJECT_STORES.plugins), true),
-        ],
-        deny: [...hosts.filter((h) => h !== host).map(configGetOf), pluginSettings, ...NO_STREAM_ADMIN],
-      },
-      subscribe: {
-        allow: [...c.sub, subjects.hostCommand(lab, host), subjects.hostCancel(lab, host), subjects.hostPing(lab, host), subjects.hostPlan(lab, host)],
-        deny: [],
-      },
-      allowResponses: true,
-    });
-  }
+  const ctx: RoleContext = {
+    lab,
+    hosts,
+    labRoot,
+    common: (role) => ({ pub: [`${JS}.INFO`], sub: [`${inbox(role)}.>`] }),
+    configGetOf: (h) => subjects.configGet(lab, h),
+    everyConfigGet: `${labRoot}.config.get.*`,
+    pluginSettings: subjects.configPluginSettings(lab),
+    readRuns: [
+      ...consumeStream(STREAMS.runs, `${labRoot}.>`),
+      ...consumeStream(STREAMS.logs, `${labRoot}.>`),
+      ...consumeStream(kvStream(BUCKETS.runs), `$KV.${BUCKETS.runs}.${lab}.>`),
+      ...getMessages(kvStream(BUCKETS.runs), true),
+    ],
+    watchSubjects: [`${labRoot}.run.>`, `${labRoot}.log.>`, `${labRoot}.progress.>`, `${labRoot}.host.*.hb`, subjects.configRevision(lab)],
+  };
+  const roles = new Map<Role, RolePermissions>([
+    ["coordinator", coordinatorPermissions(ctx)],
+    ["config", configPermissions(ctx)],
+    ["fetcher", fetcherPermissions(ctx)],
+    ["operator", operatorPermissions(ctx)],
+    ["watcher", watcherPermissions(ctx)],
+  ]);
+  for (const host of hosts) roles.set(agentRole(host), agentPermissions(ctx, host));
   return roles;
+}
+
+/** The coordinator: phase commands, cancels and run events; any host's config; the runs stream and bucket. */
+function coordinatorPermissions(ctx: RoleContext): RolePermissions {
+  const { lab, labRoot, everyConfigGet, pluginSettings } = ctx;
+  const c = ctx.common("coordinator");
+  return {
+    publish: {
+      allow: [
+        ...c.pub,
+        `${labRoot}.host.*.cmd`,
+        `${labRoot}.host.*.cancel`,
+        `${labRoot}.host.*.ping`,
+        `${labRoot}.run.*.event`,
+        subjects.configShow(lab),
+        everyConfigGet,
+        `$KV.${BUCKETS.runs}.${lab}.>`,
+        ...ownStream(STREAMS.runs),
+        ...ownStream(STREAMS.logs),
+        ...ownStream(kvStream(BUCKETS.runs)),
+      ],
+      deny: [pluginSettings],
+    },
+    subscribe: {
+      allow: [...c.sub, wildcards.runStart, wildcards.runCancel, wildcards.heartbeats, wildcards.runResults],
+      deny: [],
+    },
+    allowResponses: true,
+  };
+}
+
+/** The config service: answers config requests; the only reader of the lab bucket; creates the agents' registry. */
+function configPermissions(ctx: RoleContext): RolePermissions {
+  const { lab, everyConfigGet, pluginSettings } = ctx;
+  const c = ctx.common("config");
+  return {
+    publish: {
+      allow: [
+        ...c.pub,
+        subjects.configRevision(lab),
+        `$KV.${BUCKETS.labs}.${lab}`,
+        ...ownStream(kvStream(BUCKETS.labs)),
+        ...ownStream(kvStream(BUCKETS.agents)),
+      ],
+      deny: [everyConfigGet, pluginSettings],
+    },
+    subscribe: {
+      allow: [...c.sub, wildcards.configApply, wildcards.configGet, wildcards.configShow, wildcards.configPluginSettings, subjects.labList()],
+      deny: [],
+    },
+    allowResponses: true,
+  };
+}
+
+/** The plugin fetcher: answers plugin requests, reads plugin credentials, writes the plugin store. */
+function fetcherPermissions(ctx: RoleContext): RolePermissions {
+  const { everyConfigGet, pluginSettings } = ctx;
+  const c = ctx.common("fetcher");
+  return {
+    publish: {
+      allow: [
+        ...c.pub,
+        pluginSettings,
+        `$O.${OBJECT_STORES.plugins}.>`,
+        `$KV.${BUCKETS.pluginIndex}.>`,
+        ...ownStream(objStream(OBJECT_STORES.plugins)),
+        ...ownStream(kvStream(BUCKETS.pluginIndex)),
+      ],
+      deny: [everyConfigGet],
+    },
+    subscribe: { allow: [...c.sub, wildcards.pluginsResolve, wildcards.pluginsPin], deny: [] },
+    allowResponses: true,
+  };
+}
+
+/** The operator's CLI: applies labs, starts and cancels runs, watches; no phase commands. */
+function operatorPermissions(ctx: RoleContext): RolePermissions {
+  const { lab, labRoot, everyConfigGet, pluginSettings, readRuns, watchSubjects } = ctx;
+  const c = ctx.common("operator");
+  return {
+    publish: {
+      allow: [
+        ...c.pub,
+        subjects.configApply(lab),
+        subjects.configShow(lab),
+        subjects.labList(),
+        subjects.runStart(lab),
+        subjects.runCancel(lab),
+        `${labRoot}.host.*.ping`,
+        `${labRoot}.host.*.plan`,
+        ...readRuns,
+      ],
+      deny: [
+        everyConfigGet,
+        pluginSettings,
+        `${labRoot}.host.*.cmd`,
+        `${labRoot}.host.*.cancel`,
+        `${labRoot}.run.>`,
+        "$KV.>",
+        "$O.>",
+        ...NO_STREAM_ADMIN,
+      ],
+    },
+    subscribe: { allow: [...c.sub, ...watchSubjects], deny: [] },
+    allowResponses: false,
+  };
+}
+
+/** A read-only watcher: runs, logs and progress; publishes nothing. */
+function watcherPermissions(ctx: RoleContext): RolePermissions {
+  const { readRuns, watchSubjects } = ctx;
+  const c = ctx.common("watcher");
+  return {
+    publish: { allow: [...c.pub, ...readRuns], deny: ["sb.>", "$KV.>", "$O.>", ...NO_STREAM_ADMIN] },
+    subscribe: { allow: [...c.sub, ...watchSubjects], deny: [] },
+    allowResponses: false,
+  };
+}
+
+/** The agent of one host: only its own commands, results, logs, progress, heartbeats and config. */
+function agentPermissions(ctx: RoleContext, host: string): RolePermissions {
+  const { lab, labRoot, hosts, pluginSettings, configGetOf } = ctx;
+  const role = agentRole(host);
+  const c = ctx.common(role);
+  return {
+    publish: {
+      allow: [
+        ...c.pub,
+        subjects.hostHeartbeat(lab, host),
+        subjects.hostPing(lab, host),
+        `${labRoot}.run.*.result.${host}`,
+        `${labRoot}.log.*.${host}`,
+        `${labRoot}.progress.*.${host}`,
+        configGetOf(host),
+        subjects.pluginsResolve(lab, host),
+        subjects.labList(),
+        // Its own registration; read back through the stream-message get only.
+        `$KV.${BUCKETS.agents}.${lab}.${host}`,
+        ...getMessages(kvStream(BUCKETS.agents), false),
+        // Plugin archives (written by the fetcher): their chunks, and their records.
+        ...consumeStream(objStream(OBJECT_STORES.plugins), `$O.${OBJECT_STORES.plugins}.C.*`),
+        ...getMessages(objStream(OBJECT_STORES.plugins), true),
+      ],
+      deny: [...hosts.filter((h) => h !== host).map(configGetOf), pluginSettings, ...NO_STREAM_ADMIN],
+    },
+    subscribe: {
+      allow: [...c.sub, subjects.hostCommand(lab, host), subjects.hostCancel(lab, host), subjects.hostPing(lab, host), subjects.hostPlan(lab, host)],
+      deny: [],
+    },
+    allowResponses: true,
+  };
 }
 
 /** Checks a lab's host list: valid, unique names, at least one. */

@@ -4,7 +4,7 @@
 # the agent runs with --devstack-dir. Defines functions only.
 #
 #   stackbus_export VAR [VAR...]   publish variables of this host to the other hosts
-#   stackbus_fact HOST VAR         print a variable another host published
+#   stackbus_fact HOST VAR [DEF]   print a variable another host published (DEF if it did not)
 #   __stackbus_die_exit RC         how `die` ends the hook (the agent redefines it)
 #
 # Contract with the agent:
@@ -43,24 +43,32 @@ function stackbus_export {
     done
 }
 
-# stackbus_fact HOST VAR
+# stackbus_fact HOST VAR [DEFAULT]
 # Prints (with a trailing newline) the value HOST exported as VAR, from the
-# STACKBUS_FACTS array. Returns 1 with a message naming both when it is missing.
+# STACKBUS_FACTS array. When HOST has not exported VAR: prints DEFAULT if one is
+# given (it may be empty), else fails closed: status 1 and a message naming both,
+# so `VAR=$(stackbus_fact HOST VAR)` ends a hook under errexit as any failing
+# command does.
 function stackbus_fact {
-    if [[ $# -ne 2 || -z $1 || -z $2 ]]; then
-        echo "stackbus_fact: usage: stackbus_fact HOST VAR" >&2
+    if [[ $# -lt 2 || $# -gt 3 || -z $1 || -z $2 ]]; then
+        echo "stackbus_fact: usage: stackbus_fact HOST VAR [DEFAULT]" >&2
         return 1
     fi
     local key="$1/$2"
+    if [[ $(declare -p STACKBUS_FACTS 2>/dev/null) == "declare -A"* && -n ${STACKBUS_FACTS[$key]+set} ]]; then
+        printf '%s\n' "${STACKBUS_FACTS[$key]}"
+        return 0
+    fi
+    if [[ $# -eq 3 ]]; then
+        printf '%s\n' "$3"
+        return 0
+    fi
     if [[ $(declare -p STACKBUS_FACTS 2>/dev/null) != "declare -A"* ]]; then
-        echo "stackbus_fact: no facts are known in this session (STACKBUS_FACTS is not set); $1 has not exported $2" >&2
-        return 1
+        echo "stackbus_fact: no facts are known in this session (STACKBUS_FACTS is not set): host $1 has not exported $2; give a default as a third argument if it may be missing" >&2
+    else
+        echo "stackbus_fact: host $1 has not exported $2 in this run; give a default as a third argument if it may be missing" >&2
     fi
-    if [[ -z ${STACKBUS_FACTS[$key]+set} ]]; then
-        echo "stackbus_fact: host $1 has not exported $2" >&2
-        return 1
-    fi
-    printf '%s\n' "${STACKBUS_FACTS[$key]}"
+    return 1
 }
 
 # __stackbus_die_exit RC

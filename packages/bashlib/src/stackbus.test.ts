@@ -64,6 +64,29 @@ test("stackbus_export / stackbus_fact", async (t) => {
     assert.match(run.stderr, /host compute has not exported A/);
   });
 
+  await t.test("stackbus_fact - a default (third argument, may be empty) answers for a missing fact; a present one wins over it", async () => {
+    const declaration = factsDeclaration({ controller: { A: "1" } });
+    const run = await bash(`${declaration}\nstackbus_fact controller B fallback; echo rc=$?\nV=$(stackbus_fact compute A '')\necho "[$V] rc=$?"\nstackbus_fact controller A other`);
+    assert.equal(run.stdout, "fallback\nrc=0\n[] rc=0\n1\n");
+    assert.equal(run.stderr, "");
+    const none = await bash("stackbus_fact controller A 'two words'");
+    assert.equal(none.stdout, "two words\n");
+  });
+
+  await t.test("stackbus_fact - without a default a missing fact fails closed: under errexit the assignment ends the script, naming host and fact", async () => {
+    const declaration = factsDeclaration({ controller: { A: "1" } });
+    const run = await bash(`set -o errexit\n${declaration}\nSERVICE_HOST=$(stackbus_fact controller SERVICE_HOST)\necho "not reached: $SERVICE_HOST"`);
+    assert.equal(run.status, 1);
+    assert.equal(run.stdout, "");
+    assert.match(run.stderr, /stackbus_fact: host controller has not exported SERVICE_HOST in this run; give a default/);
+  });
+
+  await t.test("stackbus_fact - a wrong number of arguments is a usage error", async () => {
+    const run = await bash("stackbus_fact controller; echo rc=$?\nstackbus_fact a b c d; echo rc=$?");
+    assert.equal(run.stdout, "rc=1\nrc=1\n");
+    assert.match(run.stderr, /usage: stackbus_fact HOST VAR \[DEFAULT\]/);
+  });
+
   await t.test("stackbus_fact - before the agent declared any facts it fails with a message", async () => {
     const run = await bash("stackbus_fact controller A; echo rc=$?");
     assert.equal(run.stdout, "rc=1\n");

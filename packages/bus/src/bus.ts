@@ -14,7 +14,7 @@ import type { Logger } from "./logger.js";
 import * as rpc from "./rpc.js";
 import type { Handler, RequestOptions, ServeOptions } from "./rpc.js";
 import { Stores } from "./stores.js";
-import { ensureStackbusStreams, ensureStream, readStream, type StoredMessage } from "./streams.js";
+import { ensureStackbusStreams, ensureStream, readLastPerSubject, readStream, type StoredMessage } from "./streams.js";
 
 /**
  * Typed access to NATS for every stackbus process. Every message is checked against its
@@ -44,14 +44,14 @@ export class Bus implements AsyncDisposable {
   #jsm: JetStreamManager | undefined;
   #closed = false;
 
-  private constructor(nc: NatsConnection, log: Logger, replicas: number, identity: string | undefined, inbox: string) {
+  private constructor(nc: NatsConnection, log: Logger, replicas: number, identity: string | undefined, inbox: string, label: string | undefined) {
     this.#nc = nc;
     this.log = log;
     this.replicas = replicas;
     this.identity = identity;
     this.inboxPrefix = inbox;
     this.js = jetstream(nc, { timeout: 10_000 });
-    this.#denials = new Denials(log, identity, inbox);
+    this.#denials = new Denials(log, identity, inbox, label);
     const isClosed = () => this.#closed;
     this.#core = {
       nc,
@@ -71,7 +71,7 @@ export class Bus implements AsyncDisposable {
   static async connect(options: BusOptions): Promise<Bus> {
     const log = options.logger.child({ component: "bus" });
     const opened = await openConnection(options);
-    const bus = new Bus(opened.nc, log, options.replicas ?? 1, opened.identity, opened.inboxPrefix);
+    const bus = new Bus(opened.nc, log, options.replicas ?? 1, opened.identity, opened.inboxPrefix, opened.label);
     watchStatus(opened.nc, log, bus.#denials);
     log.debug({ servers: opened.servers, server: opened.nc.getServer() }, "connected to NATS");
     return bus;
@@ -199,6 +199,11 @@ export class Bus implements AsyncDisposable {
    */
   readStream(stream: string, filter: string, startSeq?: number): Promise<StoredMessage[]> {
     return readStream(this.#core, stream, filter, startSeq);
+  }
+
+  /** The last stored message of each subject of `stream` matching `filter`. */
+  readLastPerSubject(stream: string, filter: string): Promise<StoredMessage[]> {
+    return readLastPerSubject(this.#core, stream, filter);
   }
 
   /**

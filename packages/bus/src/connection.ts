@@ -55,6 +55,11 @@ export interface BusOptions {
   inboxPrefix?: string | undefined;
   /** The transport that opens the connection. @default `connect` of @nats-io/transport-node */
   connect?: NatsConnect | undefined;
+  /**
+   * The role this identity has (`agent-compute1`), for messages: an nkey user is otherwise
+   * known only by its public key. @default the name of the nkey seed file without `.nk`
+   */
+  role?: string | undefined;
 }
 
 /** An open connection and who it is to the server. */
@@ -63,6 +68,8 @@ export interface Opened {
   servers: string[];
   /** The user name or nkey public key, if the client has one. */
   identity: string | undefined;
+  /** How messages name the identity: its role when known, else the identity. */
+  label: string | undefined;
   inboxPrefix: string;
 }
 
@@ -70,6 +77,7 @@ export interface Opened {
 export async function openConnection(options: BusOptions): Promise<Opened> {
   const servers = normaliseServers(options.servers ?? defaultNatsUrl());
   const identity = identityOf(options);
+  const label = options.role ?? roleOfSeedFile(options.nkeySeedFile) ?? identity;
   const inbox = options.inboxPrefix ?? (identity !== undefined && isValidName(identity) ? inboxPrefixOf(identity) : INBOX_ROOT);
   const connectionOptions: ConnectionOptions = {
     servers,
@@ -99,9 +107,9 @@ export async function openConnection(options: BusOptions): Promise<Opened> {
   }
   const connect = options.connect ?? connectNode;
   try {
-    return { nc: await connect(connectionOptions), servers, identity, inboxPrefix: inbox };
+    return { nc: await connect(connectionOptions), servers, identity, label, inboxPrefix: inbox };
   } catch (err) {
-    throw unreachable(servers, identity, err, Boolean(options.tls?.caFile && !options.tls.certFile));
+    throw unreachable(servers, identity, err, Boolean(options.tls?.caFile && !options.tls.certFile), label);
   }
 }
 
@@ -135,6 +143,12 @@ export function watchStatus(nc: NatsConnection, log: Logger, denials: Denials): 
 function normaliseServers(servers: string | string[]): string[] {
   const list = Array.isArray(servers) ? servers : servers.split(",");
   return list.map((s) => s.trim()).filter((s) => s.length > 0);
+}
+
+/** `agent-compute1` for `/etc/stackbus/agent-compute1.nk`, as `stackbus auth gen` names seed files. */
+function roleOfSeedFile(file: string | undefined): string | undefined {
+  const m = file ? /([^/]+)\.nk$/.exec(file) : null;
+  return m?.[1];
 }
 
 /** The user name, or the nkey public key of the seed file, or of a creds file's seed. */

@@ -11,14 +11,17 @@ import type { Logger } from "./logger.js";
 export class Denials {
   readonly #log: Logger;
   readonly #identity: string | undefined;
+  /** How messages name the identity: its role when known. */
+  readonly #label: string | undefined;
   readonly #inboxPrefix: string;
   #recent: Array<{ seq: number; error: PermissionDeniedError }> = [];
   #seq = 0;
   #listeners = new Set<(error: PermissionDeniedError) => void>();
 
-  constructor(log: Logger, identity: string | undefined, inboxPrefix: string) {
+  constructor(log: Logger, identity: string | undefined, inboxPrefix: string, label?: string) {
     this.#log = log;
     this.#identity = identity;
+    this.#label = label ?? identity;
     this.#inboxPrefix = inboxPrefix;
   }
 
@@ -58,7 +61,7 @@ export class Denials {
   error(violation: Violation, cause: unknown): PermissionDeniedError {
     const identity = this.#identity;
     const inbox = this.#inboxPrefix;
-    const who = identity !== undefined ? `NATS user ${JSON.stringify(identity)}` : "this NATS connection (no user)";
+    const who = this.#label !== undefined ? `NATS user ${JSON.stringify(this.#label)}` : "this NATS connection (no user)";
     const isInbox = violation.operation === "subscribe" && (violation.subject === inbox || violation.subject.startsWith(`${inbox}.`));
     const message = isInbox
       ? `permission denied: ${who} may not subscribe to its reply inbox ${JSON.stringify(violation.subject)}, so it cannot receive any reply; its permissions must allow subscribing to "${inbox}.>"`

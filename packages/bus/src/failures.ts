@@ -1,6 +1,6 @@
 import { AuthorizationError, NoRespondersError, PermissionViolationError, RequestError, TimeoutError, UserAuthenticationExpiredError } from "@nats-io/nats-core";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
-import { ErrorCode, StackbusError } from "@stackbus/protocol";
+import { describeSubject, ErrorCode, StackbusError } from "@stackbus/protocol";
 import { PermissionDeniedError } from "./errors.js";
 
 // How NATS and JetStream failures become stackbus errors: by the client's error classes,
@@ -18,10 +18,11 @@ export function findCause<T>(err: unknown, type: abstract new (...args: never[])
 }
 
 /** The connection could not be made: refused credentials, a failed TLS handshake, or no server. */
-export function unreachable(servers: string[], identity: string | undefined, err: unknown, tlsWithoutCert = false): StackbusError {
+export function unreachable(servers: string[], identity: string | undefined, err: unknown, tlsWithoutCert = false, label = identity): StackbusError {
   const detail = err instanceof Error ? err.message : String(err);
   if (findCause(err, AuthorizationError) || findCause(err, UserAuthenticationExpiredError)) {
-    const who = identity !== undefined ? `of NATS user ${JSON.stringify(identity)}` : "(none were given: set --user/--password, --nkey or --creds)";
+    const named = label !== undefined && label !== identity ? `${JSON.stringify(label)} (nkey ${identity})` : JSON.stringify(identity);
+    const who = identity !== undefined ? `of NATS user ${named}` : "(none were given: set --user/--password, --nkey or --creds)";
     return new PermissionDeniedError("connect", "", identity, `NATS at ${servers.join(", ")} refused the credentials ${who}: ${detail}`, { cause: err });
   }
   if (isTlsFailure(err)) {
@@ -74,16 +75,23 @@ export function tooLarge(subject: string, bytes: number, err?: unknown): Stackbu
 
 /** A request that got no reply: nobody listening, no answer in time, refused, or the connection failed. */
 export function requestFailure(subject: string, timeout: number, err: unknown): StackbusError {
+  const who = describeSubject(subject);
   if (findCause(err, NoRespondersError) || (err instanceof RequestError && err.isNoResponders())) {
-    return new StackbusError(ErrorCode.Unavailable, `nothing answers on ${subject}: is the service running?`, { subject }, { cause: err });
+    return new StackbusError(ErrorCode.Unavailable, `${who} does not answer: ${runningHint(subject)}`, { subject }, { cause: err });
   }
   if (findCause(err, TimeoutError)) {
-    return new StackbusError(ErrorCode.Timeout, `no answer on ${subject} within ${timeout}ms`, { subject }, { cause: err });
+    return new StackbusError(ErrorCode.Timeout, `${who} did not answer within ${timeout}ms`, { subject }, { cause: err });
   }
   if (findCause(err, PermissionViolationError)) {
-    return new StackbusError(ErrorCode.PermissionDenied, `not allowed to request ${subject}: ${(err as Error).message}`, { subject }, { cause: err });
+    return new StackbusError(ErrorCode.PermissionDenied, `not allowed to ask ${who} (${subject}): ${(err as Error).message}`, { subject }, { cause: err });
   }
-  return new StackbusError(ErrorCode.Unavailable, `request on ${subject} failed: ${(err as Error)?.message ?? String(err)}`, { subject }, { cause: err });
+  return new StackbusError(ErrorCode.Unavailable, `asking ${who} failed: ${(err as Error)?.message ?? String(err)}`, { subject }, { cause: err });
+}
+
+/** What to check when nothing answers on a subject. */
+function runningHint(subject: string): string {
+  if (/^sb\.[^.]+\.host\./.test(subject)) return "is its agent running? (stackbus agents lists the lab's hosts and their agents)";
+  return "is it running?";
 }
 
 /** The JetStream API error code of `err` (or of its cause), if it is one. */

@@ -60,14 +60,17 @@ export async function ensureStackbusStreams(core: BusCore): Promise<void> {
 
 /** Every stored message of `stream` matching `filter` from `startSeq` (or the start), in order. */
 export function readStream(core: BusCore, stream: string, filter: string, startSeq?: number): Promise<StoredMessage[]> {
-  return withRetry(`reading stream ${stream}`, () => core.denials.rethrow(() => readOnce(core, stream, filter, startSeq)), { attemptMs: 60_000, deadlineMs: 180_000 });
+  const from = startSeq && startSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq } : { deliver_policy: DeliverPolicy.All };
+  return withRetry(`reading stream ${stream}`, () => core.denials.rethrow(() => readOnce(core, stream, filter, from)), { attemptMs: 60_000, deadlineMs: 180_000 });
 }
 
-async function readOnce(core: BusCore, stream: string, filter: string, startSeq?: number): Promise<StoredMessage[]> {
-  const consumer = await core.js.consumers.get(stream, {
-    filter_subjects: filter,
-    ...(startSeq && startSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq } : { deliver_policy: DeliverPolicy.All }),
-  });
+/** The last stored message of each subject of `stream` matching `filter` (e.g. each host's latest output of a run). */
+export function readLastPerSubject(core: BusCore, stream: string, filter: string): Promise<StoredMessage[]> {
+  return withRetry(`reading stream ${stream}`, () => core.denials.rethrow(() => readOnce(core, stream, filter, { deliver_policy: DeliverPolicy.LastPerSubject })), { attemptMs: 60_000, deadlineMs: 180_000 });
+}
+
+async function readOnce(core: BusCore, stream: string, filter: string, from: { deliver_policy: DeliverPolicy; opt_start_seq?: number }): Promise<StoredMessage[]> {
+  const consumer = await core.js.consumers.get(stream, { filter_subjects: filter, ...from });
   const info = await consumer.info(true);
   const out: StoredMessage[] = [];
   if (info.num_pending === 0) {

@@ -97,11 +97,32 @@ export function plainLine(item: RunRecordItem): string | undefined {
   }
 }
 
-/** A failure as people read it: host, step, hook, exit status, and the output tail. */
+/**
+ * A failure's message without what `describeFailure` prints on lines of its own: the
+ * failing command and its place (the hooks runner writes "`CMD` at FILE:FN:LINE", the
+ * devstack runner "failing command: CMD at PLACE") and DevStack's log.
+ */
+export function failureSummary(f: Failure): string {
+  let message = f.message;
+  if (f.command !== undefined) {
+    const at = f.location ? ` at ${f.location}` : "";
+    for (const part of [`: \`${f.command}\`${at}`, `; failing command: ${f.command}${at}`]) message = message.replace(part, "");
+  }
+  if (f.logFile) message = message.replace(`; DevStack's log: ${f.logFile}`, "");
+  return message;
+}
+
+/**
+ * A failure as people read it: host, step, hook and exit status; the message; the failing
+ * command and where it is (`file:function:line`, from the ERR trap, as DevStack's xtrace
+ * would show it); DevStack's log; and the output tail.
+ */
 export function describeFailure(f: Failure, indent = "", tailLines = 20): string {
   const what = [f.host, f.step, f.hook ?? f.reason, f.exitCode !== null ? `exit ${f.exitCode}` : f.signal ?? ""].filter(Boolean).join(" / ");
-  const lines = [`${indent}${pc.red("✗")} ${what}: ${f.message}`];
-  for (const line of f.outputTail.slice(-tailLines)) lines.push(`${indent}  ${pc.dim("|")} ${line}`);
+  const lines = [`${indent}${pc.red("✗")} ${what}: ${failureSummary(f)}`];
+  if (f.command !== undefined) lines.push(`${indent}  failing command: ${pc.bold(f.command)}${f.location ? `  ${pc.dim("at")} ${f.location}` : ""}`);
+  if (f.logFile) lines.push(`${indent}  DevStack's log: ${f.logFile}`);
+  for (const line of tailLines > 0 ? f.outputTail.slice(-tailLines) : []) lines.push(`${indent}  ${pc.dim("|")} ${line}`);
   return lines.join("\n");
 }
 

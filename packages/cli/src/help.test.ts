@@ -1,20 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Command } from "commander";
+import { readFileSync } from "node:fs";
 import { buildProgram } from "./main.js";
-
-function leaves(cmd: Command, path: string[] = []): Array<{ path: string; cmd: Command }> {
-  const subs = cmd.commands.filter((c) => c.name() !== "help");
-  if (subs.length === 0) return [{ path: path.join(" "), cmd }];
-  return subs.flatMap((c) => leaves(c, [...path, c.name()]));
-}
-
-function helpOf(cmd: Command): string {
-  let out = "";
-  cmd.configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (out += s) });
-  cmd.outputHelp();
-  return out;
-}
+import { cliReference, helpText as helpOf, leafCommands as leaves } from "./reference.js";
 
 describe("cli - help", () => {
   const program = buildProgram();
@@ -31,5 +19,11 @@ describe("cli - help", () => {
   it("the top-level help documents the exit codes", () => {
     const help = helpOf(program);
     for (const line of [/0\s+success/, /1\s+the run \(or command\) failed/, /2\s+usage error/, /3\s+cannot reach the bus/]) assert.match(help, line);
+  });
+
+  it("docs/cli.md is every command's real --help (run `node scripts/docs.mjs` after changing an option)", () => {
+    const doc = readFileSync(new URL("../../../docs/cli.md", import.meta.url), "utf8");
+    assert.equal(doc, cliReference(), "docs/cli.md is stale: run `node scripts/docs.mjs` and commit it");
+    for (const { path } of leaves(program)) assert.match(doc, new RegExp(`### stackbus ${path}\n\n\`\`\`\nUsage: stackbus ${path} `), path);
   });
 });

@@ -1,4 +1,5 @@
 import { Command, CommanderError } from "commander";
+import { STACKBUS_VERSION } from "@stackbus/protocol";
 import { EXIT, lastExitCode, reportError } from "./common.js";
 import { registerRunCommands } from "./commands/run.js";
 import { registerServeCommands } from "./commands/serve.js";
@@ -8,8 +9,9 @@ import { registerWatchCommands } from "./commands/watch.js";
 import { registerAuthCommands } from "./commands/auth.js";
 import { registerPlanCommand } from "./commands/plan.js";
 import { registerLabCommands } from "./commands/lab.js";
+import { registerAgentsCommand } from "./commands/agents.js";
 
-export const VERSION = "0.1.0";
+export const VERSION = STACKBUS_VERSION;
 
 /** The `stackbus` program with every command registered. */
 export function buildProgram(): Command {
@@ -34,6 +36,7 @@ Quick start:
   registerUpCommand(program);
   registerServeCommands(program);
   registerLabCommands(program);
+  registerAgentsCommand(program);
   registerRunCommands(program);
   registerPlanCommand(program);
   registerWatchCommands(program);

@@ -4,10 +4,14 @@ import { parseDuration, type Duration } from "@stackbus/protocol";
 export const CLI_TIMEOUTS = {
   /** `lab apply`, `up`: the config service validates and stores a lab bundle. */
   apply: "30s",
-  /** `stack`, `unstack`, `clean`: the coordinator creates or resumes a run. */
-  runStart: "30s",
+  /** `stack`, `unstack`, `clean`: the coordinator creates or resumes a run (a resume may resolve plugins again). */
+  runStart: "120s",
   /** Finding the lab when `--lab` is not given (labs.list). */
   labList: "5s",
+  /** `agents`, `lab show`: the config service shows the applied lab. */
+  labShow: "10s",
+  /** `agents`: each host's agent answers a ping within this, or is listed as having none. */
+  agentPing: "1500ms",
   /** `plan`: each agent works out what a run would run there. */
   plan: "20s",
   /** `up`: one probe (labs.list, an agent's ping) while waiting for what it started. */

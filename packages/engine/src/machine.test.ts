@@ -295,6 +295,26 @@ describe("engine - restart and resume", () => {
     assert.ok(fin?.type === "run.finished" && fin.status === "succeeded" && fin.attempt === 2);
   });
 
+  it("a resumed attempt that picked up a later lab revision sends it in every command, and a rebuilt machine keeps it", () => {
+    const w = new World(new RunMachine(spec([["a", 0]])));
+    const revisions: number[] = [];
+    w.outcome = (_host, step) => (step === "install" ? "failed" : "ok");
+    w.settle();
+    assert.equal(w.m.command("prepare").configRevision, 1);
+    const plan = planAttempt(w.m, w.m.spec);
+    w.outcome = () => "ok";
+    w.publish({ type: "run.attempt", attempt: 2, steps: plan.steps, reason: "resume", from: plan.from, carried: plan.carried, configRevision: 4, pin: "r1-a2" });
+    for (const step of plan.steps) revisions.push(w.m.command(step).configRevision);
+    assert.deepEqual([...new Set(revisions)], [4]);
+    assert.deepEqual([w.m.record().configRevision, w.m.record().pin], [4, "r1-a2"]);
+    const rebuilt = new RunMachine(w.m.spec);
+    for (const e of w.events) rebuilt.applyEvent(e);
+    assert.equal(rebuilt.command("install").configRevision, 4);
+    const same = planAttempt(rebuilt, rebuilt.spec);
+    rebuilt.applyEvent({ type: "run.attempt", lab: "lab", runId: "r1", at: 1, attempt: 3, steps: same.steps, reason: "resume", from: same.from, carried: same.carried });
+    assert.equal(rebuilt.command("install").configRevision, 4, "an attempt that names no revision keeps the one before");
+  });
+
   it("resume --from reruns that step everywhere", () => {
     const w = new World(new RunMachine(spec([["a", 0], ["b", 0]])));
     w.settle();

@@ -64,6 +64,10 @@ export class RunMachine {
   startedAt: number;
   finishedAt: number | null = null;
   firstSeq = 0;
+  /** The lab revision the current attempt runs (a resume may pick up a later one). */
+  configRevision: number;
+  /** The pin the current attempt's plugin refs resolve under (see PluginPinRequest). */
+  pin: string;
   facts: Facts = {};
   failures: Failure[] = [];
   cancelReason: string | null = null;
@@ -82,6 +86,8 @@ export class RunMachine {
   constructor(spec: RunSpec) {
     this.spec = spec;
     this.startedAt = spec.createdAt;
+    this.configRevision = spec.configRevision;
+    this.pin = spec.runId;
     for (const h of spec.hosts) this.cells.set(h.name, new Map());
   }
 
@@ -102,6 +108,11 @@ export class RunMachine {
   wavesOf(step: StepId): number[] {
     const waves = this.waves;
     return this.waveOrdered(step) ? waves : waves.slice(0, 1);
+  }
+
+  /** True when `host` does not run `step` in this attempt: it finished it in an earlier one. */
+  isCarried(step: StepId, host: string): boolean {
+    return this.#carried.get(step)?.has(host) ?? false;
   }
 
   /** The hosts that take part in `step`: every host, but for `finally`, the hosts its commands name. */
@@ -136,6 +147,8 @@ export class RunMachine {
         this.attempt = event.attempt;
         this.steps = event.steps;
         this.from = event.from;
+        this.configRevision = event.configRevision ?? this.configRevision;
+        this.pin = event.pin ?? this.pin;
         this.status = "running";
         this.finishedAt = null;
         this.cancelReason = null;
@@ -194,7 +207,10 @@ export class RunMachine {
   applyResult(result: StepResult): boolean {
     if (result.attempt !== this.attempt || !this.steps.includes(result.step)) return false;
     if (!this.cells.has(result.host)) return false;
-    return this.#finishHost(result.host, result.step, result.status, result.startedAt, result.finishedAt, result.durationMs, result.failures, result.facts);
+    const done = this.#finishHost(result.host, result.step, result.status, result.startedAt, result.finishedAt, result.durationMs, result.failures, result.facts);
+    // What DevStack mode adds (its log, its last summary line, its time_totals) stays with the run.
+    if (done && result.devstack) this.cell(result.host, result.step).devstack = result.devstack;
+    return done;
   }
 
   #finishHost(
@@ -441,7 +457,7 @@ export class RunMachine {
       kind: this.spec.kind,
       attempt: this.attempt,
       step,
-      configRevision: this.spec.configRevision,
+      configRevision: this.configRevision,
       timeoutMs: this.spec.policy.phaseTimeoutMs,
       facts: this.facts,
     };
@@ -463,6 +479,8 @@ export class RunMachine {
       startedAt: this.startedAt,
       finishedAt: this.finishedAt,
       firstSeq: this.firstSeq,
+      configRevision: this.configRevision,
+      pin: this.pin,
     };
   }
 }

@@ -11,3 +11,4 @@ export { validateLabFile } from "./bundle.js";
 export { hostConfig, labShow, labPluginAccess } from "./views.js";
 export { InvalidManifestError } from "./errors.js";
 export { readLabHosts } from "./names.js";
+export { labReference, REFERENCE_EXAMPLE } from "./reference.js";

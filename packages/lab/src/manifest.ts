@@ -128,69 +128,126 @@ function parseByteSize(value: string | number): number | undefined {
   const bytes = Math.round(Number(m[1]) * unit);
   return bytes > 0 ? bytes : undefined;
 }
-const LocalConfFields = { localConf: z.string().optional(), localConfText: z.string().optional() };
+/** A mebibyte-style size for the reference: 64 MiB, 1 GiB. */
+function sizeText(bytes: number): string {
+  for (const [unit, n] of [["GiB", 1024 ** 3], ["MiB", 1024 ** 2], ["KiB", 1024]] as const) if (bytes % n === 0) return `${bytes / n}${unit}`;
+  return String(bytes);
+}
+/** A duration for the reference: 15m, 30s. */
+function durationText(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
 
-const ManifestSchema = z.strictObject({
-  lab: z.string(),
-  defaults: z
-    .strictObject({
-      failurePolicy: z.enum(["abort", "continue"]).optional(),
-      maxFail: z.union([z.number(), z.string()]).nullable().optional(),
-      phaseTimeout: Duration.optional(),
-      ackTimeout: Duration.optional(),
-      heartbeatTimeout: Duration.optional(),
-      waveSteps: z.array(StepName).optional(),
-      runner: Runner.optional(),
-      devstackUser: z.string().min(1).optional(),
-      unstackErrors: z.enum(["warn", "fail"]).optional(),
-    })
-    .optional(),
-  plugins: z
-    .strictObject({
-      order: z.enum(["registration", "requires"]).optional(),
-      reclone: z.boolean().optional(),
-      offline: z.boolean().optional(),
-      mirrors: z.array(z.strictObject({ prefix: z.string().min(1), replace: z.string().min(1) })).optional(),
-      allowSchemes: z.array(z.enum(["https", "http", "file", "path"])).optional(),
-      limits: z
-        .strictObject({
-          maxFileBytes: ByteSize.optional(),
-          maxFiles: Count.optional(),
-          maxUnpackedBytes: ByteSize.optional(),
-          maxDepth: Count.optional(),
-          maxDownloadBytes: ByteSize.optional(),
-        })
-        .optional(),
-      credentials: z.array(z.strictObject({ prefix: z.string().min(1), username: z.string(), password: z.string() })).optional(),
-    })
-    .optional(),
-  common: z.strictObject(LocalConfFields).optional(),
-  hosts: z
-    .array(
-      z.strictObject({
-        name: z.string(),
-        wave: z.number().int().optional(),
-        labels: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
-        local: z.boolean().optional(),
-        runner: Runner.optional(),
-        devstackUser: z.string().min(1).optional(),
-        topDir: z.string().min(1).optional(),
-        dest: z.string().min(1).optional(),
-        ...LocalConfFields,
-      }),
-    )
-    .min(1)
-    .max(MAX_LAB_HOSTS),
-  finally: z
-    .array(
-      z.strictObject({
-        hosts: z.array(z.string()).min(1),
-        run: z.string().min(1),
-        kinds: z.array(z.enum(RUN_KINDS)).min(1).optional(),
-      }),
-    )
-    .optional(),
-});
+/**
+ * What the reference (docs/lab.md) says about a field, beside its type: `typeName` names a
+ * type zod's shape does not (a duration, a size), `default` is what applies when the field
+ * is absent, `example` a value as written in YAML.
+ */
+type FieldDoc = {
+  description: string;
+  typeName?: string;
+  default?: string;
+  example?: string;
+};
+const doc = (meta: FieldDoc) => meta;
+
+const LocalConfFields = {
+  localConf: z.string().meta(doc({ description: "A local.conf file, relative to the manifest (or absolute). Give this or `localConfText`, not both.", example: "controller.conf" })).optional(),
+  localConfText: z.string().meta(doc({ description: "The local.conf text itself, inline (its line numbers in messages are the manifest's).", example: '"[[local|localrc]]\\nSERVICE_HOST=10.0.0.11\\n"' })).optional(),
+};
+
+const Defaults = z
+  .strictObject({
+    failurePolicy: z.enum(["abort", "continue"]).meta(doc({ description: "After a step in which hosts failed: `abort` ends the run; `continue` goes on with the hosts that did not fail.", default: DEFAULT_RUN_DEFAULTS.failurePolicy })).optional(),
+    maxFail: z.union([z.number(), z.string()]).nullable().meta(doc({ description: "Abort only when more than this many hosts (or this share of them) have failed; null: any failure counts, as `failurePolicy` says.", typeName: "count or percentage", default: "null", example: '"25%"' })).optional(),
+    phaseTimeout: Duration.meta(doc({ description: "A step's hooks on a host are killed after this long (DevStack mode: DevStack's own work between two phases, e.g. `45m`).", typeName: "duration", default: durationText(DEFAULT_RUN_DEFAULTS.phaseTimeoutMs), example: "45m" })).optional(),
+    ackTimeout: Duration.meta(doc({ description: "A host whose agent does not acknowledge a step within this fails it as lost.", typeName: "duration", default: durationText(DEFAULT_RUN_DEFAULTS.ackTimeoutMs) })).optional(),
+    heartbeatTimeout: Duration.meta(doc({ description: "A host whose agent sends no heartbeat for this long while it runs a step fails it as lost.", typeName: "duration", default: durationText(DEFAULT_RUN_DEFAULTS.heartbeatTimeoutMs) })).optional(),
+    waveSteps: z.array(StepName).meta(doc({ description: "The steps in which wave order holds (wave 1 finishes the step before wave 2 starts it); in the others every host takes the step at once. A run may override it (`--wave-steps`).", default: "every step", example: "[extra, test-config]" })).optional(),
+    runner: Runner.meta(doc({ description: "How each host runs its steps: `hooks`, stackbus's own bash session with the hooks only; `devstack`, the host's own DevStack checkout's stack.sh, unstack.sh and clean.sh (docs/devstack-mode.md). A host may set its own.", default: "hooks" })).optional(),
+    devstackUser: z.string().min(1).meta(doc({ description: "With `runner: devstack`: the user an agent running as root runs DevStack's scripts as (an agent running as that user runs them as itself). A host may set its own.", default: DEFAULT_DEVSTACK_USER })).optional(),
+    unstackErrors: z.enum(["warn", "fail"]).meta(doc({ description: "A failing hook in unstack and clean, which DevStack's scripts go on past: `warn` records a warning on the host's result; `fail` fails the step.", default: "warn" })).optional(),
+  })
+  .meta(doc({ description: "Run defaults; each run may override the policy and timeouts (see `stackbus stack --help`)." }));
+
+const Limits = z
+  .strictObject({
+    maxFileBytes: ByteSize.meta(doc({ description: "Largest single file of a plugin (a git object: blob, tree or commit).", typeName: "size", default: sizeText(DEFAULT_PLUGIN_LIMITS.maxFileBytes) })).optional(),
+    maxFiles: Count.meta(doc({ description: "Most entries of a checkout (files, directories and links, `.git` included).", default: String(DEFAULT_PLUGIN_LIMITS.maxFiles) })).optional(),
+    maxUnpackedBytes: ByteSize.meta(doc({ description: "Most bytes of a checkout written to disk (`.git` included).", typeName: "size", default: sizeText(DEFAULT_PLUGIN_LIMITS.maxUnpackedBytes) })).optional(),
+    maxDepth: Count.meta(doc({ description: "Deepest path of a checkout, in directory levels.", default: String(DEFAULT_PLUGIN_LIMITS.maxDepth) })).optional(),
+    maxDownloadBytes: ByteSize.meta(doc({ description: "Most bytes a clone or fetch may download, and the largest archive a host downloads.", typeName: "size", default: sizeText(DEFAULT_PLUGIN_LIMITS.maxDownloadBytes) })).optional(),
+  })
+  .meta(doc({ description: "Bounds on each plugin, checked by the fetcher (on the clone and the archive it builds) and by each host (on the archive it unpacks)." }));
+
+const Plugins = z
+  .strictObject({
+    order: z.enum(["registration", "requires"]).meta(doc({ description: "The order plugins run in: `registration`, the order of the `enable_plugin` lines (DevStack's); `requires`, that order changed only as `plugin_requires` needs.", default: DEFAULT_PLUGIN_SETTINGS.order })).optional(),
+    reclone: z.boolean().meta(doc({ description: "A host whose plugin checkout is at another commit than the lab's ref now resolves to: `true` replaces it (DevStack's `RECLONE=True`); `false` keeps it, with a warning. See below.", default: String(DEFAULT_PLUGIN_SETTINGS.reclone) })).optional(),
+    offline: z.boolean().meta(doc({ description: "The fetcher contacts no plugin source: it serves what it resolved before (its index and clone cache), as DevStack's `OFFLINE=True` uses existing checkouts.", default: String(DEFAULT_PLUGIN_SETTINGS.offline) })).optional(),
+    mirrors: z
+      .array(
+        z.strictObject({
+          prefix: z.string().min(1).meta(doc({ description: "A URL prefix as written in `enable_plugin` lines.", example: '"https://opendev.org/"' })),
+          replace: z.string().min(1).meta(doc({ description: "What the fetcher contacts instead (DevStack's `GIT_BASE`, for air-gapped labs).", example: '"http://mirror.local/git/"' })),
+        }),
+      )
+      .meta(doc({ description: "URL rewrites: the longest matching prefix wins; the checkout's `origin` stays the URL as written.", default: "[]" }))
+      .optional(),
+    allowSchemes: z
+      .array(z.enum(["https", "http", "file", "path"]))
+      .meta(doc({ description: "The plugin sources the fetcher may use: `https://` and `http://` URLs; `file://` URLs and absolute paths (a repository on the fetcher's own machine) only when listed here. See below.", default: `[${DEFAULT_PLUGIN_SETTINGS.allowSchemes.join(", ")}]`, example: "[https, http, file, path]" }))
+      .optional(),
+    limits: Limits.optional(),
+    credentials: z
+      .array(
+        z.strictObject({
+          prefix: z.string().min(1).meta(doc({ description: "The URL prefix the credential is for (the longest matching one is used).", example: '"https://git.example/"' })),
+          username: z.string().meta(doc({ description: "HTTP basic-auth user." })),
+          password: z.string().meta(doc({ description: "HTTP basic-auth password or token. Only the fetcher ever reads it; it is never logged, shown by `lab show`, or sent to a host." })),
+        }),
+      )
+      .meta(doc({ description: "Credentials for private plugin repositories over http(s).", default: "[]" }))
+      .optional(),
+  })
+  .meta(doc({ description: "How the lab's plugins (`enable_plugin` lines) are fetched, ordered and bounded." }));
+
+const Host = z
+  .strictObject({
+    name: z.string().meta(doc({ description: "The host's name in the lab: letters, digits, `_` and `-` (it becomes a NATS subject token). Its agent runs with `--host NAME`.", example: "compute1" })),
+    wave: z.number().int().meta(doc({ description: "Lower waves take a step first (where wave order holds, see `defaults.waveSteps`).", default: "0", example: "2" })).optional(),
+    labels: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).meta(doc({ description: "Free-form labels, shown by `lab show`.", typeName: "mapping of name to string", default: "{}", example: "{ role: compute }" })).optional(),
+    local: z.boolean().meta(doc({ description: "`stackbus up` starts this host's agent on the machine it runs on.", default: "false" })).optional(),
+    runner: Runner.meta(doc({ description: "This host's runner, over `defaults.runner`.", default: "defaults.runner" })).optional(),
+    devstackUser: z.string().min(1).meta(doc({ description: "This host's DevStack user, over `defaults.devstackUser`.", default: "defaults.devstackUser" })).optional(),
+    topDir: z.string().min(1).meta(doc({ description: "With `local: true`: the agent's TOP_DIR (DevStack checkout, extras.d/), relative to the manifest.", example: "./hosts/controller/devstack" })).optional(),
+    dest: z.string().min(1).meta(doc({ description: "With `local: true`: the agent's DEST (where plugins are installed), relative to the manifest.", example: "./hosts/controller/stack" })).optional(),
+    ...LocalConfFields,
+  })
+  .meta(doc({ description: "One host of the lab." }));
+
+const Finally = z
+  .strictObject({
+    hosts: z.array(z.string()).min(1).meta(doc({ description: "The hosts that run the command (hosts of the lab).", example: "[controller]" })),
+    run: z.string().min(1).meta(doc({ description: "A bash command line, run in the host's TOP_DIR (as DevStack's user in DevStack mode) after every host finished the run's last step; its output is in `logs`, a failure fails the run.", example: "./tools/discover_hosts.sh" })),
+    kinds: z.array(z.enum(RUN_KINDS)).min(1).meta(doc({ description: "The run kinds it follows.", default: "[stack]" })).optional(),
+  })
+  .meta(doc({ description: "A command run after a run's last step (a step `finally` of the run)." }));
+
+/** The lab manifest as a user writes it. docs/lab.md is generated from it (`labReference`). */
+export const ManifestSchema = z
+  .strictObject({
+    lab: z.string().meta(doc({ description: "The lab's name: letters, digits, `_` and `-`.", example: "lab1" })),
+    defaults: Defaults.optional(),
+    plugins: Plugins.optional(),
+    common: z.strictObject(LocalConfFields).meta(doc({ description: "A local.conf applied on every host before the host's own (passwords, ranges, LOGFILE)." })).optional(),
+    hosts: z.array(Host).min(1).max(MAX_LAB_HOSTS).meta(doc({ description: `The lab's hosts: at least one, at most ${MAX_LAB_HOSTS}.` })),
+    finally: z.array(Finally).meta(doc({ description: "Commands run on named hosts after every host finished a run's last step, in order.", default: "[]" })).optional(),
+  })
+  .meta(doc({ description: "A stackbus lab." }));
 type Manifest = z.infer<typeof ManifestSchema>;
 
 const KNOWN_FIELDS: Record<string, readonly string[]> = {

@@ -124,5 +124,6 @@ describe("expansion - which variables a text refers to", () => {
     assert.deepEqual(referencedVariables("spec", "$A/\\$B/'$C'/\"$D\"/${E:=x}/${#F}"), ["A", "D", "F"]);
     assert.deepEqual(referencedVariables("value", "'$A' \\\\$B \\$C ${D}"), ["A", "C", "D"]);
     assert.deepEqual(referencedVariables("word", "$1$@$?"), []);
+    assert.deepEqual(referencedVariables("spec", "${A:-x}/${B:=y}/$C/'$D'", { withDefaults: true }), ["A", "B", "C"]);
   });
 });

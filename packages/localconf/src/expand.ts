@@ -52,9 +52,9 @@ function readBackslashes(text: string): string {
 /**
  * Variable names `text` refers to with `$NAME`, `${NAME}` or `${NAME%...}`-style expansions,
  * as the shell would see them for this kind of request. `${NAME:-default}` and its
- * relatives are not counted: they say what to do when NAME is unset.
+ * relatives are not counted (they say what to do when NAME is unset) unless `withDefaults`.
  */
-export function referencedVariables(kind: ExpandRequest["kind"], text: string): string[] {
+export function referencedVariables(kind: ExpandRequest["kind"], text: string, options: { withDefaults?: boolean } = {}): string[] {
   const quoted = kind === "value" || kind === "literal";
   const t = kind === "spec" ? text : readBackslashes(text);
   const names = new Set<string>();
@@ -83,7 +83,7 @@ export function referencedVariables(kind: ExpandRequest["kind"], text: string): 
       continue;
     }
     const braced = /^\{(#?)([A-Za-z_][A-Za-z0-9_]*)(.*)$/s.exec(rest);
-    if (braced?.[2] && !/^:?[-=+?]/.test(braced[3] ?? "")) names.add(braced[2]);
+    if (braced?.[2] && (options.withDefaults === true || !/^:?[-=+?]/.test(braced[3] ?? ""))) names.add(braced[2]);
   }
   return [...names];
 }

@@ -131,6 +131,30 @@ describe("merge - the §3.5 edge-case table (merge_config_group on a fresh a.con
     assert.equal(existsSync(join(dir, "b.conf")), false);
   });
 
+  it("a file spec that expands to empty is refused naming the group, the spec and the variable, and nothing is written (never an empty path)", async () => {
+    using _dir = freshDir();
+    const text = "[[post-config|$W/first.conf]]\n[DEFAULT]\nk = 1\n[[post-config|$NOVA_CPU_CONF]]\n[DEFAULT]\nk = 2\n";
+    for (const [spec, env, vars] of [
+      ["$NOVA_CPU_CONF", { NOVA_CPU_CONF: "" }, ["NOVA_CPU_CONF"]],
+      ["${NOVA_CPU_CONF:-}", {}, ["NOVA_CPU_CONF"]],
+      ["$CONF_DIR$CONF_NAME", { CONF_DIR: "", CONF_NAME: "" }, ["CONF_DIR", "CONF_NAME"]],
+    ] as const) {
+      const parsed = parseLocalConf(text.replace("$NOVA_CPU_CONF", spec), "local.conf");
+      await assert.rejects(mergeConfigGroup(parsed.blocks, "post-config", expander(env), { files: nodeMergeFiles }), (err: unknown) => {
+        assert.ok(err instanceof MergeError);
+        const named = vars.map((v) => `\\$${v}`).join(", ");
+        assert.match(err.message, new RegExp(`^local\\.conf:4: \\[\\[post-config\\|${spec.replace(/[$.*+?^{}()|[\]\\]/g, "\\$&")}\\]\\]: the file spec expands to nothing: ${named} (is|are) empty in the host's shell`));
+        assert.equal(err.group, "post-config");
+        assert.equal(err.spec, spec);
+        assert.deepEqual(err.variables, vars);
+        return true;
+      });
+      assert.equal(existsSync(join(dir, "first.conf")), false, spec);
+    }
+    const noVariable = parseLocalConf("[[post-config|$(true)]]\n[DEFAULT]\nk = 1\n", "local.conf");
+    await assert.rejects(mergeConfigGroup(noVariable.blocks, "post-config", expander(), { files: nodeMergeFiles }), /: local\.conf:1: \[\[post-config\|\$\(true\)\]\]: the file spec expands to nothing \(DevStack/);
+  });
+
   it("ignores [[post-config| $W/c.conf]] with a warning, as DevStack ignores it", async () => {
     using _dir = freshDir();
     const parsed = parseLocalConf("[[post-config| $W/c.conf]]\n[DEFAULT]\nk = v\n", "local.conf");

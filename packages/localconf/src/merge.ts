@@ -1,7 +1,7 @@
 import { dirname, resolve } from "node:path";
 import { ErrorCode, StackbusError, type Diagnostic } from "@stackbus/protocol";
 import { analyseSpec, blocksBySpec, type SectionModel } from "./content.js";
-import type { ExpandRequest, ExpandResult, Expander } from "./expand.js";
+import { referencedVariables, type ExpandRequest, type ExpandResult, type Expander } from "./expand.js";
 import { iniAddLiteral, iniDelete, iniSet } from "./ini.js";
 import { diagnostic, type MetaBlock } from "./types.js";
 
@@ -253,7 +253,10 @@ function expandSpec(group: string, plan: SpecPlan, result: (i: number) => Expand
       variables: specResult.unset,
     });
   } else if (specResult.value.trim() === "") {
-    problem(`${where}: the file spec expands to nothing (DevStack would warn and skip the rest of the group)`);
+    // Never an empty path: name what made it empty (a variable set to "" in the host's shell).
+    const vars = referencedVariables("spec", plan.spec, { withDefaults: true });
+    const why = vars.length > 0 ? `: ${vars.map((v) => `$${v}`).join(", ")} ${vars.length === 1 ? "is" : "are"} empty in the host's shell` : "";
+    problem(`${where}: the file spec expands to nothing${why} (DevStack would warn and skip the rest of the group)`, vars.length > 0 ? { variables: vars } : {});
   } else if (/[ \t\n]/.test(specResult.value.trim())) {
     problem(`${where}: the file spec expands to several words (${JSON.stringify(specResult.value)})`);
   } else {

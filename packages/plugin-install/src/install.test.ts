@@ -221,6 +221,19 @@ describe("installPlugin - download, verify, unpack beside, rename into DEST/<nam
     assert.equal(git(join(dest, "gamma"), "rev-parse", "HEAD"), first.commit);
   });
 
+  it("with reclone off, replaces a checkout only at a commit it is told is replaceable (one the same run placed)", async () => {
+    const fixture = new Fixture(tmp.path, "gamma2");
+    const first = await fixture.commit(store, { "devstack/plugin.sh": "echo 1\n" });
+    const second = await fixture.commit(store, { "devstack/plugin.sh": "echo 2\n" });
+    const dest = join(tmp.path, "dest3b");
+    await installPlugin({ store, plugin: first, dest, reclone: false });
+    const other = await installPlugin({ store, plugin: second, dest, reclone: false, replaceable: ["f".repeat(40)] });
+    assert.equal(other.action, "kept");
+    const ours = await installPlugin({ store, plugin: second, dest, reclone: false, replaceable: [first.commit] });
+    assert.equal(ours.action, "replaced");
+    assert.equal(git(ours.path, "rev-parse", "HEAD"), second.commit);
+  });
+
   it("replaces a checkout at another commit when reclone is on", async () => {
     const fixture = new Fixture(tmp.path, "delta");
     const first = await fixture.commit(store, { "devstack/plugin.sh": "echo 1\n" });

@@ -27,6 +27,11 @@ export interface InstallOptions {
   dest: string;
   /** DevStack's RECLONE: replace a checkout that is at another commit. */
   reclone: boolean;
+  /**
+   * Commits whose checkouts may be replaced whatever `reclone` says: those an earlier attempt
+   * of the same run placed (a resumed run picks up a fix pushed to the plugin).
+   */
+  replaceable?: readonly string[] | undefined;
   /** Called as archive bytes arrive. */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
   /** The lab's bounds on a plugin (`pluginSettings.limits`). @default DEFAULT_PLUGIN_LIMITS */
@@ -54,7 +59,7 @@ export interface InstallOutcome {
  * is unpacked, unpacked beside the target, and renamed into place, so the plugin
  * directory is never half-written and a refused archive leaves nothing in `dest`. A
  * checkout already at the commit is left alone; one at another commit is replaced only
- * with `reclone`, otherwise kept with a warning.
+ * with `reclone` (or when its commit is `replaceable`), otherwise kept with a warning.
  */
 export async function installPlugin(options: InstallOptions): Promise<InstallOutcome> {
   const { plugin, reclone } = options;
@@ -67,7 +72,8 @@ export async function installPlugin(options: InstallOptions): Promise<InstallOut
   if (current.kind === "checkout" && current.commit === plugin.commit) {
     return { name, path, commit: plugin.commit, action: "unchanged" };
   }
-  if (current.kind !== "absent" && !reclone) {
+  const ours = current.kind === "checkout" && (options.replaceable ?? []).includes(current.commit);
+  if (current.kind !== "absent" && !reclone && !ours) {
     const now = current.kind === "checkout" ? `is at ${current.commit}` : "is not a git checkout";
     return {
       name,

@@ -51,8 +51,8 @@ export interface ErrorDataMap {
   INVALID_LOCALCONF: { file?: string; line?: number; diagnostics?: Diagnostic[] };
   INVALID_ARGUMENT: { value?: string; file?: string; key?: string; host?: string; fd?: number; commit?: string; record?: string; problem?: string };
   NOT_FOUND: PluginErrorData & { lab?: string; host?: string; runId?: string; revision?: number; file?: string; path?: string; unknown?: string[]; what?: string };
-  CONFLICT: { lab?: string; runId?: string; outDir?: string; existing?: string[]; busy?: unknown; other?: unknown };
-  UNAVAILABLE: PluginErrorData & { subject?: string; servers?: string[]; lab?: string };
+  CONFLICT: { lab?: string; runId?: string; revision?: number; outDir?: string; existing?: string[]; busy?: unknown; other?: unknown };
+  UNAVAILABLE: PluginErrorData & { subject?: string; servers?: string[]; lab?: string; missing?: string[]; versions?: Array<{ host: string; version: string }> };
   NATS_UNREACHABLE: { servers: string[] };
   TIMEOUT: { subject?: string };
   PLUGIN_SOURCE: PluginErrorData & { status?: number };

@@ -13,6 +13,7 @@ export {
 export { nameProblem, validateName, isValidName, type NameKind } from "./names.js";
 export { parseDuration, formatDuration, type Duration } from "./duration.js";
 export { redactUrl, hasUrlCredentials } from "./redact.js";
+export { STACKBUS_VERSION, versionsCompatible } from "./version.js";
 export {
   RUN_KINDS,
   MERGE_GROUPS,
@@ -31,6 +32,7 @@ export {
   type PluginFile,
   type HypervisorFunction,
   type Action,
+  type DevstackLoad,
   type Step,
   type StepId,
   type RunnerKind,
@@ -46,6 +48,7 @@ export {
   parseSubject,
   senderOf,
   senderMismatch,
+  describeSubject,
   keys,
   pluginObjectName,
   newRunId,
@@ -94,11 +97,15 @@ export {
   LabListSchema,
   PluginResolveRequestSchema,
   PluginResolveReplySchema,
+  PluginPinRequestSchema,
+  PluginPinReplySchema,
+  AttemptChangesSchema,
   AgentInfoSchema,
   StepRefSchema,
   HeartbeatSchema,
   PingRequestSchema,
   PingReplySchema,
+  type PingReply,
   FactsSchema,
   PhaseCommandSchema,
   HookStatusSchema,
@@ -147,6 +154,9 @@ export {
   type LabList,
   type PluginResolveRequest,
   type PluginResolveReply,
+  type PluginPinRequest,
+  type PluginPinReply,
+  type AttemptChanges,
   type AgentInfo,
   type StepRef,
   type Heartbeat,

@@ -313,6 +313,41 @@ export const PluginResolveReplySchema = z.object({
 });
 export type PluginResolveReply = z.infer<typeof PluginResolveReplySchema>;
 
+/**
+ * Coordinator -> fetcher (`plugins.pin`), before a resumed attempt that picks up the lab's
+ * current config: resolve each moving plugin ref again, once for every host of the run, under
+ * a new pin (`pin`), and say what the previous pin (`previous`) had.
+ */
+export const PluginPinRequestSchema = z.object({
+  runId: RunId,
+  /** The pin the attempt's hosts resolve under from now on (`<run>` for attempt 1, `<run>-a<N>` after). */
+  pin: nameSchema("token"),
+  /** The pin of the attempt before. */
+  previous: nameSchema("token"),
+  /** The lab revision the attempt runs: the plugins must be registered in it. */
+  revision: z.number().int().positive(),
+  /** Each plugin of the run's hosts: its ref now, and in the revision the attempt before ran. */
+  plugins: z.array(z.object({ name: PluginName, ref: z.string().min(1), previousRef: z.string().min(1).optional() })),
+});
+export type PluginPinRequest = z.infer<typeof PluginPinRequestSchema>;
+
+export const PluginPinReplySchema = z.object({
+  plugins: z.array(
+    z.object({
+      name: PluginName,
+      /** The URL as shown (credentials redacted). */
+      url: z.string(),
+      ref: z.string(),
+      /** The commit the attempt before had (null: it resolved none, e.g. it failed before). */
+      before: z.string().nullable(),
+      /** The commit the attempt gets. */
+      after: z.string(),
+    }),
+  ),
+  warnings: z.array(z.string()),
+});
+export type PluginPinReply = z.infer<typeof PluginPinReplySchema>;
+
 // ---------------------------------------------------------------------------
 // Agents
 
@@ -342,7 +377,17 @@ export const HeartbeatSchema = z.object({
 export type Heartbeat = z.infer<typeof HeartbeatSchema>;
 
 export const PingRequestSchema = z.object({});
-export const PingReplySchema = AgentInfoSchema;
+/** An agent's answer to a ping: who it is, and what it is doing now (absent from older agents). */
+export const PingReplySchema = AgentInfoSchema.extend({
+  /** The step it runs now, or null when idle. */
+  busy: StepRefSchema.nullable().optional(),
+  /** The hook running now, when busy. */
+  hook: z.string().nullable().optional(),
+  /** When it last sent a heartbeat, and how often it sends them. */
+  heartbeatAt: Timestamp.optional(),
+  heartbeatMs: Millis.optional(),
+});
+export type PingReply = z.infer<typeof PingReplySchema>;
 
 /** Values hosts exported with `stackbus_export`, by host then variable. */
 export const FactsSchema = z.record(z.string(), z.record(z.string(), z.string()));
@@ -555,14 +600,37 @@ export const RunStartRequestSchema = z.object({
   resume: RunId.optional(),
   /** With resume: the step to start from (default: the first step not finished everywhere). */
   from: StepIdSchema.optional(),
+  /**
+   * With resume: keep the failed attempt's lab revision and plugin commits. By default a
+   * resume runs the lab's current revision and resolves moving plugin refs again.
+   */
+  sameConfig: z.boolean().optional(),
 });
 export type RunStartRequest = z.infer<typeof RunStartRequestSchema>;
+
+/** What a resumed attempt changes against the attempt before: the lab revision, plugin commits. */
+export const AttemptChangesSchema = z.object({
+  /** The revision the attempt before ran, and the one this attempt runs. */
+  revision: z.object({ from: z.number().int().positive(), to: z.number().int().positive() }),
+  /** True with `--same-config`: nothing was looked up again. */
+  sameConfig: z.boolean(),
+  plugins: PluginPinReplySchema.shape.plugins,
+  warnings: z.array(z.string()),
+});
+export type AttemptChanges = z.infer<typeof AttemptChangesSchema>;
 
 export const RunStartReplySchema = z.object({
   runId: RunId,
   attempt: z.number().int().positive(),
   steps: z.array(StepIdSchema),
   hosts: z.array(RunHostSchema),
+  /** The lab revision the attempt runs. */
+  configRevision: z.number().int().positive().optional(),
+  /** The step the attempt starts from, and per step the hosts carried over (they do not run it). */
+  from: StepIdSchema.optional(),
+  carried: z.record(z.string(), z.array(HostName)).optional(),
+  /** Set for a resume. */
+  changes: AttemptChangesSchema.optional(),
 });
 export type RunStartReply = z.infer<typeof RunStartReplySchema>;
 
@@ -586,6 +654,12 @@ export const RunEventSchema = z.discriminatedUnion("type", [
     from: StepIdSchema,
     /** Per step, hosts that already finished it in an earlier attempt and do not run it again. */
     carried: z.record(z.string(), z.array(HostName)),
+    /** The lab revision this attempt runs. @default the run's (`spec.configRevision`) */
+    configRevision: z.number().int().positive().optional(),
+    /** The pin plugin refs resolve under in this attempt (`PluginPinRequest.pin`). @default the run id */
+    pin: z.string().optional(),
+    /** What changed against the attempt before (a resume). */
+    changes: AttemptChangesSchema.optional(),
   }),
   z.object({
     ...EventBase,
@@ -667,6 +741,10 @@ export const RunRecordSchema = z.object({
   finishedAt: Timestamp.nullable(),
   /** Stream sequence of the run.created event: where a replay of this run starts. */
   firstSeq: z.number().int().nonnegative(),
+  /** The lab revision the current attempt runs. @default spec.configRevision */
+  configRevision: z.number().int().positive().optional(),
+  /** The plugin pin of the current attempt. @default the run id */
+  pin: z.string().optional(),
 });
 export type RunRecord = z.infer<typeof RunRecordSchema>;
 

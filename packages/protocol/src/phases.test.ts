@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { PHASE_MODEL, findStep, stepsOf, type Action } from "./phases.js";
+import { PHASE_MODEL, findStep, stepsOf, type Action, type RunKind } from "./phases.js";
 
 const ids = (kind: "stack" | "unstack" | "clean") => stepsOf(kind).map((s) => s.id);
 
@@ -63,6 +63,38 @@ describe("phase model", () => {
     assert.ok(PHASE_MODEL.stack.every((s) => s.errexit));
     assert.ok(!findStep("clean", "unstack")?.errexit);
     assert.ok(!findStep("clean", "clean")?.errexit);
+  });
+
+  it("with a DevStack checkout, each kind loads DevStack's files where its script does: stackrc or openrc (the localrc) in prepare, lib files around override_defaults", () => {
+    /** What a step loads from the checkout, in order: files, GetDistro, and <localrc via X>. */
+    const loads = (kind: RunKind, id: string) =>
+      (findStep(kind, id)?.actions ?? []).flatMap((a) =>
+        a.kind === "devstack" ? a.load.map((l) => ("source" in l ? l.source : l.call)) : a.kind === "localrc" ? [`<localrc via ${a.via}>`] : [],
+      );
+    const lib = (...names: string[]) => names.map((n) => `lib/${n}`);
+    // stack.sh 176-179, 225, 587-591; then 607-629
+    assert.deepEqual(loads("stack", "prepare"), ["lib/stack", "GetDistro", "<localrc via stackrc>", ...lib("database", "rpc_backend", "host")]);
+    assert.deepEqual(loads("stack", "override_defaults"), []);
+    assert.deepEqual(
+      loads("stack", "source"),
+      lib("apache", "tls", "infra", "libraries", "lvm", "horizon", "keystone", "glance", "nova", "placement", "cinder", "swift", "neutron", "ldap", "dstat", "atop", "tcpdump", "etcd3", "os-vif"),
+    );
+    // unstack.sh: lib/database, openrc, GetDistro; run_phase override_defaults; its lib files
+    assert.deepEqual(loads("unstack", "prepare"), ["lib/database", "<localrc via openrc>", "GetDistro"]);
+    assert.deepEqual(loads("unstack", "source"), lib("apache", "tls", "infra", "lvm", "horizon", "keystone", "glance", "nova", "placement", "cinder", "swift", "neutron", "ldap", "dstat", "atop", "tcpdump", "etcd3"));
+    // clean.sh: openrc, GetDistro, its lib files; its unstack.sh child adds the rest of unstack.sh's after override_defaults
+    assert.deepEqual(loads("clean", "prepare"), [
+      "<localrc via openrc>",
+      "GetDistro",
+      ...lib("apache", "ldap", "database", "rpc_backend", "tls", "libraries", "lvm", "horizon", "keystone", "glance", "nova", "placement", "cinder", "swift", "neutron"),
+    ]);
+    assert.deepEqual(loads("clean", "source"), lib("infra", "dstat", "atop", "tcpdump", "etcd3"));
+    for (const kind of ["stack", "unstack", "clean"] as const) {
+      const all = stepsOf(kind).flatMap((s) => loads(kind, s.id));
+      assert.equal(new Set(all).size, all.length, `${kind}: each file is loaded once per run`);
+      assert.equal(findStep(kind, "source")?.actions[0]?.kind, "devstack", `${kind}: the lib files come before the source phase's hooks (and the hypervisor plugin lib/nova loads)`);
+      assert.ok(findStep(kind, "prepare")?.errexit, `${kind}: a failed prepare ends the run on the host`);
+    }
   });
 
   it("calls the hypervisor plugin functions where DevStack calls them", () => {

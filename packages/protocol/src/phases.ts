@@ -25,8 +25,28 @@ export const HYPERVISOR_FUNCTIONS = [
 ] as const;
 export type HypervisorFunction = (typeof HYPERVISOR_FUNCTIONS)[number];
 
+/**
+ * What a DevStack script loads from its own checkout: a file it sources (its path in the
+ * checkout), or its call of GetDistro (which sets DISTRO and the os_* variables).
+ */
+export type DevstackLoad = { readonly source: string } | { readonly call: "GetDistro" };
+
 /** One thing a step does on a host, in order. */
 export type Action =
+  /**
+   * The run's localrc (the `[[local|localrc]]` blocks of local.conf). Without a DevStack
+   * checkout the session sources it itself; with `--devstack-dir` it sources the checkout's
+   * `via` (stackrc, or openrc, which sources stackrc), which sources the localrc, as the run
+   * kind's script does.
+   */
+  | { kind: "localrc"; via: "stackrc" | "openrc" }
+  /**
+   * With `--devstack-dir` only: source these files of the DevStack checkout (and call its
+   * GetDistro), in order, where the run kind's script does, with TOP_DIR the checkout while
+   * they run; a file the checkout lacks (an older branch) is skipped. Nothing without a
+   * checkout.
+   */
+  | { kind: "devstack"; load: readonly DevstackLoad[] }
   /** Source every `$TOP_DIR/extras.d/*.sh`, in lexical order, with `args`. */
   | { kind: "extras"; args: readonly string[] }
   /** For each external plugin in order, source `$DEST/<name>/devstack/<file>` with `args` if it exists. */
@@ -86,7 +106,34 @@ const plugins = (file: PluginFile, ...args: string[]): Action => ({ kind: "plugi
 const merge = (group: MergeGroup): Action => ({ kind: "merge", group });
 const hypervisor = (fn: HypervisorFunction, when: "n-cpu" | "nova" = "n-cpu"): Action => ({ kind: "hypervisor", fn, when });
 
-const PREPARE: Step = { id: "prepare", label: "prepare", errexit: true, actions: [] };
+const lib = (...names: string[]): DevstackLoad[] => names.map((name) => ({ source: `lib/${name}` }));
+const GET_DISTRO: DevstackLoad = { call: "GetDistro" };
+
+/** stack.sh 607-629: the lib files after `run_phase override_defaults`, before `run_phase source`. */
+const STACK_SOURCE_LIBS = lib("apache", "tls", "infra", "libraries", "lvm", "horizon", "keystone", "glance", "nova", "placement", "cinder", "swift", "neutron", "ldap", "dstat", "atop", "tcpdump", "etcd3", "os-vif");
+/** unstack.sh: the lib files after its `run_phase override_defaults`, before its extras.d loop. */
+const UNSTACK_SOURCE_LIBS = lib("apache", "tls", "infra", "lvm", "horizon", "keystone", "glance", "nova", "placement", "cinder", "swift", "neutron", "ldap", "dstat", "atop", "tcpdump", "etcd3");
+/** clean.sh: the lib files right after openrc and GetDistro, before anything else. */
+const CLEAN_LIBS = lib("apache", "ldap", "database", "rpc_backend", "tls", "libraries", "lvm", "horizon", "keystone", "glance", "nova", "placement", "cinder", "swift", "neutron");
+
+const devstack = (...load: DevstackLoad[]): Action => ({ kind: "devstack", load });
+
+/**
+ * The prepare step: the session opened as the run kind's script starts, up to its first
+ * phase. stack.sh: `functions`, `lib/stack`, GetDistro, `stackrc` (the localrc), then
+ * `lib/database`, `lib/rpc_backend`, `lib/host` (587-591); unstack.sh: `functions`,
+ * `lib/database`, `openrc` (stackrc, the localrc), GetDistro; clean.sh: `functions`,
+ * `openrc`, GetDistro, its lib files. It also fetches the plugins (stack.sh 600). A failed
+ * prepare ends the run on the host, whatever the kind.
+ */
+function prepare(kind: RunKind): Step {
+  const actions: Record<RunKind, Action[]> = {
+    stack: [devstack({ source: "lib/stack" }, GET_DISTRO), { kind: "localrc", via: "stackrc" }, devstack(...lib("database", "rpc_backend", "host"))],
+    unstack: [devstack(...lib("database")), { kind: "localrc", via: "openrc" }, devstack(GET_DISTRO)],
+    clean: [{ kind: "localrc", via: "openrc" }, devstack(GET_DISTRO, ...CLEAN_LIBS)],
+  };
+  return { id: "prepare", label: "prepare", errexit: true, actions: actions[kind] };
+}
 
 function overrideDefaults(errexit: boolean): Step {
   return {
@@ -97,8 +144,8 @@ function overrideDefaults(errexit: boolean): Step {
   };
 }
 
-function source(errexit: boolean, verify: boolean): Step {
-  const actions: Action[] = [{ kind: "hypervisor-load" }, extras("source"), plugins("settings")];
+function source(errexit: boolean, verify: boolean, libs: readonly DevstackLoad[]): Step {
+  const actions: Action[] = [devstack(...libs), { kind: "hypervisor-load" }, extras("source"), plugins("settings")];
   if (verify) actions.push({ kind: "verify-disabled-services" });
   return { id: "source", label: "source", errexit, actions };
 }
@@ -136,9 +183,9 @@ export const FINALLY_STEP: Step = { id: "finally", label: "finally", errexit: tr
 /** Every step of each run kind, in the order the coordinator runs them. */
 export const PHASE_MODEL: Readonly<Record<RunKind, readonly Step[]>> = {
   stack: [
-    PREPARE,
+    prepare("stack"),
     overrideDefaults(true),
-    source(true, true),
+    source(true, true, STACK_SOURCE_LIBS),
     stackStep("pre-install", "pre-install", [], []),
     stackStep(
       "install",
@@ -150,9 +197,21 @@ export const PHASE_MODEL: Readonly<Record<RunKind, readonly Step[]>> = {
     stackStep("extra", "extra", [hypervisor("start_nova_hypervisor"), merge("extra")], [merge("post-extra")]),
     stackStep("test-config", "test-config", [], [merge("test-config")]),
   ],
-  unstack: [PREPARE, overrideDefaults(false), source(false, false), UNSTACK],
-  clean: [PREPARE, overrideDefaults(false), source(false, false), UNSTACK, CLEAN],
+  unstack: [prepare("unstack"), overrideDefaults(false), source(false, false, UNSTACK_SOURCE_LIBS), UNSTACK],
+  // clean.sh's unstack.sh child sources its own list after override_defaults: the session has
+  // what it adds to clean.sh's (each file is sourced once per run).
+  clean: [
+    prepare("clean"),
+    overrideDefaults(false),
+    source(false, false, UNSTACK_SOURCE_LIBS.filter((f) => !CLEAN_LIBS.some((c) => sameLoad(c, f)))),
+    UNSTACK,
+    CLEAN,
+  ],
 };
+
+function sameLoad(a: DevstackLoad, b: DevstackLoad): boolean {
+  return "source" in a ? "source" in b && a.source === b.source : "call" in b && a.call === b.call;
+}
 
 /** The steps of a run kind. */
 export function stepsOf(kind: RunKind): readonly Step[] {

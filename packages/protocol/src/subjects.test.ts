@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { InvalidNameError } from "./errors.js";
-import { inboxPrefix, keys, newRunId, pluginObjectName, subjects } from "./subjects.js";
+import { describeSubject, inboxPrefix, keys, newRunId, pluginObjectName, subjects } from "./subjects.js";
 import { isValidName } from "./names.js";
+import { versionsCompatible } from "./version.js";
 
 describe("subjects - built only from validated tokens", () => {
   const hostile = ["a.b", "*", ">", "", "with space", "tab\there", "a>b", "x*", "../x", "-flag", "a".repeat(65)];
@@ -65,5 +66,25 @@ describe("subjects - built only from validated tokens", () => {
     assert.equal(inboxPrefix("agent-compute1"), "_INBOX.agent-compute1");
     assert.equal(inboxPrefix("UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4"), "_INBOX.UDXU4RCSJNZOIQHZNWXHXORDPRTGNJAHAHFRGZNEEJCPQTT2M7NLCNF4");
     for (const bad of ["a.b", ">", "*", ""]) assert.throws(() => inboxPrefix(bad), InvalidNameError);
+  });
+
+  it("names what a subject reaches in people's words: services, hosts' agents, runs", () => {
+    assert.equal(describeSubject(subjects.hostPlan("lab1", "ctl")), "the agent of host ctl in lab lab1");
+    assert.equal(describeSubject(subjects.hostCommand("lab1", "compute-2")), "the agent of host compute-2 in lab lab1");
+    assert.equal(describeSubject(subjects.configShow("lab1")), "the config service of lab lab1");
+    assert.equal(describeSubject(subjects.labList()), "the config service");
+    assert.equal(describeSubject(subjects.pluginsResolve("lab1", "h")), "the plugin fetcher of lab lab1");
+    assert.equal(describeSubject(subjects.runStart("lab1")), "the coordinator of lab lab1");
+    assert.equal(describeSubject("$JS.API.STREAM.INFO.SB_RUNS"), "JetStream (is the server running with -js?)");
+    assert.equal(describeSubject("other.subject"), "other.subject");
+  });
+});
+
+describe("versions - agents and the coordinator of a lab share major and minor", () => {
+  it("patch versions mix; another minor or major does not; a malformed version matches nothing", () => {
+    assert.equal(versionsCompatible("0.1.0", "0.1.7"), true);
+    assert.equal(versionsCompatible("0.1.0", "0.2.0"), false);
+    assert.equal(versionsCompatible("1.1.0", "0.1.0"), false);
+    assert.equal(versionsCompatible("dev", "dev"), false);
   });
 });

@@ -61,6 +61,8 @@ export const subjects = {
    * requester's identity from the subject, never from the payload.
    */
   pluginsResolve: (l: string, h: string) => `${SUBJECT_ROOT}.${lab(l)}.plugins.resolve.${host(h)}`,
+  /** Coordinator -> fetcher: resolve a resumed run's moving plugin refs again, under a new pin. */
+  pluginsPin: (l: string) => `${SUBJECT_ROOT}.${lab(l)}.plugins.pin`,
 
   // agents
   hostCommand: (l: string, h: string) => `${SUBJECT_ROOT}.${lab(l)}.host.${host(h)}.cmd`,
@@ -95,6 +97,7 @@ export const wildcards = {
   configShow: `${SUBJECT_ROOT}.*.config.show`,
   configPluginSettings: `${SUBJECT_ROOT}.*.config.plugins`,
   pluginsResolve: `${SUBJECT_ROOT}.*.plugins.resolve.*`,
+  pluginsPin: `${SUBJECT_ROOT}.*.plugins.pin`,
   runStart: `${SUBJECT_ROOT}.*.coord.start`,
   runCancel: `${SUBJECT_ROOT}.*.coord.cancel`,
   heartbeats: `${SUBJECT_ROOT}.*.host.*.hb`,
@@ -142,6 +145,36 @@ export function senderMismatch(subject: string, payload: { lab?: string; host: s
   if (payload.lab !== undefined && payload.lab !== from.lab) return `a message on lab ${from.lab}'s subject claims lab ${JSON.stringify(payload.lab)}`;
   if (from.runId !== undefined && payload.runId !== undefined && payload.runId !== from.runId) return `host ${JSON.stringify(from.host)} sent a message for run ${from.runId} that claims run ${JSON.stringify(payload.runId)}`;
   return undefined;
+}
+
+/**
+ * What a subject reaches, as people say it: "the agent of host compute1 in lab lab1", "the
+ * config service of lab lab1". Messages name these, not subjects (the subject stays in the
+ * error's data).
+ */
+export function describeSubject(subject: string): string {
+  if (subject === subjects.labList()) return "the config service";
+  if (subject.startsWith("$JS.") || subject.startsWith("$KV.") || subject.startsWith("$O.")) return "JetStream (is the server running with -js?)";
+  const parsed = parseSubject(subject);
+  if (!parsed) return subject;
+  const [area, ...rest] = parsed.tokens;
+  const inLab = `lab ${parsed.lab}`;
+  switch (area) {
+    case "config":
+      return `the config service of ${inLab}`;
+    case "plugins":
+      return `the plugin fetcher of ${inLab}`;
+    case "coord":
+      return `the coordinator of ${inLab}`;
+    case "host":
+      return rest[0] ? `the agent of host ${rest[0]} in ${inLab}` : subject;
+    case "run":
+    case "log":
+    case "progress":
+      return rest[0] ? `run ${rest[0]} of ${inLab}` : subject;
+    default:
+      return subject;
+  }
 }
 
 /** Root of reply inboxes; a client's own inboxes live under `_INBOX.<identity>`. */

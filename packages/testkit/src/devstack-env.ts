@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, lstatSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 
 /**
  * The real DevStack, for tests: where the bundles of ../shared/mirrors are, and the
@@ -31,10 +31,24 @@ export class DevstackUnavailable extends Error {
   override name = "DevstackUnavailable";
 }
 
-const MIRRORS = new URL("../../../../shared/mirrors/", import.meta.url).pathname;
-/** The bundle directory: STACKBUS_MIRRORS, else ../shared/mirrors beside the checkout. */
+/** The checkout this testkit belongs to (packages/testkit/dist/ is three levels down). */
+const CHECKOUT = new URL("../../../", import.meta.url).pathname;
+
+/**
+ * The bundle directory: STACKBUS_MIRRORS, else the nearest `shared/mirrors` beside the
+ * checkout or beside one of its parent directories (`../shared/mirrors` for a checkout,
+ * `../../shared/mirrors` for a worktree one level further down).
+ */
 export function mirrorsDir(): string {
-  return process.env["STACKBUS_MIRRORS"] ?? MIRRORS;
+  const given = process.env["STACKBUS_MIRRORS"];
+  if (given) return given;
+  let dir = resolve(CHECKOUT);
+  for (;;) {
+    const candidate = join(dirname(dir), "shared", "mirrors");
+    if (existsSync(join(candidate, "devstack.bundle"))) return candidate;
+    if (dirname(dir) === dir) return join(dirname(resolve(CHECKOUT)), "shared", "mirrors");
+    dir = dirname(dir);
+  }
 }
 
 let prepared: DevstackEnvironment | undefined;

@@ -12,6 +12,8 @@ __sb_rc=0
 __sb_fail_cmd=
 __sb_fail_at=
 __SB_HV_LOADED=0
+# With --devstack-dir: the DevStack checkout (set by __sb_devstack_setup).
+__SB_DEVSTACK_DIR=
 
 # One control record: fields separated by US (0x1f), ended by RS (0x1e). A held record
 # goes out first, in the same write.
@@ -43,6 +45,11 @@ __stackbus_die_exit() {
 #   __sb_invoke source FILE ARGS...   source FILE with ARGS as its positional parameters
 #   __sb_invoke noargs FILE           source FILE with no positional parameters
 #   __sb_invoke call FUNCTION ARGS... call a shell function
+#   __sb_invoke devstack FILE         source FILE of the DevStack checkout with no positional
+#                                     parameters and TOP_DIR the checkout, as its own scripts
+#                                     have it (lib/* find lib/databases, lib/nova_plugins, ...
+#                                     there); the session's TOP_DIR is back after it, however
+#                                     the file ended
 # shellcheck disable=SC1090 # hooks are sourced from paths known only at run time
 __sb_invoke() {
   local __sb_k=$1 __sb_f=$2
@@ -56,8 +63,10 @@ __sb_invoke() {
     source) source "$__sb_f" "$@" ;;
     noargs) set -- ; source "$__sb_f" ;;
     call) "$__sb_f" "$@" ;;
+    devstack) __sb_top_dir=$TOP_DIR; TOP_DIR=$__SB_DEVSTACK_DIR; set -- ; source "$__sb_f" ;;
   esac
   __sb_rc=$?
+  if [[ $__sb_k == devstack ]]; then TOP_DIR=$__sb_top_dir; fi
   trap - ERR
   set +E
 }
@@ -114,7 +123,9 @@ __sb_run_hook() {
   __sb_dying=0
   __sb_fail_cmd=
   __sb_fail_at=
-  __sb_invoke "$__sb_kind" "$__sb_file" "$@" </dev/null 3>&-
+  # stderr joins stdout for the hook, as stack.sh sends both to one log: lines keep the order
+  # they were printed in (two pipes would lose it).
+  __sb_invoke "$__sb_kind" "$__sb_file" "$@" </dev/null 3>&- 2>&1
   local __sb_status=$__sb_rc
   set +e
   __sb_hold H "$__sb_i" end "${EPOCHREALTIME/./}" "$__sb_status" "$__sb_dying" "${__sb_fail_cmd//$'\n'/ }" "$__sb_fail_at"
@@ -133,6 +144,13 @@ __sb_hv_load() {
   local file="$TOP_DIR/lib/nova_plugins/hypervisor-${VIRT_DRIVER-}"
   if [[ -z ${VIRT_DRIVER-} ]] || ! is_service_enabled nova || [[ ! -r $file ]]; then
     __sb_ctl H "$__sb_i" skip inactive
+    return 0
+  fi
+  # With --devstack-dir, DevStack's lib/nova has just sourced $NOVA_PLUGINS/hypervisor-$VIRT_DRIVER
+  # on the same conditions: when that is this very file, it is loaded once, as in stack.sh.
+  if [[ -n $__SB_DEVSTACK_DIR && -n ${NOVA_PLUGINS-} && $file -ef $NOVA_PLUGINS/hypervisor-$VIRT_DRIVER ]]; then
+    __SB_HV_LOADED=1
+    __sb_ctl H "$__sb_i" skip "loaded by lib/nova"
     return 0
   fi
   __sb_run_hook "$__sb_i" noargs "lib/nova_plugins/hypervisor-$VIRT_DRIVER" "$file"
@@ -177,6 +195,35 @@ __sb_list_plugins() {
 
 # Reports a named value to the agent (plans, queries).
 __sb_report() { __sb_ctl Q "$1" "$2"; }
+
+# With --devstack-dir (DIR, the DevStack checkout, whose functions the preamble sourced):
+# DevStack's die made safe for the session, and stack.sh's read_password, which DevStack's
+# files do not define, without its prompt and its file: a password the localrc does not set
+# is generated (as stack.sh does when nobody types one) and kept in the session only.
+# shellcheck disable=SC2317 # read_password is called by hooks, not by this file
+__sb_devstack_setup() {
+  __SB_DEVSTACK_DIR=$1
+  __sb_wrap_devstack_die
+  declare -F read_password >/dev/null && return 0
+  read_password() {
+    local __sb_var=$1 __sb_pw
+    if [[ -z ${!__sb_var:-} ]]; then
+      __sb_pw=$(generate_hex_string 10) || return
+      printf -v "$__sb_var" '%s' "$__sb_pw"
+    fi
+  }
+}
+
+# DevStack's GetDistro (DISTRO, os_VENDOR, os_RELEASE, os_CODENAME, os_PACKAGE), unless it
+# would install lsb_release first (DevStack's GetOSVersion does, with sudo, when it is
+# missing outside the RHEL family): then DISTRO stays unset and the hook fails saying why.
+__sb_devstack_distro() {
+  if ! command -v lsb_release >/dev/null 2>&1 && ! grep -Eqs '^ID="?(almalinux|centos|rocky|rhel)' /etc/os-release; then
+    echo "lsb_release is not installed: DISTRO is not set (DevStack's GetDistro would install lsb-release first)" >&2
+    return 1
+  fi
+  GetDistro
+}
 
 # With --devstack-dir the session sources DevStack's own functions, whose die ends with
 # `exit`: that would end the session shell. Replace it with DevStack's die as it reads,

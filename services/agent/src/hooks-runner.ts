@@ -1,10 +1,10 @@
-import { toStackbusError, type RunKind, type StepId, type StepResult } from "@stackbus/protocol";
+import type { RunKind, StepId, StepResult } from "@stackbus/protocol";
 import type { Bus, Logger } from "@stackbus/bus";
 import type { BashSession, HookSpec } from "./session.js";
-import { hooksFor, type InstalledPlugin } from "./hooks.js";
-import { executeStep } from "./step.js";
+import { hooksFor, type HookPlaces, type InstalledPlugin } from "./hooks.js";
+import { describeFailure, executeStep } from "./step.js";
 import { installPlugins, mergeInSession, openSession, SpareSession, type HostDirs } from "./prepare.js";
-import { failedResult, originOf, stepResult } from "./results.js";
+import { failedResult, originOf, prepareFailed, stepResult } from "./results.js";
 import type { Prepared, PrepareContext, RunHandle, Runner, StepContext } from "./runner.js";
 import type { OutputLog } from "./output.js";
 
@@ -52,6 +52,7 @@ export class HooksRunner implements Runner {
       const opened = await openSession({
         dirs: this.#dirs,
         config,
+        kind: cmd.kind,
         runId: cmd.runId,
         runDir: ctx.runDir,
         logger: this.#log,
@@ -63,48 +64,42 @@ export class HooksRunner implements Runner {
       });
       session = opened.session;
       ctx.track(session.pid);
-      if (opened.localrcDied) {
+      if (opened.failed) {
+        const failed = opened.failed;
         session.close();
+        await out.flush();
+        const what = failed.name === "localrc" ? "sourcing the localrc section of local.conf failed" : describeFailure(failed, this.#dirs.topDir);
         return {
           result: failedResult(origin, ctx.startedAt, {
             reason: "prepare",
-            hook: "localrc",
-            exitCode: opened.localrcStatus,
-            signal: null,
-            message: `sourcing the localrc section of local.conf failed: ${out.tail("localrc").slice(-3).join(" / ")}`,
-            outputTail: out.tail("localrc"),
+            hook: failed.name,
+            exitCode: failed.exitCode,
+            signal: failed.signal,
+            message: `${what}: ${out.tail(failed.name).slice(-3).join(" / ")}`,
+            outputTail: out.tail(failed.name),
+            ...(failed.command !== undefined && failed.location ? { command: failed.command, location: failed.location } : {}),
           }),
         };
       }
       const warnings = config.diagnostics.filter((d) => d.severity === "warning").map((d) => d.message);
+      warnings.push(...opened.warnings);
       const installed = await installPlugins({
         bus: this.#bus,
         session,
         config,
         runId: cmd.runId,
+        runDir: ctx.runDir,
         dest: this.#dirs.dest,
         log: say,
         onProgress: (plugin, done, total) => ctx.progress({ hook: `fetch ${plugin}`, done, total }),
       });
       warnings.push(...installed.warnings);
       await out.flush();
-      const handle = new HooksRun(this, session, out, installed.plugins, opened.factsFile, ctx.runDir, router, this.#dirs, this.#host, config.unstackErrors);
+      const handle = new HooksRun(this, session, out, installed.plugins, opened.factsFile, ctx.runDir, router, this.#dirs, this.#host, config.unstackErrors, opened.devstack);
       return { result: stepResult(origin, ctx.startedAt, { warnings }), handle };
     } catch (err) {
-      const e = toStackbusError(err);
-      say(e.message);
       session?.close();
-      await out.flush();
-      return {
-        result: failedResult(origin, ctx.startedAt, {
-          reason: "prepare",
-          hook: typeof e.data["plugin"] === "string" ? `plugin ${e.data["plugin"]}` : null,
-          exitCode: null,
-          signal: null,
-          message: e.message,
-          outputTail: out.tail("prepare"),
-        }),
-      };
+      return { result: await prepareFailed(origin, ctx.startedAt, err, out) };
     }
   }
 
@@ -131,6 +126,7 @@ class HooksRun implements RunHandle {
     readonly dirs: HostDirs,
     readonly host: string,
     readonly unstackErrors: "warn" | "fail",
+    readonly devstack: HookPlaces["devstack"],
   ) {}
 
   /** A hook that called die in unstack or clean, and the DevStack script it ended. */
@@ -149,7 +145,7 @@ class HooksRun implements RunHandle {
     const died = this.#died;
     if (died && died.script === scriptOf(cmd.kind, step.id)) {
       // DevStack's die ended that script: none of its later hooks run.
-      const skipped = step.actions.flatMap((a) => hooksFor(a, this.dirs.topDir, this.plugins));
+      const skipped = step.actions.flatMap((a) => hooksFor(a, { topDir: this.dirs.topDir, plugins: this.plugins, devstack: this.devstack }));
       return stepResult(originOf(cmd, this.host), ctx.startedAt, {
         hooks: skipped.map((h) => ({ hook: h.name, command: h.target, status: "skipped", durationMs: 0, exitCode: null, signal: null })),
         warnings: [`not run: ${died.hook} called die in ${died.step}, which ends ${died.script} in DevStack (its later hooks, ${skipped.map((h) => h.name).join(", ") || "none"}, do not run)`],
@@ -167,6 +163,7 @@ class HooksRun implements RunHandle {
           session: this.session,
           out: this.out,
           plugins: this.plugins,
+          devstack: this.devstack,
           factsFile: this.factsFile,
           merge: (group) => mergeInSession(this.session, this.dirs.topDir, this.runDir, group),
           setBatch: (hooks) => {

@@ -39,12 +39,37 @@ function isFile(path: string): boolean {
   }
 }
 
+/** Where an action's hooks are: the host's TOP_DIR and plugins, the DevStack checkout, the run's localrc. */
+export interface HookPlaces {
+  topDir: string;
+  plugins: readonly InstalledPlugin[];
+  /**
+   * With --devstack-dir: the checkout, and the run's directory of links to it whose
+   * `.localrc.auto` is the run's localrc (stackrc and openrc are sourced from there, so
+   * stackrc's RC_DIR is that directory and it sources the run's localrc).
+   */
+  devstack?: { dir: string; rcDir: string } | undefined;
+  /** The run's localrc file (what the prepare step's localrc action sources without a checkout). */
+  localrc?: string;
+}
+
 /**
  * The hooks an action runs, in order. Merges are not hooks (the agent applies them
- * itself) and return an empty list.
+ * itself) and return an empty list; so do DevStack's files without a checkout.
  */
-export function hooksFor(action: Action, topDir: string, plugins: readonly InstalledPlugin[]): HookSpec[] {
+export function hooksFor(action: Action, places: HookPlaces): HookSpec[] {
+  const { topDir, plugins, devstack } = places;
   switch (action.kind) {
+    case "localrc":
+      if (devstack) return [{ name: action.via, kind: "devstack", target: join(devstack.rcDir, action.via), args: [] }];
+      return places.localrc ? [{ name: "localrc", kind: "noargs", target: places.localrc, args: [] }] : [];
+    case "devstack":
+      if (!devstack) return [];
+      return action.load.map((l) =>
+        "source" in l
+          ? { name: l.source, kind: "devstack", target: join(devstack.dir, l.source), args: [] }
+          : { name: l.call, kind: "call", target: "__sb_devstack_distro", args: [] },
+      );
     case "extras":
       return listExtras(topDir).map((file) => ({
         name: `extras.d/${file}`,

@@ -16,7 +16,7 @@ import { openSession, type HostDirs } from "./prepare.js";
 export async function planHost(options: { dirs: HostDirs; config: HostConfig; kind: RunKind; logger: Logger }): Promise<HostPlan> {
   const { dirs, config, kind } = options;
   const scratch = join(dirs.stateDir, "plan");
-  const { session } = await openSession({ dirs, config, runId: "plan", runDir: scratch, logger: options.logger, onOutput: () => undefined, writeLocalConf: false });
+  const { session } = await openSession({ dirs, config, kind, runId: "plan", runDir: scratch, logger: options.logger, onOutput: () => undefined, writeLocalConf: false });
   let facts: Record<string, string>;
   let plugins: string[][];
   try {
@@ -41,12 +41,23 @@ export async function planHost(options: { dirs: HostDirs; config: HostConfig; ki
 
   const steps = stepsOf(kind).map((step) => {
     const entries: PlanEntry[] = [];
-    if (step.id === "prepare") {
-      entries.push({ action: "session", name: "localrc", args: [], active: true, note: `ENABLED_SERVICES=${facts["ENABLED_SERVICES"] ?? ""}` });
-      for (const [name = "", url = "", ref = ""] of plugins) entries.push({ action: "session", name: `fetch ${name}`, args: [redactUrl(url), ref], active: true, note: null });
-    }
     for (const action of step.actions) {
       switch (action.kind) {
+        case "localrc": {
+          const services = `ENABLED_SERVICES=${facts["ENABLED_SERVICES"] ?? ""}`;
+          entries.push({ action: "session", name: dirs.devstackDir ? action.via : "localrc", args: [], active: true, note: dirs.devstackDir ? `DevStack's, which sources the localrc; ${services}` : services });
+          break;
+        }
+        case "devstack":
+          if (!dirs.devstackDir) break;
+          for (const load of action.load) {
+            if ("call" in load) entries.push({ action: "devstack", name: load.call, args: [], active: true, note: null });
+            else {
+              const present = existsSync(join(dirs.devstackDir, load.source));
+              entries.push({ action: "devstack", name: load.source, args: [], active: present, note: present ? null : "not in this DevStack checkout: skipped" });
+            }
+          }
+          break;
         case "extras":
           for (const f of extras) entries.push({ action: "extras", name: `extras.d/${f}`, args: [...action.args], active: true, note: null });
           break;
@@ -80,6 +91,9 @@ export async function planHost(options: { dirs: HostDirs; config: HostConfig; ki
           entries.push({ action: "builtin", name: "verify_disabled_services", args: [], active: true, note: null });
           break;
       }
+    }
+    if (step.id === "prepare") {
+      for (const [name = "", url = "", ref = ""] of plugins) entries.push({ action: "session", name: `fetch ${name}`, args: [redactUrl(url), ref], active: true, note: null });
     }
     return { step: step.id, label: step.label, errexit: step.errexit, entries };
   });

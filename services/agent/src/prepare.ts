@@ -1,4 +1,4 @@
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { networkInterfaces, userInfo } from "node:os";
 import { join } from "node:path";
 import { bashlibEntry, stackbusFunctionsPath } from "@stackbus/bashlib";
@@ -14,15 +14,19 @@ import {
   PluginResolveReplySchema,
   PluginResolveRequestSchema,
   StackbusError,
+  findStep,
   subjects,
   type HostConfig,
+  type RunKind,
+  type Step,
   type MergeGroup,
   type PluginResolveReply,
   type PluginResolveRequest,
 } from "@stackbus/protocol";
 import type { Bus, Logger } from "@stackbus/bus";
-import { BashSession, sessionScriptPath, shq, type OutputSink } from "./session.js";
-import type { InstalledPlugin } from "./hooks.js";
+import { BashSession, sessionScriptPath, shq, type HookRun, type OutputSink } from "./session.js";
+import { hooksFor, type HookPlaces, type InstalledPlugin } from "./hooks.js";
+import { describeFailure } from "./step.js";
 
 /** DevStack's default ENABLED_SERVICES (stackrc), used when localrc does not set it. */
 export const DEVSTACK_DEFAULT_SERVICES =
@@ -53,9 +57,12 @@ export function sessionPreamble(dirs: HostDirs): string[] {
   return [sessionScriptPath(), bashlibEntry()];
 }
 
-/** Session code run after the preamble: with DevStack's own functions, make its die safe for the session. */
+/**
+ * Session code run after the preamble: with DevStack's own functions, make its die safe for
+ * the session and define what stack.sh itself adds (read_password).
+ */
 export function sessionSetup(dirs: HostDirs): string {
-  return dirs.devstackDir ? "__sb_wrap_devstack_die" : "true";
+  return dirs.devstackDir ? `__sb_devstack_setup ${shq(dirs.devstackDir)}` : "true";
 }
 
 /** The environment a session starts with; a run adds STACKBUS_RUN and STACKBUS_FACTS_FILE. */
@@ -77,8 +84,13 @@ function openShell(dirs: HostDirs, env: Record<string, string>, logger: Logger, 
   return BashSession.open({ cwd: dirs.topDir, env, preamble: sessionPreamble(dirs), logger, onOutput });
 }
 
-/** The user the agent runs as (DevStack's STACK_USER default, `id -un`). */
-function currentUser(): string {
+/**
+ * DevStack's STACK_USER default, as stackrc sets it before the localrc: `stack` when the
+ * agent runs as root (EUID 0; DevStack never runs its services as root), else the user
+ * the agent runs as (`whoami`). Computed here, without a fork in the session.
+ */
+export function stackUserDefault(euid: number | undefined = process.geteuid?.()): string {
+  if (euid === 0) return "stack";
   try {
     return userInfo().username;
   } catch {
@@ -198,50 +210,119 @@ function preambleStamp(dirs: HostDirs): string {
     .join(",");
 }
 
+/** What openSession opened. */
+export interface OpenedSession {
+  session: BashSession;
+  factsFile: string;
+  /** With --devstack-dir: the checkout and the run's directory of links to it (see HookPlaces). */
+  devstack?: HookPlaces["devstack"];
+  /**
+   * The prepare hook that ends the run on this host, if one did: it called die, ended or
+   * was killed with the session, or failed under stack.sh's errexit.
+   */
+  failed?: HookRun;
+  /** What the run's prepare result says besides: failures the script goes on past, an unused --dest, LOGDIR not created. */
+  warnings: string[];
+}
+
 /**
- * Opens the run's session the way stack.sh starts: helper functions, base variables,
- * the host's local.conf written to TOP_DIR, its localrc sourced (enable_plugin,
- * enable_service, variables), then DevStack's negated-service clean-up. Takes the
- * spare session when one is given.
+ * Opens the run's session the way the run kind's DevStack script starts (the prepare step
+ * of the phase model): helper functions (or DevStack's `functions`), base variables, the
+ * host's local.conf written to TOP_DIR, its localrc sourced (enable_plugin, enable_service,
+ * variables) — with --devstack-dir through DevStack's stackrc or openrc, with the DevStack
+ * files the script sources around it — then DevStack's negated-service clean-up and LOGDIR.
+ * Takes the spare session when one is given.
  */
 export async function openSession(options: {
   dirs: HostDirs;
   config: HostConfig;
+  kind: RunKind;
   runId: string;
   runDir: string;
   logger: Logger;
   onOutput: OutputSink;
-  /** Write the lab's local.conf to TOP_DIR (a run does; a plan does not). @default true */
+  /** Write the lab's local.conf to TOP_DIR and create LOGDIR (a run does; a plan does not). @default true */
   writeLocalConf?: boolean;
   spare?: SpareSession | undefined;
-}): Promise<{ session: BashSession; factsFile: string; localrcStatus: number; localrcDied: boolean }> {
+}): Promise<OpenedSession> {
   const { dirs, config } = options;
+  const run = options.writeLocalConf !== false;
   mkdirSync(dirs.topDir, { recursive: true });
   mkdirSync(options.runDir, { recursive: true, mode: 0o700 });
   const factsFile = join(options.runDir, "facts");
   writePrivate(factsFile, "");
-  const localrc = join(options.writeLocalConf === false ? options.runDir : dirs.topDir, ".localrc.auto");
-  if (options.writeLocalConf !== false) {
+  const localrc = join(run ? dirs.topDir : options.runDir, ".localrc.auto");
+  if (run) {
     writePrivate(join(dirs.topDir, "local.conf"), config.localConf.map((s) => (s.text.endsWith("\n") ? s.text : `${s.text}\n`)).join(""));
   }
   writePrivate(localrc, `# Generated by stackbus from the lab's local.conf (revision ${config.revision}), do not edit\n${config.localrc}`);
+  const step = findStep(options.kind, "prepare") as Step;
+  const devstack = dirs.devstackDir ? { dir: dirs.devstackDir, rcDir: devstackRcDir(options.runDir, dirs.devstackDir, localrc) } : undefined;
+  const at = step.actions.findIndex((a) => a.kind === "localrc");
+  const via = step.actions[at];
+  if (devstack && via?.kind === "localrc" && !existsSync(join(devstack.dir, via.via))) {
+    throw new StackbusError(ErrorCode.NotFound, `the DevStack checkout ${devstack.dir} (--devstack-dir) has no ${via.via}`, { path: join(devstack.dir, via.via) });
+  }
 
-  let session = options.spare
-    ? await options.spare.take(options.onOutput)
-    : await openShell(dirs, baseEnv(config.lab, config.host), options.logger, options.onOutput);
-  const base = [
-    `export STACKBUS_RUN=${shq(options.runId)} STACKBUS_FACTS_FILE=${shq(factsFile)}`,
+  const session = await startSession(options, baseVariables(dirs, options.runId, factsFile));
+  const places: HookPlaces = { topDir: dirs.topDir, plugins: [], devstack, localrc };
+  const opened: OpenedSession = { session, factsFile, devstack, warnings: [] };
+  // Up to the localrc no DevStack script has errexit (stack.sh sets it at line 576): a
+  // failing command goes on, a die ends the script.
+  const early = await session.runBatch(step.actions.slice(0, at + 1).flatMap((a) => hooksFor(a, places)), false);
+  opened.failed = early.find((r) => endsRun(r, false, session));
+  if (opened.failed) return opened;
+
+  const facts = await session.query(
+    [
+      "disable_negated_services",
+      `HOST_IP=\${HOST_IP:-${shq(defaultHostIp())}}`,
+      `SERVICE_HOST=\${SERVICE_HOST:-$HOST_IP}`,
+      `__sb_report DEST "\${DEST-}"`,
+      `__sb_report LOGDIR "\${LOGDIR-}"`,
+      // stack.sh creates LOGDIR right after stackrc (line 344), before any phase.
+      ...(run ? ['[[ -z ${LOGDIR:-} || -d $LOGDIR ]] || mkdir -p -- "$LOGDIR" || __sb_report LOGDIR-failed 1'] : []),
+    ].join("\n"),
+  );
+  if (facts["LOGDIR-failed"]) opened.warnings.push(`LOGDIR ${facts["LOGDIR"] ?? ""} could not be created: hooks that write their logs there will fail`);
+  if (devstack && facts["DEST"] !== dirs.dest) {
+    opened.warnings.push(`DEST is ${facts["DEST"] ?? ""}, as DevStack's stackrc and the localrc set it; the agent's --dest ${dirs.dest} is not used with --devstack-dir`);
+  }
+
+  // After it, stack.sh has errexit; unstack.sh and clean.sh never do.
+  const errexit = options.kind === "stack";
+  const late = step.actions.slice(at + 1).flatMap((a) => hooksFor(a, places));
+  const runs = late.length > 0 ? await session.runBatch(late, errexit) : [];
+  opened.failed = runs.find((r) => endsRun(r, errexit, session));
+  if (!opened.failed) {
+    for (const r of runs.filter((x) => x.status === "failed")) opened.warnings.push(`${describeFailure(r, dirs.topDir)} (${scriptName(options.kind)} goes on past it)`);
+  }
+  return opened;
+}
+
+/** The session variables set before any hook: TOP_DIR and the helper library's defaults, or what stackrc leaves to its caller. */
+function baseVariables(dirs: HostDirs, runId: string, factsFile: string): string[] {
+  // With a DevStack checkout, stackrc sets DEST, DATA_DIR, LOGDIR, STACK_USER and the
+  // default ENABLED_SERVICES itself (LOGDIR and ENABLED_SERVICES only when unset).
+  const defaults = dirs.devstackDir
+    ? []
+    : [`DEST=${shq(dirs.dest)}`, `DATA_DIR=$DEST/data`, `LOGDIR=$DEST/logs`, `STACK_USER=${shq(stackUserDefault())}`, `ENABLED_SERVICES=${shq(DEVSTACK_DEFAULT_SERVICES)}`];
+  return [
+    `export STACKBUS_RUN=${shq(runId)} STACKBUS_FACTS_FILE=${shq(factsFile)}`,
     sessionSetup(dirs),
     `TOP_DIR=${shq(dirs.topDir)}`,
-    `DEST=${shq(dirs.dest)}`,
     `FILES=$TOP_DIR/files`,
-    `DATA_DIR=$DEST/data`,
-    `LOGDIR=$DEST/logs`,
-    `STACK_USER=${shq(currentUser())}`,
-    `ENABLED_SERVICES=${shq(DEVSTACK_DEFAULT_SERVICES)}`,
+    ...defaults,
     `DISABLED_SERVICES=""`,
     `cd "$TOP_DIR"`,
   ];
+}
+
+/** The run's shell (the spare when there is one alive) with the base variables set. */
+async function startSession(options: { dirs: HostDirs; config: HostConfig; logger: Logger; onOutput: OutputSink; spare?: SpareSession | undefined }, base: string[]): Promise<BashSession> {
+  let session = options.spare
+    ? await options.spare.take(options.onOutput)
+    : await openShell(options.dirs, baseEnv(options.config.lab, options.config.host), options.logger, options.onOutput);
   let status: number;
   try {
     status = await session.eval(base.join("\n"));
@@ -252,14 +333,39 @@ export async function openSession(options: {
     status = await session.eval(base.join("\n"));
   }
   if (status !== 0) throw new StackbusError(ErrorCode.SessionEnded, `setting the base variables failed with status ${status}`);
-  const after = [
-    "disable_negated_services",
-    `HOST_IP=\${HOST_IP:-${shq(defaultHostIp())}}`,
-    `SERVICE_HOST=\${SERVICE_HOST:-$HOST_IP}`,
-  ];
-  const [run] = await session.runBatch([{ name: "localrc", kind: "noargs", target: localrc, args: [] }], false);
-  await session.eval(after.join("\n"));
-  return { session, factsFile, localrcStatus: run?.exitCode ?? 0, localrcDied: run?.died ?? false };
+  return session;
+}
+
+/** True when a prepare hook's outcome ends the run on the host, as it would end the DevStack script. */
+function endsRun(run: HookRun, errexit: boolean, session: BashSession): boolean {
+  if (run.status === "timeout" || run.status === "canceled") return true;
+  if (run.status !== "failed") return false;
+  return run.died || session.ended || errexit;
+}
+
+function scriptName(kind: RunKind): string {
+  return kind === "stack" ? "stack.sh" : kind === "unstack" ? "unstack.sh" : "clean.sh";
+}
+
+/** The entries of a DevStack checkout that are not linked into the run's RC_DIR: a localrc of its own, and an earlier stack.sh's state. */
+const NOT_LINKED = new Set(["local.conf", "localrc", ".localrc.auto", ".localrc.password", ".stackenv"]);
+
+/**
+ * The directory stackrc and openrc are sourced from, so that their RC_DIR (the directory
+ * they are in) holds the run's localrc: `<runDir>/devstack-rc`, a link to every top-level
+ * entry of the DevStack checkout except a localrc of its own and an earlier stack.sh's
+ * state (local.conf, localrc, .localrc.auto, .localrc.password, .stackenv), and
+ * `.localrc.auto` linked to the run's localrc. The checkout is neither edited nor copied.
+ */
+export function devstackRcDir(runDir: string, checkout: string, localrc: string): string {
+  const dir = join(runDir, "devstack-rc");
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  for (const entry of readdirSync(checkout)) {
+    if (!NOT_LINKED.has(entry)) symlinkSync(join(checkout, entry), join(dir, entry));
+  }
+  symlinkSync(localrc, join(dir, ".localrc.auto"));
+  return dir;
 }
 
 /** A plugin as enable_plugin registered it: name, URL, ref, and its GITDIR. */
@@ -285,8 +391,11 @@ export async function fetchPlugins(options: {
   log: (line: string) => void;
   onProgress: (plugin: string, done: number, total: number) => void;
   onInstalled?: (path: string) => Promise<void> | void;
+  /** The run's directory on this host: what earlier attempts of the run placed is recorded there. */
+  runDir?: string;
 }): Promise<{ plugins: InstalledPlugin[]; replies: PluginResolveReply[]; warnings: string[] }> {
   const { bus, config, registered } = options;
+  const placed = readPlaced(options.runDir);
   if (registered.length === 0) return { plugins: [], replies: [], warnings: [] };
   const warnings: string[] = [];
   const store = await bus.objectStore(OBJECT_STORES.plugins);
@@ -305,6 +414,7 @@ export async function fetchPlugins(options: {
       plugin: reply,
       dest: dirParent(dir),
       reclone: config.pluginSettings.reclone,
+      replaceable: placed[join(dirParent(dir), reply.name)] ?? [],
       limits: config.pluginSettings.limits,
       onProgress: (done, total) => options.onProgress(reply.name, done, total),
     });
@@ -312,8 +422,27 @@ export async function fetchPlugins(options: {
     if (outcome.warning) warnings.push(outcome.warning);
     await options.onInstalled?.(outcome.path);
     installed.push({ name: reply.name, url: reply.url, ref: reply.ref, dir: outcome.path, commit: outcome.commit });
+    if (outcome.action !== "kept") (placed[outcome.path] ??= []).push(outcome.commit);
   }
+  writePlaced(options.runDir, placed);
   return { plugins: installed, replies, warnings };
+}
+
+/** Per checkout path, the commits this run's attempts placed there (`runs/<run>/plugins.json`). */
+function readPlaced(runDir: string | undefined): Record<string, string[]> {
+  if (!runDir) return {};
+  try {
+    const parsed: unknown = JSON.parse(readFileSync(join(runDir, "plugins.json"), "utf8"));
+    return parsed !== null && typeof parsed === "object" ? (parsed as Record<string, string[]>) : {};
+  } catch {
+    return {};
+  }
+}
+
+function writePlaced(runDir: string | undefined, placed: Record<string, string[]>): void {
+  if (!runDir) return;
+  mkdirSync(runDir, { recursive: true });
+  writeFileSync(join(runDir, "plugins.json"), JSON.stringify(placed));
 }
 
 /**
@@ -325,6 +454,7 @@ export async function installPlugins(options: {
   session: BashSession;
   config: HostConfig;
   runId: string;
+  runDir?: string;
   dest: string;
   log: (line: string) => void;
   onProgress: (plugin: string, done: number, total: number) => void;

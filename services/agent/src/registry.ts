@@ -9,13 +9,15 @@ import {
   PingReplySchema,
   PingRequestSchema,
   StackbusError,
+  STACKBUS_VERSION,
   subjects,
   type AgentInfo,
   type StepRef,
 } from "@stackbus/protocol";
 import { PermissionDeniedError, withRetry, type Bus, type KV, type Logger, type Subscription } from "@stackbus/bus";
 
-export const AGENT_VERSION = "0.1.0";
+/** The version this agent reports (the coordinator refuses an agent of another minor version). */
+export const AGENT_VERSION = STACKBUS_VERSION;
 
 /** Refused: another agent is live for this host. */
 export class DuplicateAgentError extends StackbusError {
@@ -47,6 +49,8 @@ export class Registration {
   #registry: KV | undefined;
   #timer: NodeJS.Timeout | undefined;
   #ping: Subscription | undefined;
+  #heartbeatAt = 0;
+  #heartbeatMs = 0;
 
   constructor(options: { bus: Bus; lab: string; host: string; logger: Logger; state: () => BusyState }) {
     this.#bus = options.bus;
@@ -82,7 +86,11 @@ export class Registration {
     });
     await register(this.#bus, this.#registry, this.info, this.#log);
     // From now on this agent answers pings, so a second agent for this host sees it is live.
-    this.#ping = this.#bus.serve(subjects.hostPing(lab, host), PingRequestSchema, PingReplySchema, () => this.info);
+    this.#heartbeatMs = heartbeatMs;
+    this.#ping = this.#bus.serve(subjects.hostPing(lab, host), PingRequestSchema, PingReplySchema, () => {
+      const { busy, hook } = this.#state();
+      return { ...this.info, busy, hook: busy ? hook : null, heartbeatAt: this.#heartbeatAt, heartbeatMs: this.#heartbeatMs };
+    });
     this.beat();
     this.#timer = setInterval(() => this.beat(), heartbeatMs);
   }
@@ -91,6 +99,7 @@ export class Registration {
   beat(): void {
     const { lab, host, instance } = this.info;
     const { busy, hook } = this.#state();
+    this.#heartbeatAt = Date.now();
     this.#bus.publish(subjects.hostHeartbeat(lab, host), HeartbeatSchema, { lab, host, instance, at: Date.now(), busy, hook: busy ? hook : null });
   }
 

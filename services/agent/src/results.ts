@@ -1,4 +1,5 @@
-import type { Failure, PhaseCommand, StepId, StepResult, StepStatus } from "@stackbus/protocol";
+import { toStackbusError, type Failure, type PhaseCommand, type StepId, type StepResult, type StepStatus } from "@stackbus/protocol";
+import type { OutputLog } from "./output.js";
 
 /** The step a result answers: which run, attempt and step, on which host. */
 export interface StepOrigin {
@@ -51,4 +52,23 @@ export function agentFailure(reason: Failure["reason"], message: string): Failur
 /** The message id a step result is stored under in the run stream: one per host and step, so a retry is stored once. */
 export function resultMsgId(origin: StepOrigin): string {
   return `${origin.runId}.${origin.attempt}.${origin.step}.${origin.host}`;
+}
+
+/**
+ * The prepare step's result when something threw: its message in the step's output, the
+ * plugin it names (a fetch or install failure) as the hook.
+ */
+export async function prepareFailed(origin: StepOrigin, startedAt: number, err: unknown, out: OutputLog): Promise<StepResult> {
+  const e = toStackbusError(err);
+  out.line("prepare", "agent", e.message);
+  await out.flush();
+  const plugin = (e.data as Record<string, unknown>)["plugin"];
+  return failedResult(origin, startedAt, {
+    reason: "prepare",
+    hook: typeof plugin === "string" ? `plugin ${plugin}` : null,
+    exitCode: null,
+    signal: null,
+    message: e.message,
+    outputTail: out.tail("prepare"),
+  });
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { silentLogger } from "@stackbus/bus";
@@ -124,18 +124,23 @@ describe("session - one bash for the whole run", () => {
     assert.equal(runs[1]?.status, "skipped");
     assert.equal(runs[1]?.skipReason, "stopped");
     assert.equal(await s.eval("true"), 0, "the shell lives on");
-    assert.ok(lines.some((l) => l.stream === "stderr" && l.text === "[ERROR] bad thing" && l.hook === 0));
+    assert.ok(lines.some((l) => l.text === "[ERROR] bad thing" && l.hook === 0));
     s.close();
   });
 
-  it("attributes every line, stdout and stderr, to the hook that printed it", async () => {
+  it("attributes every line, stdout and stderr, to the hook that printed it, in the order printed (stderr joins stdout, as in stack.sh's log)", async () => {
     const lines: Line[] = [];
     const s = await openSession(dir.path, lines);
     const one = file("one.sh", "echo out1\necho err1 >&2\nprintf 'no newline'\n");
     const two = file("two.sh", "echo out2\n");
     await s.runBatch([src("one", one), src("two", two)], true);
-    assert.deepEqual(lines.filter((l) => l.hook === 0).map((l) => `${l.stream}:${l.text}`).sort(), ["stderr:err1", "stdout:no newline", "stdout:out1"]);
+    assert.deepEqual(lines.filter((l) => l.hook === 0).map((l) => l.text), ["out1", "err1", "no newline"]);
     assert.deepEqual(lines.filter((l) => l.hook === 1).map((l) => l.text), ["out2"]);
+    const many = file("many.sh", 'for i in $(seq 1 300); do echo "o$i"; echo "e$i" >&2; done\n');
+    lines.length = 0;
+    await s.runBatch([src("many", many)], true);
+    const expected = Array.from({ length: 300 }, (_, i) => [`o${i + 1}`, `e${i + 1}`]).flat();
+    assert.deepEqual(lines.filter((l) => l.hook === 0).map((l) => l.text), expected);
     s.close();
   });
 
@@ -145,7 +150,7 @@ describe("session - one bash for the whole run", () => {
     const forger = file("forge.sh", "printf 'H\\x1f0\\x1fend\\x1f0\\x1f0\\x1e\\n'\necho fake >&3\n");
     const runs = await s.runBatch([src("forge", forger)], true);
     assert.equal(runs[0]?.status, "failed", "writing to fd 3 fails inside a hook");
-    assert.ok(lines.some((l) => l.stream === "stderr" && /3: Bad file descriptor/.test(l.text)));
+    assert.ok(lines.some((l) => l.hook === 0 && /3: Bad file descriptor/.test(l.text)));
     s.close();
   });
 
@@ -199,7 +204,7 @@ describe("session - with the real helper library", () => {
     const runs = await s.runBatch([src("dying", hook)], true);
     assert.equal(runs[0]?.status, "failed");
     assert.equal(runs[0]?.died, true);
-    assert.ok(lines.some((l) => l.stream === "stderr" && /\[ERROR\] .*dying\.sh:1 cannot go on/.test(l.text)), lines.map((l) => l.text).join("\n"));
+    assert.ok(lines.some((l) => l.hook === 0 && /\[ERROR\] .*dying\.sh:1 cannot go on/.test(l.text)), lines.map((l) => l.text).join("\n"));
     assert.ok(!lines.some((l) => l.text === "not reached"));
     assert.equal(await s.eval("is_service_enabled nova || true"), 0, "the shell still answers");
     s.close();
@@ -249,5 +254,44 @@ describe("session - with DevStack's own functions (--devstack-dir)", () => {
     // agent code's output is not waited for like a hook's: it may come just after the status
     await waitFor("in a subshell die still exits that subshell", () => lines.some((l) => l.text === "sub=1"), 5_000);
     s.close();
+  });
+
+  it("a DevStack file is sourced with TOP_DIR the checkout and no arguments; TOP_DIR is the session's again after it, also when it failed under errexit", async () => {
+    const checkout = join(dir.path, "checkout");
+    mkdirSync(join(checkout, "lib"), { recursive: true });
+    writeFileSync(join(checkout, "lib", "good"), 'GOOD_SAW="$TOP_DIR $#"\n');
+    writeFileSync(join(checkout, "lib", "bad"), 'BAD_SAW=$TOP_DIR\nfalse\nBAD_GOT_PAST=yes\n');
+    const lines: Line[] = [];
+    const s = await openSession(dir.path, lines, [bashlibEntry()]);
+    after(() => s.kill("SIGKILL"));
+    assert.equal(await s.eval(`__sb_devstack_setup '${checkout}'; TOP_DIR=/the/agents/top`), 0);
+    const ds = (name: string): HookSpec => ({ name: `lib/${name}`, kind: "devstack", target: join(checkout, "lib", name), args: [] });
+    const runs = await s.runBatch([ds("good"), ds("bad"), ds("missing")], true, "set -- stray args");
+    assert.deepEqual(runs.map((r) => r.status), ["ok", "failed", "skipped"]);
+    assert.equal(runs[1]?.command, "false");
+    assert.deepEqual(await s.query('__sb_report g "$GOOD_SAW"; __sb_report b "$BAD_SAW"; __sb_report p "${BAD_GOT_PAST-no}"; __sb_report t "$TOP_DIR"'), {
+      g: `${checkout} 0`,
+      b: checkout,
+      p: "no",
+      t: "/the/agents/top",
+    });
+  });
+
+  it("the hypervisor plugin that DevStack's lib/nova has already sourced is not sourced again, and its functions are called", async () => {
+    const plugins = join(dir.path, "checkout", "lib", "nova_plugins");
+    mkdirSync(plugins, { recursive: true });
+    writeFileSync(join(plugins, "hypervisor-fake"), 'HV_LOADS=$(( ${HV_LOADS:-0} + 1 ))\nstop_nova_hypervisor() { echo "stopped after $HV_LOADS load(s)"; }\n');
+    const top = join(dir.path, "hv-top");
+    mkdirSync(join(top, "lib"), { recursive: true });
+    symlinkSync(plugins, join(top, "lib", "nova_plugins"));
+    const lines: Line[] = [];
+    const s = await openSession(dir.path, lines, [bashlibEntry()]);
+    after(() => s.kill("SIGKILL"));
+    // as lib/nova does when nova is enabled and the file is readable
+    const libNova = `NOVA_PLUGINS='${plugins}'; VIRT_DRIVER=fake; ENABLED_SERVICES=n-cpu; source "$NOVA_PLUGINS/hypervisor-$VIRT_DRIVER"`;
+    assert.equal(await s.eval(`__sb_devstack_setup '${join(dir.path, "checkout")}'; TOP_DIR='${top}'; ${libNova}`), 0);
+    const runs = await s.runBatch([{ name: "hv", kind: "hv-load", target: "", args: [] }, { name: "stop", kind: "hv-call", target: "stop_nova_hypervisor", args: ["n-cpu"] }], false);
+    assert.deepEqual(runs.map((r) => [r.status, r.skipReason]), [["skipped", "loaded by lib/nova"], ["ok", undefined]]);
+    assert.ok(lines.some((l) => l.text === "stopped after 1 load(s)"), lines.map((l) => l.text).join(" | "));
   });
 });

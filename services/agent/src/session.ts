@@ -6,7 +6,7 @@ import type { Logger } from "@stackbus/bus";
 import { MARKER, parseControlRecord, RS, US } from "./control.js";
 
 /** How a hook is invoked in the session. */
-export type HookKind = "source" | "noargs" | "call" | "hv-load" | "hv-call";
+export type HookKind = "source" | "noargs" | "call" | "hv-load" | "hv-call" | "devstack";
 
 /** One hook of a batch, as the session runs it. */
 export interface HookSpec {

@@ -12,7 +12,7 @@ import {
   type StepStatus,
 } from "@stackbus/protocol";
 import type { BashSession, HookRun, HookSpec } from "./session.js";
-import { hooksFor, type InstalledPlugin } from "./hooks.js";
+import { hooksFor, type HookPlaces, type InstalledPlugin } from "./hooks.js";
 import type { OutputLog } from "./output.js";
 
 /** Applies one local.conf merge group in the live session; throws a coded error naming the problem. */
@@ -27,6 +27,8 @@ export interface StepContext {
   session: BashSession;
   out: OutputLog;
   plugins: readonly InstalledPlugin[];
+  /** With --devstack-dir: the checkout and the run's directory of links to it (see HookPlaces). */
+  devstack?: HookPlaces["devstack"];
   factsFile: string;
   merge: MergeRunner;
   /** Told which hooks run now, so output lines can be attributed. */
@@ -99,7 +101,7 @@ export async function executeStep(ctx: StepContext, step: Step, facts: Facts, st
       }
       continue;
     }
-    batch.push(...hooksFor(action, ctx.topDir, ctx.plugins));
+    batch.push(...hooksFor(action, { topDir: ctx.topDir, plugins: ctx.plugins, devstack: ctx.devstack }));
   }
   if (go) await flush();
 
@@ -202,7 +204,8 @@ function hookResult(run: HookRun, status: HookResult["status"]): HookResult {
   return { hook: run.name, command, status, durationMs: run.durationMs, exitCode: run.exitCode, signal: run.signal };
 }
 
-function describeFailure(run: HookRun, topDir: string): string {
+/** What a failed hook run did, in a sentence: killed, died, or its exit status and the failing command. */
+export function describeFailure(run: HookRun, topDir: string): string {
   if (run.status === "timeout") return `${run.name} was killed: the step ran past its timeout`;
   if (run.status === "canceled") return `${run.name} was killed: the run was canceled`;
   if (run.signal) return `${run.name} was killed by ${run.signal}`;

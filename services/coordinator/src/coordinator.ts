@@ -36,6 +36,8 @@ import {
 } from "@stackbus/protocol";
 import { decode, withRetry, type Bus, type CommandSigner, type KV, type Logger, type Subscription } from "@stackbus/bus";
 import { planAttempt, RunMachine, type Decision, type EventDraft } from "@stackbus/engine";
+import { requireAgents } from "./presence.js";
+import { attemptConfig, refuseUndone } from "./resume.js";
 import { compileCoordinatorOptions, type CoordinatorOptions, type CoordinatorTimings } from "./options.js";
 
 export interface CoordinatorHandle {
@@ -86,6 +88,7 @@ export async function startCoordinator(input: CoordinatorOptions): Promise<Coord
           throw e;
         });
         const spec = newSpec(lab, req, show);
+        await requireAgents(bus, lab, spec.hosts, timings.agentPingMs);
         const machine = new RunMachine(spec);
         const driver = startDriver(machine);
         const created = await driver.publish({ type: "run.created", spec } as EventDraft);
@@ -95,7 +98,7 @@ export async function startCoordinator(input: CoordinatorOptions): Promise<Coord
         await driver.save();
         log.info({ runId: spec.runId, lab, kind: spec.kind, hosts: spec.hosts.length }, "run started");
         driver.pump();
-        return { runId: spec.runId, attempt: 1, steps: plan.steps, hosts: spec.hosts };
+        return { runId: spec.runId, attempt: 1, steps: plan.steps, hosts: spec.hosts, configRevision: spec.configRevision, from: plan.from, carried: {} };
       },
       { queue: QUEUES.coordinator },
     ),
@@ -123,18 +126,21 @@ export async function startCoordinator(input: CoordinatorOptions): Promise<Coord
     const record = RunRecordSchema.parse(entry.json());
     if (record.status === "succeeded") throw new StackbusError(ErrorCode.Conflict, `run ${runId} succeeded; there is nothing to resume`);
     if (record.spec.kind !== req.kind) throw new StackbusError(ErrorCode.InvalidArgument, `run ${runId} is a ${record.spec.kind} run, not ${req.kind}`);
+    refuseUndone(record, await listRecords(runsKv));
     const busy = await busyRun(lab);
     if (busy) throw new StackbusError(ErrorCode.Conflict, `run ${busy.machine.spec.runId} is still running in lab ${lab}`);
     const machine = await rebuild(bus, record);
+    await requireAgents(bus, lab, machine.spec.hosts, timings.agentPingMs);
     if (req.from && !machine.spec.hosts.length) throw new StackbusError(ErrorCode.InvalidArgument, "the run has no hosts");
+    const attempt = machine.attempt + 1;
+    const config = await attemptConfig(bus, lab, machine, attempt, { sameConfig: req.sameConfig === true, configMs: timings.configMs, pinMs: timings.pluginPinMs });
     const plan = planAttempt(machine, machine.spec, { from: req.from });
     const driver = startDriver(machine);
-    const attempt = machine.attempt + 1;
-    await driver.publish({ type: "run.attempt", attempt, steps: plan.steps, reason: "resume", from: plan.from, carried: plan.carried });
+    await driver.publish({ type: "run.attempt", attempt, steps: plan.steps, reason: "resume", from: plan.from, carried: plan.carried, configRevision: config.configRevision, pin: config.pin, changes: config.changes });
     await driver.save();
-    log.info({ runId, attempt, from: plan.from }, "run resumed");
+    log.info({ runId, attempt, from: plan.from, revision: config.configRevision, sameConfig: config.changes.sameConfig }, "run resumed");
     driver.pump();
-    return { runId, attempt, steps: plan.steps, hosts: machine.spec.hosts };
+    return { runId, attempt, steps: plan.steps, hosts: machine.spec.hosts, configRevision: config.configRevision, from: plan.from, carried: plan.carried, changes: config.changes };
   }
 
   subs.push(serveCancel(bus, runsKv, drivers));

@@ -16,6 +16,8 @@ describe("coordinator - options compiled once", () => {
       saveDeadlineMs: 60_000,
       finishingGraceMs: 2_000,
       stopGraceMs: 3_000,
+      agentPingMs: 1_500,
+      pluginPinMs: 90_000,
     });
     assert.equal(COORDINATOR_TIMEOUTS.command, "3s");
   });

@@ -17,6 +17,10 @@ export interface CoordinatorTimeouts {
   finishingGrace: Duration;
   /** On stop, what is still being stored gets this long. */
   stopGrace: Duration;
+  /** A start asks every host's agent whether it is there, and waits this long for the answers. */
+  agentPing: Duration;
+  /** A resume that picks up the lab's current config waits this long for the fetcher to resolve its plugins again. */
+  pluginPin: Duration;
 }
 
 /** The defaults of every coordinator timeout: the one place they are set. */
@@ -28,6 +32,8 @@ export const COORDINATOR_TIMEOUTS: Readonly<CoordinatorTimeouts> = {
   saveDeadline: "60s",
   finishingGrace: "2s",
   stopGrace: "3s",
+  agentPing: "1500ms",
+  pluginPin: "90s",
 };
 
 export interface CoordinatorOptions {
@@ -51,6 +57,8 @@ export interface CoordinatorTimings {
   saveDeadlineMs: number;
   finishingGraceMs: number;
   stopGraceMs: number;
+  agentPingMs: number;
+  pluginPinMs: number;
 }
 
 export interface CompiledCoordinatorOptions {
@@ -80,6 +88,8 @@ export function compileCoordinatorOptions(options: CoordinatorOptions): Compiled
       saveDeadlineMs: ms("saveDeadline"),
       finishingGraceMs: ms("finishingGrace"),
       stopGraceMs: ms("stopGrace"),
+      agentPingMs: ms("agentPing"),
+      pluginPinMs: ms("pluginPin"),
     }),
   };
 }

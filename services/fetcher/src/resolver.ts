@@ -14,6 +14,8 @@ import {
   PluginResolveReplySchema,
   redactUrl,
   type LabPluginAccess,
+  type PluginPinReply,
+  type PluginPinRequest,
   type PluginResolveReply,
 } from "@stackbus/protocol";
 import { PluginNotRegisteredError, PluginOfflineError, type PluginContext } from "./errors.js";
@@ -27,6 +29,8 @@ const FULL_SHA = /^[0-9a-f]{40}$/;
 const IndexEntrySchema = PluginResolveReplySchema.extend({ at: z.number().int(), location: z.string() });
 /** The commit a run's moving ref was resolved to, shared by every fetcher instance. */
 const RunPinSchema = z.object({ commit: z.string().regex(FULL_SHA), at: z.number().int() });
+/** The pin a run's hosts resolve under, after a resume pinned its refs again. */
+const RunPinOfSchema = z.object({ pin: z.string().min(1), at: z.number().int() });
 
 export interface ResolveInput {
   name: string;
@@ -130,7 +134,7 @@ export class PluginResolver {
     }
     if (runId === undefined || FULL_SHA.test(ref)) return (await this.#cache.resolve(source, context, ref)).commit;
 
-    const pinKey = runKey(runId, source, ref);
+    const pinKey = runKey(await this.#pinOf(runId), source, ref);
     const pinned = await this.#readPin(pinKey);
     if (pinned) {
       await this.#cache.ensure(source, context, pinned, null);
@@ -148,6 +152,59 @@ export class PluginResolver {
     }
   }
 
+  /** The pin a run's hosts resolve under now: the run id, until a resume pins its refs again. */
+  async #pinOf(runId: string): Promise<string> {
+    const entry = await this.#index.get(pinOfKey(runId)).catch(() => null);
+    if (!entry || entry.operation !== "PUT") return runId;
+    const parsed = RunPinOfSchema.safeParse(safeJson(entry.string()));
+    return parsed.success ? parsed.data.pin : runId;
+  }
+
+  /**
+   * Before a resumed attempt that picks up the lab's current config: resolves each of its
+   * moving plugin refs again, once for every host, under the new pin, and makes that the
+   * run's pin (so the hosts' resolves with the run id get these commits). Says, per plugin,
+   * what the attempt before had under the previous pin. A commit ref is not moving: it is
+   * what it says.
+   */
+  async pinAttempt(lab: string, request: PluginPinRequest): Promise<PluginPinReply> {
+    const access = await this.#access(lab, request.revision, true);
+    const out: PluginPinReply = { plugins: [], warnings: [] };
+    const seen = new Set<string>();
+    for (const wanted of request.plugins) {
+      const urls = [...new Set(access.plugins.filter((p) => p.name === wanted.name).map((p) => p.url))];
+      if (urls.length === 0) out.warnings.push(`plugin ${wanted.name} is not registered in revision ${request.revision}`);
+      for (const url of urls) {
+        const source = resolveSource(wanted.name, url, access);
+        const id = `${wanted.name}\n${source.key}\n${wanted.ref}`;
+        if (seen.has(id)) continue;
+        seen.add(id);
+        const context: PluginContext = { plugin: wanted.name, url: source.display };
+        const before = await this.#pinned(request.previous, source, wanted.previousRef ?? wanted.ref);
+        const after = await this.#cache.hold(source, async () => {
+          if (FULL_SHA.test(wanted.ref)) return wanted.ref;
+          const commit = access.offline
+            ? ((await this.#cache.resolveLocal(source, context, wanted.ref)) ?? before ?? undefined)
+            : (await this.#cache.resolve(source, context, wanted.ref)).commit;
+          if (commit === undefined) throw new PluginOfflineError(context, wanted.ref);
+          const key = runKey(request.pin, source, wanted.ref);
+          await this.#index.put(key, JSON.stringify({ commit, at: Date.now() }));
+          return commit;
+        });
+        out.plugins.push({ name: wanted.name, url: source.display, ref: wanted.ref, before, after });
+      }
+    }
+    await this.#index.put(pinOfKey(request.runId), JSON.stringify({ pin: request.pin, at: Date.now() }));
+    this.#log.info({ lab, runId: request.runId, pin: request.pin, plugins: out.plugins.length }, "plugin refs pinned again for a resumed attempt");
+    return out;
+  }
+
+  /** The commit a pin had for a source and ref (a commit ref is its own). */
+  async #pinned(pin: string, source: PluginSource, ref: string): Promise<string | null> {
+    if (FULL_SHA.test(ref)) return ref;
+    return (await this.#readPin(runKey(pin, source, ref))) ?? null;
+  }
+
   async #readPin(key: string): Promise<string | undefined> {
     const entry = await this.#index.get(key).catch(() => null);
     if (!entry || entry.operation !== "PUT") return undefined;
@@ -157,7 +214,7 @@ export class PluginResolver {
 
   async #offline(source: PluginSource, context: PluginContext, input: ResolveInput): Promise<PluginResolveReply> {
     if (input.runId !== undefined && !FULL_SHA.test(input.ref)) {
-      const pinned = await this.#readPin(runKey(input.runId, source, input.ref));
+      const pinned = await this.#readPin(runKey(await this.#pinOf(input.runId), source, input.ref));
       if (pinned && (await this.#cache.has(source, pinned))) return this.#publish(source, context, input, pinned);
     }
     const indexed = await this.#index.get(indexKey(input.name, source, input.ref)).catch(() => null);
@@ -278,8 +335,14 @@ function indexKey(name: string, source: PluginSource, ref: string): string {
   return `ref.${hash(name, source.key, ref)}`;
 }
 
-function runKey(runId: string, source: PluginSource, ref: string): string {
-  return `run.${hash(runId, source.key, ref)}`;
+/** The commit a pin resolved a moving ref to: the pin is the run id for a run's first attempt. */
+function runKey(pin: string, source: PluginSource, ref: string): string {
+  return `run.${hash(pin, source.key, ref)}`;
+}
+
+/** Which pin a run's hosts resolve under, once a resume pinned its refs again. */
+function pinOfKey(runId: string): string {
+  return `pin.${hash(runId)}`;
 }
 
 function safeJson(text: string): unknown {

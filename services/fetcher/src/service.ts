@@ -4,6 +4,8 @@ import type { Bus, Logger } from "@stackbus/bus";
 import {
   BUCKETS,
   OBJECT_STORES,
+  PluginPinReplySchema,
+  PluginPinRequestSchema,
   PluginResolveReplySchema,
   PluginResolveRequestSchema,
   QUEUES,
@@ -72,6 +74,13 @@ export async function startFetcherService(options: FetcherServiceOptions): Promi
     },
     { queue: QUEUES.fetcher },
   );
+  const pins = bus.serve(
+    wildcards.pluginsPin,
+    PluginPinRequestSchema,
+    PluginPinReplySchema,
+    async (req, subject) => resolver.pinAttempt(validateName("lab", parseSubject(subject)?.lab ?? ""), req),
+    { queue: QUEUES.fetcher },
+  );
   await bus.flush();
   log.info({ cacheDir }, "plugin fetcher ready");
 
@@ -80,7 +89,7 @@ export async function startFetcherService(options: FetcherServiceOptions): Promi
     async stop() {
       if (stopped) return;
       stopped = true;
-      await sub.drain().catch(() => undefined);
+      await Promise.all([sub.drain().catch(() => undefined), pins.drain().catch(() => undefined)]);
       await resolver.idle();
       log.info("plugin fetcher stopped");
     },

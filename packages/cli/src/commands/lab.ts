@@ -9,9 +9,12 @@ import {
   LabShowSchema,
   StackbusError,
   subjects,
+  type ConfigApplyReply,
+  type ConfigApplyRequest,
   type Diagnostic,
   type LabShow,
 } from "@stackbus/protocol";
+import type { Bus } from "@stackbus/bus";
 import { connectClient, EXIT, exitWith, withBusOptions, withLabOption, type BusFlags } from "../common.js";
 import { CLI_TIMEOUT_MS } from "../timeouts.js";
 import { withLab } from "../lab-name.js";
@@ -36,6 +39,40 @@ export function renderLab(show: LabShow, host?: string): string {
     for (const p of h.plugins) lines.push(`      enable_plugin ${p.name} ${p.url} ${p.ref}   ${pc.dim(`${p.file}:${p.line}`)}`);
   }
   return lines.join("\n");
+}
+
+/**
+ * Validates a manifest and its local.conf files and applies them as the lab's next revision
+ * (nothing when it is the current one). Prints which; an invalid bundle is refused before the
+ * bus is asked (INVALID_MANIFEST with every diagnostic: exit 2), and the current revision
+ * stays in force.
+ */
+export async function applyManifest(bus: Bus, file: string, out: (line: string) => void): Promise<ConfigApplyReply> {
+  return applyChecked(bus, await checkManifest(file), out);
+}
+
+/** A manifest and its local.conf files, valid, ready to apply; refused with every diagnostic (exit 2) when not. */
+async function checkManifest(file: string): Promise<{ name: string; request: ConfigApplyRequest }> {
+  const v = (await import("@stackbus/lab")).validateLabFile(file);
+  if (!v.ok || !v.lab) {
+    const errors = v.diagnostics.filter((d) => d.severity === "error").length;
+    throw new StackbusError(ErrorCode.InvalidManifest, `not applied: ${file} has ${errors} error(s); the current revision stays in force`, { file, diagnostics: v.diagnostics });
+  }
+  return { name: v.lab.name, request: v.request };
+}
+
+async function applyChecked(bus: Bus, checked: { name: string; request: ConfigApplyRequest }, out: (line: string) => void): Promise<ConfigApplyReply> {
+  try {
+    const reply = await bus.request(subjects.configApply(checked.name), ConfigApplyRequestSchema, checked.request, ConfigApplyReplySchema, { timeoutMs: CLI_TIMEOUT_MS.apply });
+    printDiagnostics(reply.warnings);
+    out(reply.unchanged ? `lab ${reply.lab}: unchanged, revision ${reply.revision}` : `lab ${reply.lab}: revision ${reply.revision} applied (${reply.hosts.length} hosts)`);
+    return reply;
+  } catch (err) {
+    if (err instanceof StackbusError && err.code === ErrorCode.InvalidManifest) {
+      process.stderr.write(`${pc.red("not applied:")} the current revision stays in force\n`);
+    }
+    throw err;
+  }
 }
 
 export function registerLabCommands(program: Command): void {
@@ -66,23 +103,11 @@ export function registerLabCommands(program: Command): void {
     .addHelpText("after", "\nExample:\n  stackbus lab apply lab.yaml --nats nats://controller:4222");
   withBusOptions(apply).action(
     exitWith(async (file: string, flags: BusFlags) => {
-      const v = (await import("@stackbus/lab")).validateLabFile(file);
-      if (!v.ok || !v.lab) {
-        printDiagnostics(v.diagnostics);
-        process.stderr.write(`${pc.red("not applied:")} ${file} has ${v.diagnostics.filter((d) => d.severity === "error").length} error(s); the current revision stays in force\n`);
-        return EXIT.usage;
-      }
+      const checked = await checkManifest(file);
       const bus = await connectClient(flags);
       try {
-        const reply = await bus.request(subjects.configApply(v.lab.name), ConfigApplyRequestSchema, v.request, ConfigApplyReplySchema, { timeoutMs: CLI_TIMEOUT_MS.apply });
-        printDiagnostics(reply.warnings);
-        process.stdout.write(reply.unchanged ? `lab ${reply.lab}: unchanged, revision ${reply.revision}\n` : `lab ${reply.lab}: revision ${reply.revision} applied (${reply.hosts.length} hosts)\n`);
+        await applyChecked(bus, checked, (line) => process.stdout.write(`${line}\n`));
         return EXIT.ok;
-      } catch (err) {
-        if (err instanceof StackbusError && err.code === ErrorCode.InvalidManifest) {
-          process.stderr.write(`${pc.red("not applied:")} the current revision stays in force\n`);
-        }
-        throw err;
       } finally {
         await bus.drain();
       }

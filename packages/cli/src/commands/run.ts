@@ -15,10 +15,12 @@ import {
   type RunStartRequest,
 } from "@stackbus/protocol";
 import type { Bus } from "@stackbus/bus";
-import { EXIT, parseHostList, UsageError, withBusOptions, withLabOption, type BusFlags, exitWith } from "../common.js";
+import { connectClient, EXIT, parseHostList, UsageError, withBusOptions, withLabOption, type BusFlags, exitWith } from "../common.js";
+import { applyManifest } from "./lab.js";
 import { CLI_TIMEOUT_MS } from "../timeouts.js";
 import { withLab } from "../lab-name.js";
 import { followRun, plainLine } from "../follow.js";
+import { describeStart } from "../attempt.js";
 
 interface RunFlags extends BusFlags {
   hosts?: string;
@@ -32,6 +34,8 @@ interface RunFlags extends BusFlags {
   json?: boolean;
   resume?: string;
   from?: string;
+  sameConfig?: boolean;
+  labFile?: string;
 }
 
 /** Parses `--max-fail`: a count (`2`) or a percentage (`25%`). */
@@ -64,6 +68,10 @@ export function runRequest(kind: RunKind, flags: RunFlags): RunStartRequest {
     if (value) req[field] = parseDuration(value, option);
   }
   if (flags.resume) req.resume = flags.resume;
+  if (flags.sameConfig) {
+    if (!flags.resume) throw new UsageError("--same-config goes with --resume RUN");
+    req.sameConfig = true;
+  }
   if (flags.waveSteps !== undefined) req.waveSteps = parseWaveSteps(kind, flags.waveSteps);
   if (flags.from) {
     if (!flags.resume) throw new UsageError("--from goes with --resume RUN");
@@ -87,10 +95,12 @@ export function parseWaveSteps(kind: RunKind, text: string): RunStartRequest["wa
 export async function startRun(bus: Bus, lab: string, req: RunStartRequest, options: { wait: boolean; json: boolean; out?: (line: string) => void }): Promise<number> {
   const out = options.out ?? ((line: string) => process.stdout.write(`${line}\n`));
   const reply = await bus.request(subjects.runStart(lab), RunStartRequestSchema, req, RunStartReplySchema, { timeoutMs: CLI_TIMEOUT_MS.runStart });
-  if (!options.wait) {
-    out(options.json ? JSON.stringify({ lab, ...reply }) : `${req.resume ? "resumed" : "started"} ${req.kind} run ${reply.runId} (attempt ${reply.attempt}) on ${reply.hosts.map((h) => h.name).join(", ")}`);
+  if (options.json && !options.wait) {
+    out(JSON.stringify({ lab, ...reply }));
     return EXIT.ok;
   }
+  if (!options.json) for (const line of describeStart(req.kind, req, reply)) out(line);
+  if (!options.wait) return EXIT.ok;
   let status = "failed";
   // What each host says it is doing (DevStack's echo_summary lines), printed as it changes.
   const said = new Map<string, string>();
@@ -107,6 +117,7 @@ export async function startRun(bus: Bus, lab: string, req: RunStartRequest, opti
   } finally {
     activity?.unsubscribe();
   }
+  if (!options.json && (status === "failed" || status === "canceled")) out(`resume with: stackbus ${req.kind} --resume ${reply.runId} --lab ${lab} --wait`);
   return status === "succeeded" ? EXIT.ok : EXIT.failed;
 }
 
@@ -125,6 +136,19 @@ async function followToEnd(bus: Bus, lab: string, reply: { runId: string; attemp
   return status;
 }
 
+/** `--lab-file`: applies the manifest (a new revision only when it changed), then starts the run in its lab. */
+async function applyThenRun(flags: RunFlags, file: string, req: RunStartRequest, options: { wait: boolean; json: boolean }): Promise<number> {
+  const bus = await connectClient(flags);
+  try {
+    const say = options.json ? (line: string) => process.stderr.write(`${line}\n`) : (line: string) => process.stdout.write(`${line}\n`);
+    const applied = await applyManifest(bus, file, say);
+    if (flags.lab && flags.lab !== applied.lab) throw new UsageError(`--lab ${flags.lab} does not match ${file}, which defines lab ${applied.lab}`);
+    return await startRun(bus, applied.lab, req, options);
+  } finally {
+    await bus.drain();
+  }
+}
+
 export function registerRunCommands(program: Command): void {
   for (const kind of ["stack", "unstack", "clean"] as const) {
     const what = { stack: "stack every host of the lab, phase by phase, in lockstep", unstack: "run the unstack hooks on every host", clean: "run unstack, then the clean hooks, on every host" }[kind];
@@ -140,17 +164,19 @@ export function registerRunCommands(program: Command): void {
       .option("--wave-steps <steps>", "keep wave order only in these steps (comma-separated), `every` (the default) or `none`")
       .option("--resume <run>", "continue a failed run from its failed step")
       .option("--from <step>", "with --resume: start from this step")
+      .option("--same-config", "with --resume: keep the failed attempt's lab revision and plugin commits (by default a resume uses the lab's current revision and resolves moving plugin refs again)")
+      .option("--lab-file <file>", "apply this manifest (and its local.conf files) first, when it changed, and run that lab")
       .option("--wait", "follow the run and exit 0 when it succeeded, 1 when it failed")
       .option("--json", "machine output: one JSON object per line")
       .addHelpText(
         "after",
-        `\nExamples:\n  stackbus ${kind} --wait\n  stackbus ${kind} --hosts controller,compute1 --failure-policy continue --wait\n  stackbus ${kind} --max-fail 25% --phase-timeout 30m\n  stackbus ${kind} --resume r20261125T061234-8f3a --wait`,
+        `\nExamples:\n  stackbus ${kind} --wait\n  stackbus ${kind} --lab-file lab.yaml --wait\n  stackbus ${kind} --hosts controller,compute1 --failure-policy continue --wait\n  stackbus ${kind} --max-fail 25% --phase-timeout 30m\n  stackbus ${kind} --resume r20261125T061234-8f3a --wait\n  stackbus ${kind} --resume r20261125T061234-8f3a --same-config --wait`,
       );
     withLabOption(withBusOptions(cmd)).action(exitWith(async (flags: RunFlags) => {
       const req = runRequest(kind, flags);
-      return withLab(flags, async (bus, lab) => {
-      return await startRun(bus, lab, req, { wait: Boolean(flags.wait), json: Boolean(flags.json) });
-      });
+      const options = { wait: Boolean(flags.wait), json: Boolean(flags.json) };
+      if (flags.labFile) return applyThenRun(flags, flags.labFile, req, options);
+      return withLab(flags, (bus, lab) => startRun(bus, lab, req, options));
     }));
   }
 

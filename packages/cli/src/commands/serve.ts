@@ -36,7 +36,7 @@ export function registerServeCommands(program: Command): void {
     .requiredOption("--host <name>", "this host's name in the lab")
     .addOption(new Option("--top-dir <dir>", "DevStack's TOP_DIR on this host (extras.d/, lib/nova_plugins/, local.conf)").env("STACKBUS_TOP_DIR").default("/opt/stack/devstack"))
     .addOption(new Option("--dest <dir>", "DevStack's DEST: where plugins are installed").env("STACKBUS_DEST").default("/opt/stack"))
-    .addOption(new Option("--devstack-dir <dir>", "source this DevStack checkout's functions instead of stackbus's helper library").env("STACKBUS_DEVSTACK_DIR"))
+    .addOption(new Option("--devstack-dir <dir>", "hooks runner: source this DevStack checkout's stackrc (with the run's localrc), functions and lib/* where its scripts do, instead of stackbus's helper library").env("STACKBUS_DEVSTACK_DIR"))
     .addOption(new Option("--state-dir <dir>", "where the agent keeps step records and run logs").env("STACKBUS_STATE_DIR").default("/var/lib/stackbus/agent"))
     .addOption(new Option("--heartbeat <ms>", "heartbeat interval in milliseconds").env("STACKBUS_HEARTBEAT_MS").default("2000"))
     .addOption(new Option("--coordinator-key <key>", "accept only phase commands and cancels signed with this key (the coordinator's public nkey, U...)").env("STACKBUS_COORDINATOR_KEY"))
@@ -47,7 +47,11 @@ export function registerServeCommands(program: Command): void {
       const logger = createLogger("stackbus-agent").child({ host });
       const bus = await Bus.connect(busOptions(flags, `stackbus-agent/${host}`, logger, { waitForServer: true }));
       const lab = flags.lab ? validateName("lab", flags.lab) : await waitForLab(bus, host);
-      const { startAgent } = await import("@stackbus/agent");
+      const { awaitLabHost, startAgent } = await import("@stackbus/agent");
+      await awaitLabHost(bus, lab, host, logger).catch(async (err: unknown) => {
+        await bus.drain();
+        throw err;
+      });
       const handle = await startAgent({
         bus,
         logger,

@@ -11,13 +11,15 @@ import {
   StackbusError,
   STREAMS,
   subjects,
+  type LogBatch,
   type RunRecord,
 } from "@stackbus/protocol";
 import { decode, type Bus } from "@stackbus/bus";
-import { EXIT, exitWith, interactive, withBusOptions, withLabOption, type BusFlags } from "../common.js";
+import { EXIT, exitWith, interactive, UsageError, withBusOptions, withLabOption, type BusFlags } from "../common.js";
 import { withLab } from "../lab-name.js";
 import { describeFailure, followRun, plainLine } from "../follow.js";
 import { RunView } from "../watch/model.js";
+import { table, terminalWidth } from "../table.js";
 
 /** Every run record of a lab, newest first. */
 export async function listRuns(bus: Bus, lab: string): Promise<RunRecord[]> {
@@ -68,19 +70,27 @@ export async function watch(bus: Bus, lab: string, runId: string, options: { jso
     subs.push(bus.subscribe(subjects.runProgressAll(lab, runId), ProgressSchema, (p, subject) => {
       if (!senderMismatch(subject, p)) view.applyProgress(p);
     }));
-    if (options.host) {
-      subs.push(
-        bus.subscribe(subjects.runLog(lab, runId, options.host), LogBatchSchema, (batch, subject) => {
-          if (senderMismatch(subject, batch)) return;
-          for (const l of batch.lines) tail.push(l.text);
-          tail.splice(0, Math.max(0, tail.length - 50));
-        }),
-      );
+    subs.push(
+      bus.subscribe(subjects.runLogAll(lab, runId), LogBatchSchema, (batch, subject) => {
+        // Output another host's identity wrote is not that host's output.
+        if (senderMismatch(subject, batch)) return;
+        view.applyLog(batch);
+        if (batch.host !== options.host) return;
+        for (const l of batch.lines) tail.push(l.text);
+        tail.splice(0, Math.max(0, tail.length - 50));
+      }),
+    );
+  }
+  if (tty) {
+    // A watcher that attaches mid-run sees each host's last line at once, not only after the next one.
+    for (const m of await bus.readLastPerSubject(STREAMS.logs, subjects.runLogAll(lab, runId)).catch(() => [])) {
+      const batch = decode(m.subject, LogBatchSchema, m.data);
+      if (!senderMismatch(m.subject, batch)) view.applyLog(batch);
     }
   }
-  const { renderMatrix, renderSummary } = await import("../watch/render.js");
+  const { renderMatrix, renderSummary, resumeCommand } = await import("../watch/render.js");
   const logUpdate = tty ? (await import("log-update")).default : undefined;
-  const draw = () => logUpdate?.(renderMatrix(view, Date.now(), { ...(options.host ? { tail, tailHost: options.host } : {}) }));
+  const draw = () => logUpdate?.(renderMatrix(view, Date.now(), { width: terminalWidth(), ...(options.host ? { tail, tailHost: options.host } : {}) }));
   const timer = tty ? setInterval(draw, 250) : undefined;
   try {
     for await (const item of followRun(bus, lab, runId, { stopAtEnd: true })) {
@@ -99,7 +109,10 @@ export async function watch(bus: Bus, lab: string, runId: string, options: { jso
     draw();
     logUpdate?.done();
     out("");
-    out(renderSummary(view));
+    out(renderSummary(view, terminalWidth()));
+  } else if (!options.json) {
+    const resume = resumeCommand(view);
+    if (resume) out(`resume with: ${resume}`);
   }
   return view.status === "succeeded" ? EXIT.ok : EXIT.failed;
 }
@@ -107,11 +120,11 @@ export async function watch(bus: Bus, lab: string, runId: string, options: { jso
 export function registerWatchCommands(program: Command): void {
   const watchCmd = program
     .command("watch")
-    .description("Watch a run live: a matrix of hosts x steps, the hook each host runs now, failures with their output; a summary at the end. Exits with the run's status.")
+    .description("Watch a run live: hosts x steps with a legend (a line per host on a narrow terminal), what each running host does now (its hook, the hook's time, its last output line), who waits for an earlier wave, failures with the failing command and output, and the command that resumes a failed run; a summary with wall times at the end. Exits with the run's status.")
     .argument("[run]", "run id (default: the latest run)")
     .option("--host <name>", "also show the last output lines of this host")
     .option("--json", "one JSON object per event per line (see docs/events.md)")
-    .addHelpText("after", "\nWhen stdout is not a terminal, prints one plain line per event.\n\nExamples:\n  stackbus watch\n  stackbus watch r20261125T061234-8f3a --host compute1\n  stackbus watch --json | jq .type");
+    .addHelpText("after", "\nLines are cut to the terminal's width. When stdout is not a terminal, prints one plain line per event.\n\nExamples:\n  stackbus watch\n  stackbus watch r20261125T061234-8f3a --host compute1\n  stackbus watch --json | jq .type");
   withLabOption(withBusOptions(watchCmd)).action(
     exitWith(async (runId: string | undefined, flags: BusFlags & { json?: boolean; host?: string }) => {
       return withLab(flags, async (bus, lab) => {
@@ -123,7 +136,7 @@ export function registerWatchCommands(program: Command): void {
 
   const status = program
     .command("status")
-    .description("Show where a run is (or how it ended): each host's state per step, and every failure with host, step, hook, exit status and output.")
+    .description("Show where a run is (or how it ended): each host's state per step, and every failure with host, step, hook, exit status, the failing command and its file:function:line, and output.")
     .argument("[run]", "run id (default: the latest run)")
     .option("--json", "the run record as JSON")
     .addHelpText("after", "\nExamples:\n  stackbus status\n  stackbus status r20261125T061234-8f3a --json");
@@ -136,7 +149,7 @@ export function registerWatchCommands(program: Command): void {
       } else {
         const view = await replay(bus, lab, record.spec.runId);
         const { renderMatrix } = await import("../watch/render.js");
-        process.stdout.write(`${renderMatrix(view, Date.now(), {})}\n`);
+        process.stdout.write(`${renderMatrix(view, Date.now(), { width: terminalWidth() })}\n`);
         const failures = view.finished ? view.failures : record.failures;
         if (failures.length > 0 && view.failures.length === 0) for (const f of failures) process.stdout.write(`${describeFailure(f)}\n`);
       }
@@ -162,13 +175,11 @@ export function registerWatchCommands(program: Command): void {
       } else if (list.length === 0) {
         process.stdout.write(`lab ${lab} has no runs yet\n`);
       } else {
-        const { default: Table } = await import("cli-table3");
-        const table = new Table({ head: ["run", "kind", "outcome", "started", "duration", "hosts", "failures"], style: { head: [], border: [] } });
-        for (const r of list) {
+        const rows = list.map((r) => {
           const outcome = r.status === "succeeded" ? pc.green(r.status) : r.status === "running" ? pc.cyan(r.status) : pc.red(r.status);
-          table.push([r.spec.runId, r.spec.kind, outcome, new Date(r.startedAt).toISOString().replace("T", " ").slice(0, 19), r.finishedAt ? formatDuration(r.finishedAt - r.startedAt) : "-", String(r.spec.hosts.length), String(r.failures.length)]);
-        }
-        process.stdout.write(`${table.toString()}\n`);
+          return [r.spec.runId, r.spec.kind, outcome, String(r.attempt), new Date(r.startedAt).toISOString().replace("T", " ").slice(0, 19), r.finishedAt ? formatDuration(r.finishedAt - r.startedAt) : "-", String(r.spec.hosts.length), String(r.failures.length)];
+        });
+        process.stdout.write(`${table(["run", "kind", "outcome", "attempt", "started", "duration", "hosts", "failures"], rows, { width: terminalWidth(), right: [3, 5, 6, 7] })}\n`);
       }
       return EXIT.ok;
       });
@@ -177,55 +188,96 @@ export function registerWatchCommands(program: Command): void {
 
   const logs = program
     .command("logs")
-    .description("Print what the hooks of a run printed, from the bus: for one host, step or hook, or all.")
-    .argument("<run>", "run id")
+    .description("Print what the hooks of a run printed, from the bus, in the order printed: for one host, step, hook or attempt, or all, with a label line naming the attempt, host, step and hook wherever they change.")
+    .argument("[run]", "run id (default: the latest run)")
     .option("--host <name>", "only this host")
     .option("--step <step>", "only this step (e.g. install, post-config)")
     .option("--hook <name>", "only this hook (e.g. extras.d/50-template.sh)")
+    .option("--attempt <n>", "only this attempt of the run (a resume is attempt 2, ...)")
     .option("--follow", "keep printing new output until the run finishes")
-    .addHelpText("after", "\nExamples:\n  stackbus logs r20261125T061234-8f3a --host compute1 --step install\n  stackbus logs r20261125T061234-8f3a --hook demo-plugin/devstack/plugin.sh --follow");
+    .addHelpText("after", "\nLabels name only what the filters leave open: with --host, --step and --hook (and one attempt), the hook's text alone.\n\nExamples:\n  stackbus logs\n  stackbus logs r20261125T061234-8f3a --host compute1 --step install\n  stackbus logs r20261125T061234-8f3a --attempt 2 --host compute1\n  stackbus logs r20261125T061234-8f3a --hook demo-plugin/devstack/plugin.sh --follow");
   withLabOption(withBusOptions(logs)).action(
-    exitWith(async (runId: string, flags: BusFlags & { host?: string; step?: string; hook?: string; follow?: boolean }) => {
+    exitWith(async (runId: string | undefined, flags: BusFlags & LogFilter & { follow?: boolean }) => {
       return withLab(flags, async (bus, lab) => {
-      const record = await resolveRun(bus, lab, runId);
-      const filter = flags.host ? subjects.runLog(lab, runId, flags.host) : subjects.runLogAll(lab, runId);
-      const several = !flags.host && record.spec.hosts.length > 1;
-      const print = (data: Uint8Array, subject: string) => {
-        const batch = decode(subject, LogBatchSchema, data);
-        // Output another host's identity wrote is not that host's output.
-        if (senderMismatch(subject, batch)) return;
-        if (flags.step && batch.step !== flags.step) return;
-        for (const l of batch.lines) {
-          if (flags.hook && l.hook !== flags.hook) continue;
-          process.stdout.write(`${several ? `[${batch.host}] ` : ""}${l.text}\n`);
+        const record = await resolveRun(bus, lab, runId);
+        const attempt = flags.attempt !== undefined ? Number(flags.attempt) : undefined;
+        if (attempt !== undefined && (!Number.isInteger(attempt) || attempt < 1 || attempt > record.attempt)) {
+          throw new UsageError(`--attempt ${flags.attempt}: run ${record.spec.runId} has attempt${record.attempt > 1 ? "s 1 to" : ""} ${record.attempt}`);
         }
-      };
-      if (!flags.follow) {
-        for (const m of await bus.readStream(STREAMS.logs, filter)) print(m.data, m.subject);
-        return EXIT.ok;
-      }
-      const abort = new AbortController();
-      // One look at the run at a time; the last is awaited before the connection closes
-      // (a listing cut off by the close leaves the client's heartbeat timer running).
-      let looking: Promise<void> = Promise.resolve();
-      const poll = setInterval(() => {
-        looking = looking.then(() =>
-          resolveRun(bus, lab, runId).then(
-            (r) => {
-              if (r.status !== "running") setTimeout(() => abort.abort(), 500);
-            },
-            () => undefined,
-          ),
-        );
-      }, 1_000);
-      try {
-        for await (const m of bus.followStream(STREAMS.logs, filter, { signal: abort.signal })) print(m.data, m.subject);
-      } finally {
-        clearInterval(poll);
-        await looking;
-      }
-      return EXIT.ok;
+        return printLogs(bus, lab, record, { ...flags, ...(attempt !== undefined ? { attempt } : {}) }, Boolean(flags.follow));
       });
     }),
   );
+}
+
+interface LogFilter {
+  host?: string;
+  step?: string;
+  hook?: string;
+  attempt?: number | string;
+}
+
+/** The label of a log line: the parts the filters leave open (attempt only when the run has several). */
+function labeller(record: RunRecord, filter: LogFilter): (attempt: number, host: string, step: string, hook: string) => string {
+  const parts = (attempt: number, host: string, step: string, hook: string) =>
+    [
+      filter.attempt === undefined && record.attempt > 1 ? `attempt ${attempt}` : "",
+      filter.host ? "" : host,
+      filter.step ? "" : step,
+      filter.hook ? "" : hook,
+    ].filter(Boolean);
+  return (...args) => parts(...args).join(" · ");
+}
+
+/** Prints a run's output: grouped by attempt and host when the run is read back, as it comes with --follow. */
+async function printLogs(bus: Bus, lab: string, record: RunRecord, filter: LogFilter, follow: boolean): Promise<number> {
+  const runId = record.spec.runId;
+  const subject = filter.host ? subjects.runLog(lab, runId, filter.host) : subjects.runLogAll(lab, runId);
+  const label = labeller(record, filter);
+  let shown = "";
+  const print = (batch: LogBatch) => {
+    for (const l of batch.lines) {
+      if (filter.hook && l.hook !== filter.hook) continue;
+      const now = label(batch.attempt, batch.host, batch.step, l.hook);
+      if (now !== shown && now !== "") process.stdout.write(`${pc.dim(`── ${now}`)}\n`);
+      shown = now;
+      process.stdout.write(`${l.text}\n`);
+    }
+  };
+  const keep = (batch: LogBatch) => (!filter.step || batch.step === filter.step) && (filter.attempt === undefined || batch.attempt === filter.attempt);
+  if (!follow) {
+    // Output another host's identity wrote is not that host's output.
+    const batches = (await bus.readStream(STREAMS.logs, subject))
+      .map((m) => ({ m, batch: decode(m.subject, LogBatchSchema, m.data) }))
+      .filter(({ m, batch }) => !senderMismatch(m.subject, batch) && keep(batch))
+      .map(({ batch }) => batch);
+    const order = (b: LogBatch) => `${String(b.attempt).padStart(6, "0")}\0${String(record.spec.hosts.findIndex((h) => h.name === b.host)).padStart(6, "0")}`;
+    const sorted = batches.map((b, i) => ({ b, i })).sort((x, y) => (order(x.b) < order(y.b) ? -1 : order(x.b) > order(y.b) ? 1 : x.i - y.i));
+    for (const { b } of sorted) print(b);
+    return EXIT.ok;
+  }
+  const abort = new AbortController();
+  // One look at the run at a time; the last is awaited before the connection closes
+  // (a listing cut off by the close leaves the client's heartbeat timer running).
+  let looking: Promise<void> = Promise.resolve();
+  const poll = setInterval(() => {
+    looking = looking.then(() =>
+      resolveRun(bus, lab, runId).then(
+        (r) => {
+          if (r.status !== "running") setTimeout(() => abort.abort(), 500);
+        },
+        () => undefined,
+      ),
+    );
+  }, 1_000);
+  try {
+    for await (const m of bus.followStream(STREAMS.logs, subject, { signal: abort.signal })) {
+      const batch = decode(m.subject, LogBatchSchema, m.data);
+      if (!senderMismatch(m.subject, batch) && keep(batch)) print(batch);
+    }
+  } finally {
+    clearInterval(poll);
+    await looking;
+  }
+  return EXIT.ok;
 }

@@ -3,11 +3,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
 import { factsDeclaration, stackbusFunctionsPath } from "@stackbus/bashlib";
-import { findStep, stepsOf, toStackbusError, type HostConfig, type PhaseCommand, type RunKind, type StepId, type StepResult } from "@stackbus/protocol";
+import { findStep, stepsOf, type HostConfig, type PhaseCommand, type RunKind, type StepId, type StepResult } from "@stackbus/protocol";
 import type { Bus, Logger } from "@stackbus/bus";
 import { fetchPlugins, type HostDirs, type RegisteredPlugin } from "../prepare.js";
 import { readFacts } from "../step.js";
-import { failedResult, originOf, stepResult } from "../results.js";
+import { failedResult, originOf, prepareFailed, stepResult } from "../results.js";
 import type { Activity, Prepared, PrepareContext, RunHandle, Runner, StepContext } from "../runner.js";
 import { LineSplitter, type OutputLog } from "../output.js";
 import { boundaryOf, describeBoundary, SCRIPTS, stepEndedBy, type Boundary } from "./boundaries.js";
@@ -92,6 +92,7 @@ export class DevstackRunner implements Runner {
           bus: this.#bus,
           config,
           runId: cmd.runId,
+          runDir: ctx.runDir,
           registered,
           dest: dest || this.#dirs.dest,
           log: say,
@@ -103,20 +104,8 @@ export class DevstackRunner implements Runner {
       await out.flush();
       return { result: stepResult(origin, ctx.startedAt, { warnings, devstack: run.info(false) }), handle: run };
     } catch (err) {
-      const e = toStackbusError(err);
-      say(e.message);
       run?.close("prepare failed");
-      await out.flush();
-      return {
-        result: failedResult(origin, ctx.startedAt, {
-          reason: "prepare",
-          hook: typeof e.data["plugin"] === "string" ? `plugin ${e.data["plugin"]}` : null,
-          exitCode: null,
-          signal: null,
-          message: e.message,
-          outputTail: out.tail("prepare"),
-        }),
-      };
+      return { result: await prepareFailed(origin, ctx.startedAt, err, out) };
     }
   }
 

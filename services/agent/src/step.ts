@@ -35,7 +35,7 @@ export interface StepContext {
   setBatch: (hooks: readonly HookSpec[] | null) => void;
   /**
    * Told the hook (or merge) now running, for heartbeats and the live view: only one that
-   * has run for a while (LIVE_AFTER_MS), again about every second while it runs; a quick
+   * has run for a while (LIVE_AFTER_MS), again every LIVE_AGAIN_MS while it runs; a quick
    * hook is told of by its step's result alone.
    */
   onHook: (hook: string) => void;
@@ -190,12 +190,15 @@ function foldRuns(ctx: StepContext, step: Step, runs: HookRun[], acc: { hooks: H
 /** How long a hook runs before the live view is told of it (a merge: LIVE_MERGE_MS). */
 export const LIVE_AFTER_MS = 25;
 const LIVE_MERGE_MS = 200;
-/** How often the live view is told again of a hook that goes on running (for watchers that attach late). */
-const LIVE_AGAIN_MS = 1_000;
+/**
+ * How often the live view is told again of a hook that goes on running: a watcher that
+ * attaches late (progress is not stored) learns the hook before its output's next batch.
+ */
+const LIVE_AGAIN_MS = 200;
 
 /**
  * Runs a batch and reports to `onHook` each hook that is still running LIVE_AFTER_MS after
- * it started, then about every second while it runs; a hook that ends sooner is told of by
+ * it started, then every LIVE_AGAIN_MS while it runs; a hook that ends sooner is told of by
  * its step's result alone. The look comes after the I/O already waiting has been read, so
  * a hook whose end record is in the pipe is not reported as running.
  */

@@ -162,7 +162,7 @@ export function rolePermissions(lab: string, hosts: readonly string[], inbox: (r
   return roles;
 }
 
-/** The coordinator: phase commands, cancels and run events; any host's config; the runs stream and bucket. */
+/** The coordinator: phase commands, cancels and run events; any host's config; a resume's plugin pin; the runs stream and bucket. */
 function coordinatorPermissions(ctx: RoleContext): RolePermissions {
   const { lab, labRoot, everyConfigGet, pluginSettings } = ctx;
   const c = ctx.common("coordinator");
@@ -176,6 +176,7 @@ function coordinatorPermissions(ctx: RoleContext): RolePermissions {
         `${labRoot}.run.*.event`,
         subjects.pluginsPin(lab),
         subjects.configShow(lab),
+        subjects.pluginsPin(lab),
         everyConfigGet,
         `$KV.${BUCKETS.runs}.${lab}.>`,
         ...ownStream(STREAMS.runs),

@@ -12,7 +12,7 @@ import type { PermissionDeniedError } from "./errors.js";
 import { followStream, type FollowedMessage, type FollowOptions } from "./follow.js";
 import type { Logger } from "./logger.js";
 import * as rpc from "./rpc.js";
-import type { Handler, RequestOptions, ServeOptions } from "./rpc.js";
+import type { Handler, ReplyInbox, ReplyOutcome, RequestOptions, ServeOptions } from "./rpc.js";
 import { Stores } from "./stores.js";
 import { ensureStackbusStreams, ensureStream, readLastPerSubject, readStream, type StoredMessage } from "./streams.js";
 
@@ -149,6 +149,23 @@ export class Bus implements AsyncDisposable {
    */
   request<Q extends z.ZodType, R extends z.ZodType>(subject: string, requestSchema: Q, value: z.input<Q>, replyValueSchema: R, options: RequestOptions = {}): Promise<z.output<R>> {
     return rpc.request(this.#core, subject, requestSchema, value, replyValueSchema, options);
+  }
+
+  /**
+   * One subscription under this client's inbox for the replies to many requests sent with
+   * `publishRequest`, each told apart by the token its reply subject ends with. A reply is
+   * parsed with `replyValueSchema`; a coded error reply arrives as `{ ok: false, error }`.
+   */
+  replyInbox<R extends z.ZodType>(replyValueSchema: R, onReply: (token: string, outcome: ReplyOutcome<z.output<R>>) => void): ReplyInbox {
+    return rpc.replyInbox(this.#core, this.inboxPrefix, replyValueSchema, onReply);
+  }
+
+  /**
+   * Sends a request answered on `reply` (from `replyInbox`), without waiting: there is no
+   * timeout; nobody listening is answered by the server itself (`UNAVAILABLE` on the inbox).
+   */
+  publishRequest<S extends z.ZodType>(subject: string, schema: S, value: z.input<S>, reply: string): void {
+    rpc.publishRequest(this.#core, subject, schema, value, reply);
   }
 
   /**

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import type { Msg, Subscription } from "@nats-io/nats-core";
 import { ErrorCode, StackbusError, replySchema, toStackbusError, type WireError } from "@stackbus/protocol";
 import type { z } from "zod";
@@ -133,6 +134,52 @@ async function answer<Q extends z.ZodType, R>(core: BusCore, msg: Msg, requestSc
     core.log.error({ subject: msg.subject, err: e.message }, "could not encode reply; answering with an internal error");
     msg.respond(new TextEncoder().encode(JSON.stringify({ ok: false, error: { code: ErrorCode.Internal, message: e.message } })));
   }
+}
+
+/** A request's reply as it arrives on a reply inbox: the value, or the coded error it carried. */
+export type ReplyOutcome<T> = { ok: true; value: T } | { ok: false; error: StackbusError };
+
+/** Replies to requests sent with `publishRequest`, all on one subscription. */
+export interface ReplyInbox {
+  /** The reply subject for `token` (one or more subject tokens, already validated). */
+  replyTo(token: string): string;
+  close(): void;
+}
+
+/**
+ * One subscription under this client's inbox prefix that receives the replies to many
+ * requests, each told apart by the token its reply subject ends with. Unlike `request`, a
+ * request sent this way waits for nothing: no timer, no pending promise; a missing reply is
+ * for the sender to notice (it sends again).
+ */
+export function replyInbox<R extends z.ZodType>(core: BusCore, prefix: string, replyValueSchema: R, onReply: (token: string, outcome: ReplyOutcome<z.output<R>>) => void): ReplyInbox {
+  const base = `${prefix}.${randomBytes(8).toString("hex")}`;
+  const shape = replySchema(replyValueSchema);
+  const sub = listen(core, `${base}.>`, {}, (msg) => {
+    const token = msg.subject.slice(base.length + 1);
+    if (msg.headers?.hasError) {
+      // The server's own answer (503: nobody listens on the request's subject).
+      onReply(token, { ok: false, error: new StackbusError(ErrorCode.Unavailable, `no answer to a request (${msg.headers.code} ${msg.headers.description})`) });
+      return;
+    }
+    let reply: { ok: true; value: z.output<R> } | { ok: false; error: WireError };
+    try {
+      reply = decode(msg.subject, shape, msg.data) as typeof reply;
+    } catch (e) {
+      core.log.warn({ subject: msg.subject, code: toStackbusError(e).code }, toStackbusError(e).message);
+      return;
+    }
+    onReply(token, reply.ok ? reply : { ok: false, error: StackbusError.fromJSON(reply.error) });
+  });
+  return {
+    replyTo: (token) => `${base}.${token}`,
+    close: () => sub.unsubscribe(),
+  };
+}
+
+/** Sends a request whose reply goes to `reply` (a `ReplyInbox` subject), without waiting for it. */
+export function publishRequest<S extends z.ZodType>(core: BusCore, subject: string, schema: S, value: z.input<S>, reply: string): void {
+  core.nc.publish(subject, encodeFor(core, subject, schema, value), { reply });
 }
 
 export function subscribe<S extends z.ZodType>(

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { createUser } from "@nats-io/nkeys";
+import { createUser, fromPublic, fromSeed } from "@nats-io/nkeys";
 import { canonicalJson, commandSigner, commandVerifier } from "./signing.js";
 
 const seed = () => new TextDecoder().decode(createUser().getSeed());
@@ -25,6 +25,16 @@ describe("command signing - proof that the coordinator sent a command, for this 
     assert.equal(verifier.verify("sb.l.host.a.cmd", { ...signed, facts: { a: { X: "6.6.6.6" } } }), false, "facts changed");
     assert.equal(verifier.verify("sb.l.host.a.cmd", commandSigner(seed()).sign("sb.l.host.a.cmd", command)), false, "another key");
     assert.equal(verifier.verify("sb.l.host.a.cmd", { ...signed, sig: "not-base64!" }), false, "garbage");
+  });
+
+  it("signs as the nkey itself signs (Ed25519): a signature made with nkeys verifies, and nkeys verifies ours", () => {
+    const text = seed();
+    const kp = fromSeed(new TextEncoder().encode(text));
+    const ours = commandSigner(text).sign("sb.l.host.a.cmd", command);
+    const bytes = new TextEncoder().encode(`sb.l.host.a.cmd\n${canonicalJson(command)}`);
+    assert.equal(ours.sig, Buffer.from(kp.sign(bytes)).toString("base64url"));
+    assert.equal(fromPublic(kp.getPublicKey()).verify(bytes, Buffer.from(ours.sig, "base64url")), true);
+    assert.equal(commandVerifier(kp.getPublicKey()).verify("sb.l.host.a.cmd", { ...command, sig: Buffer.from(kp.sign(bytes)).toString("base64url") }), true);
   });
 
   it("refuses keys that are not nkeys, naming what was given", () => {

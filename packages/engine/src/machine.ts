@@ -262,7 +262,7 @@ export class RunMachine {
     if (v) v.lastHeartbeat = now;
   }
 
-  /** True when the host has acknowledged the current step (used to publish host.acked once). */
+  /** True when the host has acknowledged the current step. */
   isAcked(host: string): boolean {
     return (this.#volatile.get(host)?.ackedAt ?? null) !== null;
   }

@@ -84,8 +84,8 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     logger: log,
     onIdle: () => {
       currentHook = null;
-      registration.beat();
     },
+    onActive: (active) => registration.inHand(active),
   });
   const hooks = new HooksRunner({ bus, dirs, lab, host, logger: log });
   const devstack = new DevstackRunner({ bus, dirs, lab, host, logger: log });

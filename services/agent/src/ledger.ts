@@ -22,12 +22,24 @@ export class CommandLedger {
   readonly #instance: string;
   readonly #log: Logger;
   readonly #onIdle: () => void;
+  readonly #onActive: (active: boolean) => void;
   readonly #active = new Map<string, Promise<void>>();
   /** The step running now on this host, if any. */
   busy: StepRef | null = null;
 
-  constructor(options: { bus: Bus; state: StateStore; host: string; instance: string; logger: Logger; onIdle: () => void }) {
+  constructor(options: {
+    bus: Bus;
+    state: StateStore;
+    host: string;
+    instance: string;
+    logger: Logger;
+    /** The step running now ended (its result is being recorded and stored). */
+    onIdle: () => void;
+    /** True when the agent takes a step in hand, false when it has none left (run and stored). */
+    onActive?: (active: boolean) => void;
+  }) {
     this.#onIdle = options.onIdle;
+    this.#onActive = options.onActive ?? (() => undefined);
     this.#bus = options.bus;
     this.#state = options.state;
     this.#host = options.host;
@@ -85,8 +97,12 @@ export class CommandLedger {
       }
     })()
       .catch((err: unknown) => this.#log.error({ err, runId: cmd.runId, step: cmd.step }, "a step ended with an error inside the agent"))
-      .finally(() => this.#active.delete(key));
+      .finally(() => {
+        this.#active.delete(key);
+        if (this.#active.size === 0) this.#onActive(false);
+      });
     this.#active.set(key, done);
+    this.#onActive(true);
     return ack("started");
   }
 

@@ -441,8 +441,8 @@ function readPlaced(runDir: string | undefined): Record<string, string[]> {
 
 function writePlaced(runDir: string | undefined, placed: Record<string, string[]>): void {
   if (!runDir) return;
-  mkdirSync(runDir, { recursive: true });
-  writeFileSync(join(runDir, "plugins.json"), JSON.stringify(placed), { mode: 0o600 });
+  mkdirSync(runDir, { recursive: true, mode: 0o700 });
+  writePrivate(join(runDir, "plugins.json"), JSON.stringify(placed));
 }
 
 /**

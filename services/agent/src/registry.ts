@@ -31,6 +31,12 @@ export class DuplicateAgentError extends StackbusError {
   }
 }
 
+/**
+ * An idle agent beats this many heartbeat intervals apart (30 s by default): nobody waits
+ * on it then, and `stackbus agents` asks the agent itself.
+ */
+export const IDLE_HEARTBEAT_FACTOR = 15;
+
 /** What the heartbeat says the host is doing. */
 export interface BusyState {
   busy: StepRef | null;
@@ -39,7 +45,10 @@ export interface BusyState {
 
 /**
  * The agent's presence on the bus: its entry in the agent registry (who holds the host),
- * the ping it answers, and the heartbeat it sends while it lives.
+ * the ping it answers, and the heartbeat it sends while it has a step in hand (running it,
+ * or storing its result). Only the coordinator reads heartbeats, and only for a host that
+ * acknowledged a step and has not reported it: a step that ends within one interval sends
+ * none (its acknowledgement and result say the host lives), an idle host one now and then.
  */
 export class Registration {
   readonly info: AgentInfo;
@@ -48,9 +57,10 @@ export class Registration {
   readonly #state: () => BusyState;
   #registry: KV | undefined;
   #timer: NodeJS.Timeout | undefined;
+  #heartbeatMs = 2_000;
   #ping: Subscription | undefined;
   #heartbeatAt = 0;
-  #heartbeatMs = 0;
+  #inHand = false;
 
   constructor(options: { bus: Bus; lab: string; host: string; logger: Logger; state: () => BusyState }) {
     this.#bus = options.bus;
@@ -68,11 +78,11 @@ export class Registration {
   }
 
   /**
-   * Records this agent in the registry and starts answering pings and sending
-   * heartbeats. Refuses to start when another live agent holds the host: live means it
-   * answers a ping.
+   * Records this agent in the registry and starts answering pings and sending heartbeats.
+   * Refuses to start when another live agent holds the host: live means it answers a ping.
    */
   async start(heartbeatMs: number): Promise<void> {
+    this.#heartbeatMs = heartbeatMs;
     const { lab, host } = this.info;
     this.#registry = await this.#bus.kv(BUCKETS.agents).catch((err: unknown) => {
       if (!(err instanceof PermissionDeniedError)) throw err;
@@ -86,16 +96,30 @@ export class Registration {
     });
     await register(this.#bus, this.#registry, this.info, this.#log);
     // From now on this agent answers pings, so a second agent for this host sees it is live.
-    this.#heartbeatMs = heartbeatMs;
     this.#ping = this.#bus.serve(subjects.hostPing(lab, host), PingRequestSchema, PingReplySchema, () => {
       const { busy, hook } = this.#state();
       return { ...this.info, busy, hook: busy ? hook : null, heartbeatAt: this.#heartbeatAt, heartbeatMs: this.#heartbeatMs };
     });
     this.beat();
-    this.#timer = setInterval(() => this.beat(), heartbeatMs);
+    this.#every(this.#heartbeatMs * IDLE_HEARTBEAT_FACTOR);
   }
 
-  /** Sends a heartbeat now (also when the host's state just changed). */
+  /**
+   * Heartbeats every heartbeat interval (the first one interval from now) while the agent
+   * has a step in hand, every IDLE_HEARTBEAT_FACTOR intervals while it has none.
+   */
+  inHand(active: boolean): void {
+    if (active === this.#inHand) return;
+    this.#inHand = active;
+    this.#every(active ? this.#heartbeatMs : this.#heartbeatMs * IDLE_HEARTBEAT_FACTOR);
+  }
+
+  #every(ms: number): void {
+    clearInterval(this.#timer);
+    this.#timer = setInterval(() => this.beat(), ms);
+  }
+
+  /** Sends a heartbeat now. */
   beat(): void {
     const { lab, host, instance } = this.info;
     const { busy, hook } = this.#state();

@@ -170,6 +170,9 @@ export class BashSession {
     return this.#currentHook;
   }
 
+  /** Told the index of each hook of a batch as the shell starts it. */
+  onHookStart: ((index: number) => void) | undefined;
+
   /**
    * Runs agent code in the session (not a hook) and returns its exit status. The code
    * runs with stdin from /dev/null; its output goes to the output sink as between-hooks output.
@@ -287,6 +290,7 @@ export class BashSession {
       run.startedAt = record.at;
       run.name = record.name || run.name;
       this.#currentHook = record.index;
+      this.onHookStart?.(record.index);
     } else {
       run.exitCode = record.status;
       run.died = record.died;

@@ -33,7 +33,11 @@ export interface StepContext {
   merge: MergeRunner;
   /** Told which hooks run now, so output lines can be attributed. */
   setBatch: (hooks: readonly HookSpec[] | null) => void;
-  /** Told the hook now running (for heartbeats and the live view). */
+  /**
+   * Told the hook (or merge) now running, for heartbeats and the live view: only one that
+   * has run for a while (LIVE_AFTER_MS), again every LIVE_AGAIN_MS while it runs; a quick
+   * hook is told of by its step's result alone.
+   */
   onHook: (hook: string) => void;
   /**
    * In steps without errexit (unstack, clean): `warn` makes a failing hook a warning on the
@@ -83,7 +87,7 @@ export async function executeStep(ctx: StepContext, step: Step, facts: Facts, st
       if (!go) break;
       const name = `merge [[${action.group}|...]]`;
       const t0 = Date.now();
-      ctx.onHook(name);
+      const live = setTimeout(() => ctx.onHook(name), LIVE_MERGE_MS);
       try {
         const outcome = await ctx.merge(action.group);
         warnings.push(...outcome.warnings);
@@ -98,6 +102,8 @@ export async function executeStep(ctx: StepContext, step: Step, facts: Facts, st
         failures.push({ host: ctx.host, step: step.id, reason: "merge", hook: name, exitCode: null, signal: null, message: e.message, outputTail: [] });
         status = "failed";
         go = !step.errexit;
+      } finally {
+        clearTimeout(live);
       }
       continue;
     }
@@ -181,17 +187,40 @@ function foldRuns(ctx: StepContext, step: Step, runs: HookRun[], acc: { hooks: H
   return status;
 }
 
-/** Runs a batch and reports each hook to `onHook` as the session starts it. */
+/** How long a hook runs before the live view is told of it (a merge: LIVE_MERGE_MS). */
+export const LIVE_AFTER_MS = 25;
+const LIVE_MERGE_MS = 200;
+/**
+ * How often the live view is told again of a hook that goes on running: a watcher that
+ * attaches late (progress is not stored) learns the hook before its output's next batch.
+ */
+const LIVE_AGAIN_MS = 200;
+
+/**
+ * Runs a batch and reports to `onHook` each hook that is still running LIVE_AFTER_MS after
+ * it started, then every LIVE_AGAIN_MS while it runs; a hook that ends sooner is told of by
+ * its step's result alone. The look comes after the I/O already waiting has been read, so
+ * a hook whose end record is in the pipe is not reported as running.
+ */
 async function runBatchReporting(ctx: StepContext, specs: HookSpec[], errexit: boolean, prelude: string | undefined): Promise<HookRun[]> {
-  const poll = setInterval(() => {
-    const i = ctx.session.currentHook;
-    if (i !== null && specs[i]) ctx.onHook(specs[i].name);
-  }, 200);
+  let timer: NodeJS.Timeout | undefined;
+  const tell = (i: number, after: number) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      setImmediate(() => {
+        const spec = specs[i];
+        if (ctx.session.currentHook !== i || !spec) return;
+        ctx.onHook(spec.name);
+        tell(i, LIVE_AGAIN_MS);
+      });
+    }, after);
+  };
+  ctx.session.onHookStart = (i) => tell(i, LIVE_AFTER_MS);
   try {
-    if (specs[0]) ctx.onHook(specs[0].name);
     return await ctx.session.runBatch(specs, errexit, prelude);
   } finally {
-    clearInterval(poll);
+    ctx.session.onHookStart = undefined;
+    clearTimeout(timer);
   }
 }
 

@@ -4,6 +4,7 @@ import {
   CancelRequestSchema,
   CommandAckSchema,
   ErrorCode,
+  FINALLY_STEP,
   HeartbeatSchema,
   keys,
   LabShowRequestSchema,
@@ -21,10 +22,12 @@ import {
   RunStartRequestSchema,
   StackbusError,
   StepResultSchema,
+  stepsOf,
   STREAMS,
   subjects,
   toStackbusError,
   wildcards,
+  type CommandAck,
   type LabShow,
   type PhaseCommand,
   type RunEvent,
@@ -32,9 +35,10 @@ import {
   type RunSpec,
   type RunStartReply,
   type RunStartRequest,
+  type StepId,
   type StepResult,
 } from "@stackbus/protocol";
-import { decode, withRetry, type Bus, type CommandSigner, type KV, type Logger, type Subscription } from "@stackbus/bus";
+import { decode, withRetry, type Bus, type CommandSigner, type KV, type Logger, type ReplyInbox, type ReplyOutcome, type Subscription } from "@stackbus/bus";
 import { planAttempt, RunMachine, type Decision, type EventDraft } from "@stackbus/engine";
 import { requireAgents } from "./presence.js";
 import { attemptConfig, refuseUndone } from "./resume.js";
@@ -305,6 +309,9 @@ function signingWith(signer: CommandSigner | undefined): Sign {
   return signer ? (subject, message) => signer.sign(subject, message) : (_subject, message) => message;
 }
 
+/** While a run goes on, its record is saved at a step's end at most this often (and whenever a step failed). */
+export const RECORD_SAVE_MS = 1_000;
+
 /** Drives one run: executes the machine's decisions and feeds it what the bus says. */
 class RunDriver {
   readonly machine: RunMachine;
@@ -320,10 +327,12 @@ class RunDriver {
   #again = false;
   #stopped = false;
   #chain: Promise<unknown> = Promise.resolve();
-  #ackedPublished = new Set<string>();
+  #savedAt = 0;
+  /** A save put off by RECORD_SAVE_MS (the record is never further behind than that). */
+  #saveTimer: NodeJS.Timeout | undefined;
+  /** Where agents answer this run's commands: `<attempt>.<step>.<host>` after its prefix. */
+  readonly #acks: ReplyInbox;
   #stores: Promise<unknown> = Promise.resolve();
-  /** Acknowledgements sent and not yet confirmed by the server. */
-  #acks: Array<Promise<unknown>> = [];
   /** True from the moment the run's end is being published. */
   finishing = false;
 
@@ -335,6 +344,7 @@ class RunDriver {
     this.machine = machine;
     this.#log = log;
     this.#onDone = onDone;
+    this.#acks = bus.replyInbox(CommandAckSchema, (token, outcome) => this.#onAck(token, outcome));
     this.#tick = setInterval(() => this.pump(), timings.tickMs);
   }
 
@@ -343,35 +353,19 @@ class RunDriver {
    * background: the run does not wait for each one (a coordinator rebuilt after a crash
    * decides again whatever was not stored, with the same message ids, and agents answer a
    * repeated step from their records). Returns the event's stream sequence once stored.
+   *
+   * Hosts' acknowledgements are not stored: every host of a wave is running from its
+   * step.started, and its result carries when it started.
    */
   publish(draft: EventDraft): Promise<number> {
     const spec = this.machine.spec;
     const event = { ...draft, lab: spec.lab, runId: spec.runId, at: Date.now() } as RunEvent;
     this.machine.applyEvent(event);
-    const store = () => this.#bus.publishDurable(subjects.runEvent(spec.lab, spec.runId), RunEventSchema, event, { msgID: eventId(event) }).then((ack) => ack.seq);
-    const failed = (err: unknown) => {
+    const stored = this.#stores.then(() => this.#bus.publishDurable(subjects.runEvent(spec.lab, spec.runId), RunEventSchema, event, { msgID: eventId(event) }).then((ack) => ack.seq));
+    this.#stores = stored.catch((err: unknown) => {
       this.#log.error({ err, type: event.type }, "could not store a run event");
       return 0;
-    };
-    if (event.type === "host.acked") {
-      // Sent in its place (one connection keeps the order), without holding back the
-      // acknowledgements that follow until the server confirms it; the next event of
-      // another kind waits for them all, so a retried one never lands after it.
-      const sent = this.#stores.then(() => {
-        const stored = store();
-        this.#acks.push(stored.catch(failed));
-        return { stored };
-      });
-      this.#stores = sent;
-      return sent.then(({ stored }) => stored);
-    }
-    const stored = this.#stores.then(async () => {
-      const acks = this.#acks;
-      this.#acks = [];
-      await Promise.all(acks);
-      return store();
     });
-    this.#stores = stored.catch(failed);
     return stored;
   }
 
@@ -380,6 +374,9 @@ class RunDriver {
    * again while the bucket has no leader (a NATS node lost): for up to the save deadline (a minute by default).
    */
   save(): Promise<void> {
+    this.#savedAt = Date.now();
+    clearTimeout(this.#saveTimer);
+    this.#saveTimer = undefined;
     const next = this.#chain.then(() =>
       withRetry("saving the run record", () => this.#kv.put(keys.run(this.machine.spec.lab, this.machine.spec.runId), JSON.stringify(this.machine.record())), {
         deadlineMs: this.#timings.saveDeadlineMs,
@@ -455,16 +452,13 @@ class RunDriver {
       case "event": {
         if (d.event.type === "run.finished") this.finishing = true;
         // A store that failed for good is logged by publish(); the run goes on.
-        const stored = this.publish(d.event);
-        if (d.event.type === "step.finished" || d.event.type === "run.finished") void stored.then(() => this.#saveLater(), () => undefined);
-        else stored.catch(() => undefined);
-        if (d.event.type === "step.started") this.#ackedPublished.clear();
+        this.publish(d.event).catch(() => undefined);
+        if (d.event.type === "step.finished") this.#saveAfterStep(d.event.status === "ok");
         return;
       }
       case "send": {
-        const now = Date.now();
-        this.machine.noteSent(d.host, now);
-        void this.#send(d.host, d.command);
+        this.machine.noteSent(d.host, Date.now());
+        this.#send(d.host, d.command);
         return;
       }
       case "cancel": {
@@ -479,38 +473,69 @@ class RunDriver {
     }
   }
 
-  async #send(host: string, command: PhaseCommand): Promise<void> {
-    const spec = this.machine.spec;
-    try {
-      const subject = subjects.hostCommand(spec.lab, host);
-      const ack = await this.#bus.request(subject, PhaseCommandSchema, this.#sign(subject, command), CommandAckSchema, { timeoutMs: this.#timings.commandMs });
-      if (command.attempt !== this.machine.attempt || this.machine.finished) return;
-      if (ack.host !== host || (ack.result && senderMismatch(subjects.runResult(spec.lab, spec.runId, host), ack.result))) {
-        this.#log.warn({ host, claims: ack.host }, "refused an acknowledgement that speaks for another host");
-        return;
-      }
-      const result = this.machine.noteAck(host, ack, Date.now());
-      const key = `${command.attempt}:${command.step}:${host}`;
-      if (!this.#ackedPublished.has(key)) {
-        this.#ackedPublished.add(key);
-        await this.#publishQuiet({ type: "host.acked", attempt: command.attempt, step: command.step, host });
-      }
-      if (result) this.onResult(result);
-    } catch (err) {
-      const e = toStackbusError(err);
-      if (e.code === ErrorCode.Unavailable || e.code === ErrorCode.Timeout) return; // resent until the ack timeout
-      this.#log.warn({ host, code: e.code, err: e.message }, "the agent refused a step");
-      if (command.attempt !== this.machine.attempt) return;
-      const failure = { host, step: command.step, reason: e.code === ErrorCode.Conflict ? ("busy" as const) : ("internal" as const), hook: null, exitCode: null, signal: null, message: e.message, outputTail: [] };
-      await this.#publishQuiet({ type: "host.finished", attempt: command.attempt, step: command.step, host, status: "failed", durationMs: 0, failures: [failure], decided: true });
-    } finally {
-      this.pump();
+  /**
+   * The run's record is saved at its start and end and at a step's end that had failures;
+   * at other steps' ends at most every RECORD_SAVE_MS, the last of them at most that late
+   * (the stream holds every event; the record is what `runs` and `status` list).
+   */
+  #saveAfterStep(ok: boolean): void {
+    // The record is saved once the events before it are stored (the run's end: in #finish).
+    if (!ok || Date.now() - this.#savedAt >= RECORD_SAVE_MS) {
+      void this.#stores.then(() => this.#saveLater());
+      return;
     }
+    if (this.#saveTimer || this.#stopped) return;
+    this.#saveTimer = setTimeout(() => {
+      this.#saveTimer = undefined;
+      if (!this.#stopped && !this.finishing) void this.#stores.then(() => this.#saveLater());
+    }, Math.max(0, this.#savedAt + RECORD_SAVE_MS - Date.now()));
+  }
+
+  /** Sends a host its step; the agent answers on the run's reply inbox, or with its stored result. */
+  #send(host: string, command: PhaseCommand): void {
+    const spec = this.machine.spec;
+    const subject = subjects.hostCommand(spec.lab, host);
+    try {
+      this.#bus.publishRequest(subject, PhaseCommandSchema, this.#sign(subject, command), this.#acks.replyTo(`${command.attempt}.${command.step}.${host}`));
+    } catch (err) {
+      // Not sent (the connection is closed, or the command is over max_payload): sent again until the ack timeout.
+      this.#log.warn({ host, err: toStackbusError(err).message }, "could not send a step to its host");
+    }
+  }
+
+  /** An agent's answer to a command (`<attempt>.<step>.<host>`): an acknowledgement, a stored result, or a refusal. */
+  #onAck(token: string, outcome: ReplyOutcome<CommandAck>): void {
+    const [attemptText, step, host] = token.split(".");
+    const spec = this.machine.spec;
+    if (Number(attemptText) !== this.machine.attempt || this.machine.finished || !host || !this.machine.cells.has(host)) return;
+    // A late answer to an earlier step's command says nothing of the step running now.
+    if (step !== this.machine.position()?.step) return;
+    if (!outcome.ok) {
+      // Nobody listening (no agent yet): sent again until the ack timeout.
+      if (outcome.error.code !== ErrorCode.Unavailable) this.#refused(host, step as StepId, outcome.error);
+      return;
+    }
+    const ack = outcome.value;
+    if (ack.host !== host || (ack.result && senderMismatch(subjects.runResult(spec.lab, spec.runId, host), ack.result))) {
+      this.#log.warn({ host, claims: ack.host }, "refused an acknowledgement that speaks for another host");
+      return;
+    }
+    const result = this.machine.noteAck(host, ack, Date.now());
+    if (result) this.onResult(result);
+  }
+
+  /** The agent refused the step (busy with another run, a bad command): the host fails it. */
+  #refused(host: string, step: StepId, e: StackbusError): void {
+    this.#log.warn({ host, code: e.code, err: e.message }, "the agent refused a step");
+    const failure = { host, step, reason: e.code === ErrorCode.Conflict ? ("busy" as const) : ("internal" as const), hook: null, exitCode: null, signal: null, message: e.message, outputTail: [] };
+    void this.#publishQuiet({ type: "host.finished", attempt: this.machine.attempt, step, host, status: "failed", durationMs: 0, failures: [failure], decided: true }).finally(() => this.pump());
   }
 
   #finish(): void {
     clearInterval(this.#tick);
     clearTimeout(this.#timer);
+    clearTimeout(this.#saveTimer);
+    this.#acks.close();
     this.#release();
     void this.#stores.then(() => this.#saveLater()).finally(() => {
       this.#log.info({ status: this.machine.status }, "run finished");
@@ -526,21 +551,39 @@ class RunDriver {
     const spec = this.machine.spec;
     const reason = `run ${spec.runId} ${this.machine.status}`;
     for (const h of spec.hosts) {
+      if (this.#closedItself(h.name)) continue;
       void this.#bus
         .request(subjects.hostCancel(spec.lab, h.name), CancelRequestSchema, this.#sign(subjects.hostCancel(spec.lab, h.name), { runId: spec.runId, reason, end: true, attempt: this.machine.attempt }), CancelReplySchema, { timeoutMs: this.#timings.cancelMs })
         .catch((err: unknown) => this.#log.debug({ host: h.name, err: (err as Error).message }, "the end of the run did not reach the host"));
     }
   }
 
+  /**
+   * True when the host finished the run's last step (and its `finally`, when it has one)
+   * in this attempt: its agent released the run itself then, and needs no telling.
+   */
+  #closedItself(host: string): boolean {
+    const m = this.machine;
+    const ok = (step: StepId) => {
+      const cell = m.cells.get(host)?.get(step);
+      return cell !== undefined && cell.attempt === m.attempt && cell.status === "ok";
+    };
+    const last = stepsOf(m.spec.kind).at(-1)?.id;
+    if (!last || !m.steps.includes(last) || !ok(last)) return false;
+    const inFinally = m.steps.includes(FINALLY_STEP.id) && m.participants(FINALLY_STEP.id).some((p) => p.name === host);
+    return !inFinally || ok(FINALLY_STEP.id);
+  }
+
   stop(): void {
     this.#stopped = true;
     clearInterval(this.#tick);
     clearTimeout(this.#timer);
+    clearTimeout(this.#saveTimer);
+    this.#acks.close();
   }
 
   async idle(): Promise<void> {
     await this.#stores;
-    await Promise.all(this.#acks);
     await this.#chain;
   }
 }

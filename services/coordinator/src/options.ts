@@ -5,7 +5,10 @@ import { ErrorCode, parseDuration, StackbusError, type Duration } from "@stackbu
 export interface CoordinatorTimeouts {
   /** A run's start waits this long for the config service's lab revision. */
   config: Duration;
-  /** A step command waits this long for the agent's acknowledgement (it is sent again until the run's ack timeout). */
+  /**
+   * @deprecated Nothing waits on it: a step command is answered on its run's reply inbox,
+   * and sent again every second until the agent acknowledges it or the run's ack timeout.
+   */
   command: Duration;
   /** A cancel sent to an agent waits this long for its answer. */
   cancel: Duration;

@@ -4,7 +4,7 @@
  * own state dir, as `count` hosts would run them. Real deployments run one agent process
  * per host; the benchmark shares processes for large N and says so.
  *
- * argv: NATS_URL LAB ROOT FIRST COUNT. Hosts are `h<index>`; host i's directories are
+ * argv: NATS_URL LAB ROOT FIRST COUNT [COORDINATOR_KEY]. Hosts are `h<index>`; host i's directories are
  * ROOT/h<i>/{devstack,stack,state}. Sends "ready" to the parent when every agent answers.
  */
 import { join } from "node:path";
@@ -12,7 +12,7 @@ import { Bus, silentLogger } from "@stackbus/bus";
 import { startAgent, type AgentHandle } from "@stackbus/agent";
 import { hostName } from "./hooks.js";
 
-const [url, lab, root, firstText, countText] = process.argv.slice(2) as [string, string, string, string, string];
+const [url, lab, root, firstText, countText, coordinatorKey] = process.argv.slice(2) as [string, string, string, string, string, string | undefined];
 const first = Number(firstText);
 const count = Number(countText);
 const logger = silentLogger();
@@ -33,6 +33,7 @@ for (let i = first; i < first + count; i++) {
       topDir: join(dir, "devstack"),
       dest: join(dir, "stack"),
       stateDir: join(dir, "state"),
+      coordinatorKey,
     }),
   );
 }

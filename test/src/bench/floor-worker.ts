@@ -14,7 +14,7 @@ const first = Number(firstText);
 const hooks = JSON.parse(hooksJson as string) as string[];
 
 async function host(index: number): Promise<void> {
-  const nc = await connect({ servers: url as string });
+  const nc = await connect({ servers: url as string, name: `bench-floor-${first + index}` });
   let bash: ReturnType<typeof spawnBash> | undefined;
   let buffer = "";
   let waiting: (() => void) | undefined;

@@ -11,7 +11,7 @@ const WORKER = new URL("./floor-worker.js", import.meta.url).pathname;
  * repetition is the same eight barriers as a stackbus stack run: one for prepare (nothing
  * to run), then the seven stack steps' hooks.
  */
-export async function startFloor(url: string, hosts: number, processes: number, hooks: string[], library: string): Promise<{ run(): Promise<number>; stop(): Promise<void> }> {
+export async function startFloor(url: string, hosts: number, processes: number, hooks: string[], library: string): Promise<{ readonly pids: number[]; run(): Promise<number>; stop(): Promise<void> }> {
   const workers: ChildProcess[] = [];
   const per = Math.ceil(hosts / processes);
   for (let first = 0; first < hosts; first += per) {
@@ -20,7 +20,7 @@ export async function startFloor(url: string, hosts: number, processes: number, 
     workers.push(child);
     await new Promise<void>((resolve) => child.once("message", () => resolve()));
   }
-  const nc = await connect({ servers: url });
+  const nc = await connect({ servers: url, name: "bench-floor-driver" });
   const barrier = async (step: number) => {
     const inbox = createInbox();
     let got = 0;
@@ -37,6 +37,7 @@ export async function startFloor(url: string, hosts: number, processes: number, 
     await done;
   };
   return {
+    pids: workers.map((w) => w.pid as number),
     async run() {
       const t0 = performance.now();
       await barrier(-1);

@@ -1,10 +1,14 @@
 #!/usr/bin/env node
 /**
- * `npm run bench`: stackbus against its floor and DevStack's own cost, plugin fan-out
- * against clones, and memory, in one invocation on one machine. Writes the figures to
+ * `npm run bench`: stackbus against its floor and DevStack's own cost at N = 1 to 1000
+ * hosts, with the messages and bytes through nats-server and the CPU of every process per
+ * host and step; the cost of signed commands; what waves per step cost a 3-host lab;
+ * plugin fan-out against clones and the disk's own limit; DevStack mode against plain
+ * ./stack.sh; memory. One invocation on one machine. Writes the figures to
  * test/bench-results/<timestamp>.json and the table into docs/benchmarks.md.
  *
- * Options: --n 1,10,50,100,200  --reps 5  --k 10  --idle-ms 1500  --no-fanout  --no-docs
+ * Options: --n 1,10,50,100,200,500,1000  --reps 5  --large-reps 3  --k 10  --idle-ms 1500
+ *          --no-fanout  --no-devstack-mode  --no-waves  --no-signing  --no-docs
  *
  * Between two timed runs the hosts sit idle for --idle-ms, as they do between real runs
  * (an agent opens the next run's shell in that time, a second after a run ends).
@@ -13,19 +17,19 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { cpus, totalmem } from "node:os";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { bashlibEntry } from "@stackbus/bashlib";
 import { AGENT_NODE_FLAGS } from "@stackbus/agent/node-flags";
 import { Bus, silentLogger } from "@stackbus/bus";
-import { startNats, tempDir, track, untrack, waitFor } from "@stackbus/testkit";
-import { LabListRequestSchema, LabListSchema, subjects } from "@stackbus/protocol";
+import { freePort, startNats, tempDir, track, untrack } from "@stackbus/testkit";
 import { devstackOnce } from "./devstack.js";
 import { benchDevstackMode } from "./devstack-mode.js";
-import { startFloor } from "./floor.js";
 import { median, writeNoopHooks } from "./hooks.js";
-import { rssMiB, sampleRss } from "./rss.js";
-import { startStackbusSide, type StackTiming } from "./stackbus.js";
-import { renderMarkdown, TARGETS, type BenchResults, type FanoutRow, type StackRow } from "./report.js";
+import { describeRow, measureStack, type StackContext, type StackRow } from "./stack-row.js";
+import { measureSigning } from "./signing-row.js";
+import { measureWaves } from "./waves.js";
+import { renderMarkdown, TARGETS, type BenchResults, type FanoutRow } from "./report.js";
 
 const REPO_ROOT = new URL("../../../", import.meta.url).pathname;
 const CLI = join(REPO_ROOT, "packages/cli/bin/stackbus.js");
@@ -33,53 +37,96 @@ const FANOUT = join(REPO_ROOT, "services/fetcher/dist/bench/fanout.js");
 
 const { values } = parseArgs({
   options: {
-    n: { type: "string", default: "1,10,50,100,200" },
+    n: { type: "string", default: "1,10,50,100,200,500,1000" },
     reps: { type: "string", default: "5" },
+    "large-reps": { type: "string", default: "3" },
     k: { type: "string", default: "10" },
     "idle-ms": { type: "string", default: "1500" },
     "fanout-hosts": { type: "string", default: "10,50" },
+    "signing-hosts": { type: "string", default: "100" },
     "no-fanout": { type: "boolean", default: false },
     "no-devstack-mode": { type: "boolean", default: false },
     "devstack-reps": { type: "string", default: "3" },
+    "no-waves": { type: "boolean", default: false },
+    "no-signing": { type: "boolean", default: false },
     "no-docs": { type: "boolean", default: false },
   },
   strict: true,
 });
 const sizes = values.n.split(",").map(Number);
 const reps = Number(values.reps);
+/** From this many hosts on, runs are repeated --large-reps times and warmed up once. */
+const LARGE = 500;
 const k = Number(values.k);
-const idleMs = Number(values["idle-ms"]);
-const idle = () => new Promise((resolve) => setTimeout(resolve, idleMs));
 const fanoutHosts = values["no-fanout"] ? [] : values["fanout-hosts"].split(",").map(Number);
 
-/** Agent (and floor) processes for N hosts: one per host up to 10, then 10 shared. */
-export function processesFor(hosts: number): number {
-  return Math.min(hosts, 10);
-}
-
 const say = (line: string) => process.stdout.write(`${line}\n`);
+
+/** The bench's services: config, fetcher and coordinator, each a `stackbus serve` process. */
+class Services {
+  readonly #children = new Map<string, ChildProcess>();
+  constructor(
+    readonly natsUrl: string,
+    readonly cacheDir: string,
+  ) {}
+
+  pid(name: string): number {
+    return this.#children.get(name)?.pid as number;
+  }
+
+  /** Starts a service; resolves when it logs that it is ready. Its warnings and errors go to this process's stderr. */
+  start(name: "config" | "fetcher" | "coordinator", extra: string[] = []): Promise<void> {
+    const args = [CLI, "serve", name, "--nats", this.natsUrl, ...extra];
+    if (name === "fetcher") args.push("--cache-dir", this.cacheDir);
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, STACKBUS_LOG_LEVEL: "info" } });
+    track(child);
+    this.#children.set(name, child);
+    return new Promise<void>((resolve, reject) => {
+      createInterface({ input: child.stderr as NodeJS.ReadableStream }).on("line", (line) => {
+        let entry: { level?: number; msg?: string } = {};
+        try {
+          entry = JSON.parse(line) as typeof entry;
+        } catch {
+          process.stderr.write(`${name}: ${line}\n`);
+          return;
+        }
+        if (entry.msg?.endsWith(" ready")) resolve();
+        else if ((entry.level ?? 0) >= 40) process.stderr.write(`${name}: ${line}\n`);
+      });
+      child.once("exit", (code) => reject(new Error(`the ${name} service exited with ${code} before it was ready`)));
+    });
+  }
+
+  async stop(name: string): Promise<void> {
+    const child = this.#children.get(name);
+    if (!child) return;
+    this.#children.delete(name);
+    child.kill("SIGTERM");
+    await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(undefined) : child.once("exit", r)));
+    untrack(child);
+  }
+
+  async stopAll(): Promise<void> {
+    for (const name of [...this.#children.keys()]) await this.stop(name);
+  }
+}
 
 async function main(): Promise<void> {
   const began = Date.now();
   const work = tempDir("sb-bench-");
-  const nats = await startNats();
+  const monitorPort = await freePort();
+  const nats = await startNats({ args: ["-m", String(monitorPort)] });
+  const monitor = `http://127.0.0.1:${monitorPort}`;
   const logger = silentLogger();
   const bus = await Bus.connect({ servers: nats.url, name: "bench-driver", logger });
-  const services = new Map<string, ChildProcess>();
+  const services = new Services(nats.url, join(work.path, "fetcher-cache"));
   try {
-    for (const name of ["config", "fetcher", "coordinator"] as const) {
-      const args = [CLI, "serve", name, "--nats", nats.url];
-      if (name === "fetcher") args.push("--cache-dir", join(work.path, "fetcher-cache"));
-      const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, STACKBUS_LOG_LEVEL: "warn" } });
-      track(child);
-      services.set(name, child);
-    }
-    await waitFor("the config service", () => bus.request(subjects.labList(), LabListRequestSchema, {}, LabListSchema, { timeoutMs: 1_000 }).catch(() => undefined), 30_000, 100);
+    await Promise.all((["config", "fetcher", "coordinator"] as const).map((name) => services.start(name)));
 
     const library = bashlibEntry();
     const hooksDir = join(work.path, "floor-top");
     const hooks = writeNoopHooks(hooksDir, k);
-    say(`stackbus benchmark: ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; K=${k} no-op extras.d hooks per host; ${reps} repetitions, medians`);
+    say(`stackbus benchmark: ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; K=${k} no-op extras.d hooks per host; ${reps} repetitions (${values["large-reps"]} from N=${LARGE}), medians`);
 
     const devstackMs: number[] = [];
     await devstackOnce(hooksDir, hooks, library);
@@ -87,72 +134,20 @@ async function main(): Promise<void> {
     const devstack = median(devstackMs);
     say(`DevStack's own cost (one bash: library + 7 steps x ${k} hooks): median ${devstack.toFixed(1)} ms`);
 
-    const rows: StackRow[] = [];
-    let agentIdleMiB = Number.NaN;
-    let agentRunMiB = Number.NaN;
-    let coordinatorMiB = Number.NaN;
-    let coordinatorHosts = 0;
-    const coordinatorPid = services.get("coordinator")?.pid as number;
-    for (const hosts of sizes) {
-      const processes = processesFor(hosts);
-      const floor = await startFloor(nats.url, hosts, processes, hooks, library);
-      const side = await startStackbusSide({ bus, url: nats.url, lab: `bench${hosts}`, root: join(work.path, `n${hosts}`), hosts, processes, k, nodeFlags: AGENT_NODE_FLAGS });
-      try {
-        await floor.run();
-        await side.run();
-        await idle();
-        await side.run();
-        if (hosts === 1) {
-          await new Promise((r) => setTimeout(r, 1_000));
-          agentIdleMiB = rssMiB(side.pids[0] as number);
-        }
-        const coordinator = sampleRss(coordinatorPid);
-        const agent = hosts === 1 ? sampleRss(side.pids[0] as number, 5) : undefined;
-        const floorMs: number[] = [];
-        const stackMs: number[] = [];
-        const timings: StackTiming[] = [];
-        for (let i = 0; i < reps; i++) {
-          await idle();
-          floorMs.push(await floor.run());
-          await idle();
-          const t = await side.run();
-          timings.push(t);
-          stackMs.push(t.totalMs);
-        }
-        const coordPeak = coordinator.stop();
-        if (agent) agentRunMiB = agent.stop();
-        if (hosts >= coordinatorHosts) {
-          coordinatorHosts = hosts;
-          coordinatorMiB = coordPeak;
-        }
-        const row: StackRow = {
-          hosts,
-          processes,
-          floorMs,
-          stackbusMs: stackMs,
-          medianFloorMs: median(floorMs),
-          medianStackbusMs: median(stackMs),
-          stepsMs: medianSteps(timings),
-        };
-        rows.push(row);
-        say(
-          `N=${String(hosts).padStart(3)} (${processes} process${processes === 1 ? "" : "es"}): floor ${row.medianFloorMs.toFixed(0)} ms, stackbus ${row.medianStackbusMs.toFixed(0)} ms, ` +
-            `x${(row.medianStackbusMs / row.medianFloorMs).toFixed(2)} floor, x${(row.medianStackbusMs / devstack).toFixed(1)} DevStack  ` +
-            `[stackbus ${stackMs.map((v) => v.toFixed(0)).join(", ")}] [floor ${floorMs.map((v) => v.toFixed(0)).join(", ")}]`,
-        );
-        say(`      steps (ms since start, median): ${row.stepsMs.map((s) => `${s.step} ${s.finishedAtMs.toFixed(0)}`).join(", ")}`);
-      } finally {
-        await side.stop();
-        await floor.stop();
-      }
-    }
-    say(`memory: agent idle ${agentIdleMiB.toFixed(1)} MiB, during a run ${agentRunMiB.toFixed(1)} MiB; coordinator peak at N=${coordinatorHosts} ${coordinatorMiB.toFixed(1)} MiB`);
+    const ctx: StackContext = { bus, url: nats.url, monitor, natsPid: nats.pid as number, coordinatorPid: services.pid("coordinator"), root: work.path, hooks, library, k, idleMs: Number(values["idle-ms"]), nodeFlags: AGENT_NODE_FLAGS, say };
+    const { rows, memory } = await stackRows(ctx, devstack);
 
-    const fanout = [];
+    const signing = values["no-signing"] ? undefined : await signingRow(ctx, services, rows, work.path);
+    const waves = values["no-waves"] ? undefined : await measureWaves({ bus, url: nats.url, root: join(work.path, "waves"), reps: 3, nodeFlags: AGENT_NODE_FLAGS, say });
+
+    const fanout: FanoutRow[] = [];
     for (const h of fanoutHosts) {
       const result = await runFanout(h, reps);
       fanout.push(result);
-      say(`fan-out to ${h} hosts (5 MB plugin): stackbus ${result.medianStackbusMs.toFixed(0)} ms, ${h} clones ${result.medianClonesMs.toFixed(0)} ms, x${result.speedup.toFixed(2)} faster`);
+      say(
+        `fan-out to ${h} hosts (5 MB plugin, archive ${(result.archiveBytes / 2 ** 20).toFixed(1)} MiB): stackbus ${result.medianStackbusMs.toFixed(0)} ms, ${h} clones ${result.medianClonesMs.toFixed(0)} ms, ` +
+          `x${result.speedup.toFixed(2)} faster; the disk's limit (${h} copies of the archive's bytes written) ${result.medianDiskMs.toFixed(0)} ms`,
+      );
     }
 
     const devstackMode = values["no-devstack-mode"]
@@ -164,49 +159,94 @@ async function main(): Promise<void> {
       machine: { cpus: cpus().length, model: cpus()[0]?.model ?? "", memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
       k,
       repetitions: reps,
+      largeRepetitions: Number(values["large-reps"]),
       devstack: { runsMs: devstackMs, medianMs: devstack },
       stack: rows,
+      ...(signing ? { signing } : {}),
+      ...(waves ? { waves } : {}),
       fanout,
       ...(devstackMode ? { devstackMode } : {}),
-      memory: { agentIdleMiB, agentRunMiB, coordinatorMiB, coordinatorHosts },
+      memory,
       durationS: (Date.now() - began) / 1000,
       targets: TARGETS,
     };
-    const outDir = join(REPO_ROOT, "test/bench-results");
-    mkdirSync(outDir, { recursive: true });
-    const file = join(outDir, `${results.at.replace(/[:.]/g, "-")}.json`);
-    writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
-    const table = renderMarkdown(results);
-    say("");
-    say(table);
-    say(`figures: ${file}`);
-    if (!values["no-docs"]) {
-      const docs = join(REPO_ROOT, "docs/benchmarks.md");
-      const text = readFileSync(docs, "utf8");
-      const start = "<!-- bench:results:start -->";
-      const end = "<!-- bench:results:end -->";
-      const a = text.indexOf(start);
-      const b = text.indexOf(end);
-      if (a < 0 || b < a) throw new Error(`docs/benchmarks.md has no ${start} ... ${end} section`);
-      writeFileSync(docs, `${text.slice(0, a + start.length)}\n${table}\n${text.slice(b)}`);
-      say("table written into docs/benchmarks.md");
-    }
-    say(`benchmark took ${results.durationS.toFixed(0)} s`);
+    writeResults(results);
   } finally {
     await bus.drain().catch(() => undefined);
-    for (const child of services.values()) {
-      child.kill("SIGTERM");
-      await new Promise((r) => (child.exitCode !== null ? r(undefined) : child.once("exit", r)));
-      untrack(child);
-    }
+    await services.stopAll();
     await nats.stop();
     work.remove();
   }
 }
 
-function medianSteps(timings: StackTiming[]): Array<{ step: string; finishedAtMs: number }> {
-  const first = timings[0]?.steps ?? [];
-  return first.map((s, i) => ({ step: s.step, finishedAtMs: median(timings.map((t) => t.steps[i]?.finishedAtMs ?? Number.NaN)) }));
+/** The stack rows, N by N, and the memory figures they give. */
+async function stackRows(ctx: StackContext, devstack: number): Promise<{ rows: StackRow[]; memory: BenchResults["memory"] }> {
+  const rows: StackRow[] = [];
+  const memory: BenchResults["memory"] = { agentIdleMiB: Number.NaN, agentRunMiB: Number.NaN, coordinatorMiB: Number.NaN, coordinatorHosts: 0 };
+  for (const hosts of sizes) {
+    const large = hosts >= LARGE;
+    const { row, memory: m } = await measureStack(ctx, hosts, large ? Number(values["large-reps"]) : reps, large ? 1 : 2);
+    if (m.agentIdleMiB !== undefined) memory.agentIdleMiB = m.agentIdleMiB;
+    if (m.agentRunMiB !== undefined) memory.agentRunMiB = m.agentRunMiB;
+    if (hosts >= memory.coordinatorHosts) Object.assign(memory, { coordinatorHosts: hosts, coordinatorMiB: m.coordinatorPeakMiB });
+    rows.push(row);
+    say(
+      `N=${String(hosts).padStart(4)} (${row.processes} agent process${row.processes === 1 ? "" : "es"}${hosts > row.processes ? `, ${Math.ceil(hosts / row.processes)} agents each` : ""}): ` +
+        `floor ${row.medianFloorMs.toFixed(0)} ms, stackbus ${row.medianStackbusMs.toFixed(0)} ms, x${(row.medianStackbusMs / row.medianFloorMs).toFixed(2)} floor, x${(row.medianStackbusMs / devstack).toFixed(1)} DevStack  ` +
+        `[stackbus ${row.stackbusMs.map((v) => v.toFixed(0)).join(", ")}] [floor ${row.floorMs.map((v) => v.toFixed(0)).join(", ")}]`,
+    );
+    say(`      steps (ms since start, median): ${row.stepsMs.map((s) => `${s.step} ${s.finishedAtMs.toFixed(0)}`).join(", ")}`);
+    say(describeRow(row));
+  }
+  say(`memory: agent idle ${memory.agentIdleMiB.toFixed(1)} MiB, during a run ${memory.agentRunMiB.toFixed(1)} MiB; coordinator peak at N=${memory.coordinatorHosts} ${memory.coordinatorMiB.toFixed(1)} MiB`);
+  return { rows, memory };
+}
+
+/** Signed commands: the coordinator started with a signing key, the agents with its public key. */
+async function signingRow(ctx: StackContext, services: Services, rows: StackRow[], dir: string): Promise<BenchResults["signing"]> {
+  const hosts = Number(values["signing-hosts"]);
+  const unsigned = rows.find((r) => r.hosts === hosts);
+  await services.stop("coordinator");
+  try {
+    return await measureSigning({
+      ctx,
+      hosts,
+      reps,
+      dir,
+      unsigned,
+      startCoordinator: async (keyFile) => {
+        await services.start("coordinator", ["--signing-key", keyFile]);
+        return services.pid("coordinator");
+      },
+      stopCoordinator: () => services.stop("coordinator"),
+    });
+  } finally {
+    await services.stop("coordinator");
+    await services.start("coordinator");
+  }
+}
+
+function writeResults(results: BenchResults): void {
+  const outDir = join(REPO_ROOT, "test/bench-results");
+  mkdirSync(outDir, { recursive: true });
+  const file = join(outDir, `${results.at.replace(/[:.]/g, "-")}.json`);
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  const table = renderMarkdown(results);
+  say("");
+  say(table);
+  say(`figures: ${file}`);
+  if (!values["no-docs"]) {
+    const docs = join(REPO_ROOT, "docs/benchmarks.md");
+    const text = readFileSync(docs, "utf8");
+    const start = "<!-- bench:results:start -->";
+    const end = "<!-- bench:results:end -->";
+    const a = text.indexOf(start);
+    const b = text.indexOf(end);
+    if (a < 0 || b < a) throw new Error(`docs/benchmarks.md has no ${start} ... ${end} section`);
+    writeFileSync(docs, `${text.slice(0, a + start.length)}\n${table}\n${text.slice(b)}`);
+    say("table written into docs/benchmarks.md");
+  }
+  say(`benchmark took ${results.durationS.toFixed(0)} s`);
 }
 
 async function runFanout(hosts: number, repetitions: number): Promise<FanoutRow> {

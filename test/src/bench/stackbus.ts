@@ -18,6 +18,7 @@ const CLI = new URL("../../../packages/cli/bin/stackbus.js", import.meta.url).pa
 
 /** One timed `stack` run: wall time from the start request to `run.finished`, and where it went. */
 export interface StackTiming {
+  runId: string;
   totalMs: number;
   /** Milliseconds from the start request to each step's `step.finished`, in order. */
   steps: Array<{ step: string; finishedAtMs: number }>;
@@ -26,8 +27,8 @@ export interface StackTiming {
 export interface StackbusSide {
   /** Pids of the agent processes. */
   readonly pids: number[];
-  /** Runs `stack` on every host once and times it. */
-  run(): Promise<StackTiming>;
+  /** Runs `stack` on every host once and times it; `onStep` is told each step as its start is seen. */
+  run(onStep?: (step: string) => void): Promise<StackTiming>;
   stop(): Promise<void>;
 }
 
@@ -48,6 +49,8 @@ export async function startStackbusSide(options: {
   k: number;
   /** Node flags of an agent process, as deployed. */
   nodeFlags: readonly string[];
+  /** The coordinator's public key: agents then accept only commands it signed. */
+  coordinatorKey?: string | undefined;
 }): Promise<StackbusSide> {
   const { bus, lab, root, hosts } = options;
   const files: Record<string, string> = {};
@@ -67,12 +70,12 @@ export async function startStackbusSide(options: {
   for (let first = 0; first < hosts; first += per) {
     const count = Math.min(per, hosts - first);
     if (count === 1) {
-      const { child, ready } = startCliAgent(options.url, lab, root, first, options.nodeFlags);
+      const { child, ready } = startCliAgent(options.url, lab, root, first, options.nodeFlags, options.coordinatorKey ? ["--coordinator-key", options.coordinatorKey] : []);
       children.push(child);
       started.push(ready);
       continue;
     }
-    const child = fork(AGENTS_HOST, [options.url, lab, root, String(first), String(count)], { stdio: "inherit", execArgv: [...options.nodeFlags] });
+    const child = fork(AGENTS_HOST, [options.url, lab, root, String(first), String(count), ...(options.coordinatorKey ? [options.coordinatorKey] : [])], { stdio: "inherit", execArgv: [...options.nodeFlags] });
     children.push(child);
     started.push(
       new Promise<void>((resolve, reject) => {
@@ -84,12 +87,14 @@ export async function startStackbusSide(options: {
   await Promise.all(started);
 
   const finished = new Map<string, (event: { status: string }) => void>();
+  const observers = new Map<string, (step: string) => void>();
   const stepTimes = new Map<string, Array<{ step: string; at: number }>>();
   const events: Subscription = bus.nc.subscribe(`sb.${lab}.run.*.event`, {
     callback: (_err, msg) => {
       const at = performance.now();
       const event = JSON.parse(new TextDecoder().decode(msg.data)) as { type: string; runId: string; step?: string; status?: string };
-      if (event.type === "step.finished") {
+      if (event.type === "step.started") observers.get(event.runId)?.(event.step ?? "");
+      else if (event.type === "step.finished") {
         let list = stepTimes.get(event.runId);
         if (!list) stepTimes.set(event.runId, (list = []));
         list.push({ step: event.step ?? "", at });
@@ -100,19 +105,21 @@ export async function startStackbusSide(options: {
 
   return {
     pids: children.map((c) => c.pid as number),
-    async run() {
+    async run(onStep) {
       const t0 = performance.now();
       const reply = await bus.request(subjects.runStart(lab), RunStartRequestSchema, { kind: "stack" }, RunStartReplySchema, { timeoutMs: 30_000 });
+      if (onStep) observers.set(reply.runId, onStep);
       const end = new Promise<{ status: string }>((resolve) => finished.set(reply.runId, resolve));
       const timeout = setTimeout(() => finished.get(reply.runId)?.({ status: "benchmark timeout" }), 300_000);
       const outcome = await end;
       const totalMs = performance.now() - t0;
       clearTimeout(timeout);
       finished.delete(reply.runId);
+      observers.delete(reply.runId);
       if (outcome.status !== "succeeded") throw new Error(`benchmark run ${reply.runId} on ${hosts} hosts ended ${outcome.status}`);
       const steps = (stepTimes.get(reply.runId) ?? []).map((s) => ({ step: s.step, finishedAtMs: s.at - t0 }));
       stepTimes.delete(reply.runId);
-      return { totalMs, steps };
+      return { runId: reply.runId, totalMs, steps };
     },
     async stop() {
       events.unsubscribe();
@@ -136,13 +143,13 @@ export async function startStackbusSide(options: {
 }
 
 /**
- * `stackbus agent` for host `index`, ready when it logs "agent ready". Its log lines of
+ * `stackbus agent` for host `index` (or the host of that name), ready when it logs "agent ready". Its log lines of
  * level warn and above are passed on to this process's stderr.
  */
-export function startCliAgent(url: string, lab: string, root: string, index: number, nodeFlags: readonly string[]): { child: ChildProcess; ready: Promise<void> } {
-  const host = hostName(index);
+export function startCliAgent(url: string, lab: string, root: string, index: number | string, nodeFlags: readonly string[], extra: readonly string[] = []): { child: ChildProcess; ready: Promise<void> } {
+  const host = typeof index === "string" ? index : hostName(index);
   const dir = join(root, host);
-  const args = [...nodeFlags, CLI, "agent", "--host", host, "--lab", lab, "--nats", url];
+  const args = [...nodeFlags, CLI, "agent", "--host", host, "--lab", lab, "--nats", url, ...extra];
   args.push("--top-dir", join(dir, "devstack"), "--dest", join(dir, "stack"), "--state-dir", join(dir, "state"));
   const child = spawn(process.execPath, args, { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, STACKBUS_LOG_LEVEL: "info" } });
   const ready = new Promise<void>((resolve, reject) => {

@@ -50,6 +50,13 @@ export interface FanoutBenchResult {
   speedup: number;
   /** upload-pack requests the git server saw during the stackbus runs (one clone per run). */
   stackbusUploadPacks: number;
+  /**
+   * The disk's own limit, per repetition: the time to write N copies of the archive's
+   * bytes (one file per host, at once, no fsync, as unpacking and cloning write), in the
+   * same directory.
+   */
+  diskMs: number[];
+  medianDiskMs: number;
 }
 
 /**
@@ -132,6 +139,17 @@ export async function runFanoutBench(options: FanoutBenchOptions): Promise<Fanou
       rmSync(root, { recursive: true, force: true });
     }
 
+    const diskMs: number[] = [];
+    const bytes = randomBytes(archiveBytes);
+    for (let rep = 0; rep < repetitions; rep++) {
+      const root = join(work.path, `disk-${rep}`);
+      mkdirSync(root, { recursive: true });
+      const started = performance.now();
+      await Promise.all(Array.from({ length: hosts }, (_, i) => fs.promises.writeFile(join(root, `host-${i}.bin`), bytes)));
+      diskMs.push(performance.now() - started);
+      rmSync(root, { recursive: true, force: true });
+    }
+
     const medianStackbusMs = median(stackbusMs);
     const medianClonesMs = median(clonesMs);
     return {
@@ -144,6 +162,8 @@ export async function runFanoutBench(options: FanoutBenchOptions): Promise<Fanou
       medianClonesMs,
       speedup: medianClonesMs / medianStackbusMs,
       stackbusUploadPacks,
+      diskMs,
+      medianDiskMs: median(diskMs),
     };
   } finally {
     await Promise.all(buses.map((b) => b.drain().catch(() => undefined)));
@@ -186,6 +206,7 @@ async function main(): Promise<void> {
       `  stackbus (1 clone + object store): median ${ms(result.medianStackbusMs)}  [${result.stackbusMs.map(ms).join(", ")}]  upload-packs: ${result.stackbusUploadPacks}`,
       `  ${result.hosts} isomorphic-git clones:         median ${ms(result.medianClonesMs)}  [${result.clonesMs.map(ms).join(", ")}]`,
       `  ratio clones / stackbus: ${result.speedup.toFixed(2)}x`,
+      `  the disk's limit (${result.hosts} copies of the archive's bytes written): median ${ms(result.medianDiskMs)}  [${result.diskMs.map(ms).join(", ")}]`,
       "",
     ].join("\n"),
   );

@@ -176,7 +176,6 @@ function coordinatorPermissions(ctx: RoleContext): RolePermissions {
         `${labRoot}.run.*.event`,
         subjects.pluginsPin(lab),
         subjects.configShow(lab),
-        subjects.pluginsPin(lab),
         everyConfigGet,
         `$KV.${BUCKETS.runs}.${lab}.>`,
         ...ownStream(STREAMS.runs),

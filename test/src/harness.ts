@@ -11,7 +11,7 @@ import {
   ConfigApplyRequestSchema,
   PingReplySchema,
   PingRequestSchema,
-  RunRecordSchema,
+  decodeRunRecord,
   BUCKETS,
   keys,
   subjects,
@@ -290,7 +290,7 @@ export class Lab implements AsyncDisposable {
   async record(runId: string): Promise<RunRecord | undefined> {
     const kv = await this.bus.kv(BUCKETS.runs);
     const entry = await kv.get(keys.run(this.name, runId));
-    return entry && entry.operation === "PUT" ? RunRecordSchema.parse(entry.json()) : undefined;
+    return entry && entry.operation === "PUT" ? decodeRunRecord(entry.key, entry.value) : undefined;
   }
 
   async stop(): Promise<void> {

@@ -83,7 +83,7 @@ function limits(): string[] {
     `| a failure's output tail (status, watch, the run record) | ${size(o.tailBytes)} | the last lines that fit, each of at most 2 KiB |`,
     `| one log message on the bus | ${size(o.batchBytes)} | the batch is split |`,
     "| one message on the bus | the server's `max_payload` (1 MiB by default) | refused before it is sent (`TOO_LARGE`), never retried |",
-    `| hosts per lab | ${MAX_LAB_HOSTS} | the manifest is refused at \`lab validate\` / \`lab apply\` (a ${MAX_LAB_HOSTS}-host run record is about 290 KB) |`,
+    `| hosts per lab | ${MAX_LAB_HOSTS} | the manifest is refused at \`lab validate\` / \`lab apply\` (a finished ${MAX_LAB_HOSTS}-host run's record is about 1.2 MB of JSON, stored packed in about 120 KB) |`,
     `| a plugin's largest file | ${size(p.maxFileBytes)} (\`plugins.limits.maxFileBytes\`) | the fetch, or the host's unpack, fails naming plugin, limit and value; nothing is left behind |`,
     `| a plugin's files | ${p.maxFiles} (\`plugins.limits.maxFiles\`) | the same |`,
     `| a plugin unpacked | ${size(p.maxUnpackedBytes)} (\`plugins.limits.maxUnpackedBytes\`) | the same |`,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { RunEvent, RunSpec, StepId, StepResult, StepStatus } from "@stackbus/protocol";
+import { decodeRunRecord, encodeRunRecord, MAX_LAB_HOSTS, type RunEvent, type RunSpec, type StepId, type StepResult, type StepStatus } from "@stackbus/protocol";
 import { planAttempt, RunMachine, type Decision, type EventDraft } from "./machine.js";
 
 function spec(
@@ -342,5 +342,34 @@ describe("engine - restart and resume", () => {
     assert.deepEqual(forced.steps, STACK, "--from reruns stack.sh from its start on DevStack hosts");
     assert.ok(!forced.carried["prepare"]?.includes("controller"));
     assert.ok(forced.carried["install"]?.includes("hookhost"), "hooks hosts skip the steps before --from");
+  });
+});
+
+describe("engine - the run record at the largest lab", () => {
+  it(`a finished ${MAX_LAB_HOSTS}-host stack run's record, as the runs bucket stores it, is under a quarter of NATS's default max_payload`, () => {
+    const names = Array.from({ length: MAX_LAB_HOSTS }, (_, i) => `compute-${String(i).padStart(4, "0")}-${"x".repeat(51)}`);
+    assert.equal(names[0]?.length, 64, "host names as long as a host name may be");
+    const w = new World(new RunMachine(spec(names.map((n): [string, number] => [n, 1]))));
+    w.now = 1_764_600_000_000;
+    w.settle();
+    const record = w.m.record();
+    assert.equal(record.status, "succeeded");
+    // As on a real lab, every host's times differ (the world answers at once): a poor case for packing.
+    let seed = 7;
+    const jitter = () => (seed = (seed * 48271) % 2147483647) % 100_000;
+    for (const steps of Object.values(record.hosts)) {
+      for (const state of Object.values(steps)) {
+        const took = jitter();
+        state.startedAt = (state.startedAt ?? w.now) + jitter();
+        state.finishedAt = state.startedAt + took;
+        state.durationMs = took;
+      }
+    }
+    const json = Buffer.byteLength(JSON.stringify(record));
+    const stored = encodeRunRecord(record);
+    assert.ok(json > 1024 * 1024 * 0.5, `the JSON alone is ${json} bytes: near max_payload, hence the packing`);
+    assert.ok(stored.length < 256 * 1024, `stored: ${stored.length} bytes (JSON ${json} bytes)`);
+    console.log(`# ${MAX_LAB_HOSTS}-host record: JSON ${json} bytes, stored ${stored.length} bytes`);
+    assert.deepEqual(decodeRunRecord("lab.r1", stored), record);
   });
 });

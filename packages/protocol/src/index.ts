@@ -186,3 +186,4 @@ export {
   type HostStepState,
   type RunRecord,
 } from "./messages.js";
+export { decodeRunRecord, encodeRunRecord, readRunRecord } from "./record.js";

@@ -17,7 +17,9 @@ import {
   RunCancelReplySchema,
   RunCancelRequestSchema,
   RunEventSchema,
-  RunRecordSchema,
+  decodeRunRecord,
+  encodeRunRecord,
+  readRunRecord,
   RunStartReplySchema,
   RunStartRequestSchema,
   StackbusError,
@@ -127,7 +129,7 @@ export async function startCoordinator(input: CoordinatorOptions): Promise<Coord
     if (drivers.has(runId)) throw new StackbusError(ErrorCode.Conflict, `run ${runId} is still running; there is nothing to resume yet`);
     const entry = await runsKv.get(keys.run(lab, runId));
     if (!entry || entry.operation !== "PUT") throw new StackbusError(ErrorCode.NotFound, `no run ${runId} in lab ${lab}`, { runId });
-    const record = RunRecordSchema.parse(entry.json());
+    const record = decodeRunRecord(entry.key, entry.value);
     if (record.status === "succeeded") throw new StackbusError(ErrorCode.Conflict, `run ${runId} succeeded; there is nothing to resume`);
     if (record.spec.kind !== req.kind) throw new StackbusError(ErrorCode.InvalidArgument, `run ${runId} is a ${record.spec.kind} run, not ${req.kind}`);
     refuseUndone(record, await listRecords(runsKv));
@@ -212,7 +214,7 @@ function serveCancel(bus: Bus, runsKv: KV, drivers: ReadonlyMap<string, RunDrive
       }
       const entry = await runsKv.get(keys.run(lab, req.runId));
       if (!entry || entry.operation !== "PUT") throw new StackbusError(ErrorCode.NotFound, `no run ${req.runId} in lab ${lab}`, { runId: req.runId });
-      const record = RunRecordSchema.parse(entry.json());
+      const record = decodeRunRecord(entry.key, entry.value);
       return { runId: req.runId, canceled: false, status: record.status };
     },
     { queue: QUEUES.coordinator },
@@ -272,7 +274,7 @@ async function listRecords(kv: KV): Promise<RunRecord[]> {
   for (const k of keyList) {
     const entry = await kv.get(k);
     if (!entry || entry.operation !== "PUT") continue;
-    const parsed = RunRecordSchema.safeParse(entry.json());
+    const parsed = readRunRecord(entry.value);
     if (parsed.success) out.push(parsed.data);
   }
   return out;
@@ -378,7 +380,7 @@ class RunDriver {
     clearTimeout(this.#saveTimer);
     this.#saveTimer = undefined;
     const next = this.#chain.then(() =>
-      withRetry("saving the run record", () => this.#kv.put(keys.run(this.machine.spec.lab, this.machine.spec.runId), JSON.stringify(this.machine.record())), {
+      withRetry("saving the run record", () => this.#kv.put(keys.run(this.machine.spec.lab, this.machine.spec.runId), encodeRunRecord(this.machine.record())), {
         deadlineMs: this.#timings.saveDeadlineMs,
       }),
     );

@@ -7,7 +7,7 @@ import {
   LogBatchSchema,
   ProgressSchema,
   senderMismatch,
-  RunRecordSchema,
+  readRunRecord,
   StackbusError,
   STREAMS,
   subjects,
@@ -30,7 +30,7 @@ export async function listRuns(bus: Bus, lab: string): Promise<RunRecord[]> {
   for (const k of keys) {
     const e = await kv.get(k);
     if (!e || e.operation !== "PUT") continue;
-    const parsed = RunRecordSchema.safeParse(e.json());
+    const parsed = readRunRecord(e.value);
     if (parsed.success) records.push(parsed.data);
   }
   return records.sort((a, b) => b.spec.createdAt - a.spec.createdAt || b.spec.runId.localeCompare(a.spec.runId));

@@ -2,7 +2,6 @@ import { execFile } from "node:child_process";
 import { chmodSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
-import type { ChildProcess } from "node:child_process";
 import {
   ConfigApplyReplySchema,
   ConfigApplyRequestSchema,
@@ -14,7 +13,7 @@ import {
 import type { Bus } from "@stackbus/bus";
 import { devstackEnvironment, devstackHost, DevstackUnavailable, offlineLocalrc } from "@stackbus/testkit";
 import { hostName, median } from "./hooks.js";
-import { startCliAgent } from "./stackbus.js";
+import { startCliAgent, stopChild as stop } from "./stackbus.js";
 
 const run = promisify(execFile);
 
@@ -96,12 +95,4 @@ export async function benchDevstackMode(options: { bus: Bus; url: string; root: 
   } finally {
     await stop(child);
   }
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-  await new Promise((resolve) => child.once("exit", resolve));
-  clearTimeout(timer);
 }

@@ -169,3 +169,12 @@ export function startCliAgent(url: string, lab: string, root: string, index: num
   });
   return { child, ready };
 }
+
+/** Stops a process the benchmark started: SIGTERM, then SIGKILL after 5 s. */
+export async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+  await new Promise((resolve) => child.once("exit", resolve));
+  clearTimeout(timer);
+}

@@ -4,7 +4,7 @@ import type { ChildProcess } from "node:child_process";
 import { ConfigApplyReplySchema, ConfigApplyRequestSchema, RunEventSchema, RunStartReplySchema, RunStartRequestSchema, subjects, type RunStartRequest } from "@stackbus/protocol";
 import type { Bus } from "@stackbus/bus";
 import { median } from "./hooks.js";
-import { startCliAgent } from "./stackbus.js";
+import { startCliAgent, stopChild as stop } from "./stackbus.js";
 
 /**
  * Seconds each stack step's hooks sleep, in the proportions of a DevStack run (install the
@@ -108,12 +108,4 @@ export async function measureWaves(options: { bus: Bus; url: string; root: strin
   } finally {
     await Promise.all(agents.map((c) => stop(c)));
   }
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill("SIGTERM");
-  const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
-  await new Promise((resolve) => child.once("exit", resolve));
-  clearTimeout(timer);
 }

@@ -262,11 +262,6 @@ export class RunMachine {
     if (v) v.lastHeartbeat = now;
   }
 
-  /** True when the host has acknowledged the current step. */
-  isAcked(host: string): boolean {
-    return (this.#volatile.get(host)?.ackedAt ?? null) !== null;
-  }
-
   // ---------------------------------------------------------------- deciding
 
   /** The step and wave the run is at, and the hosts that must answer it. */

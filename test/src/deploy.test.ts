@@ -12,7 +12,7 @@ import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, statSync, symli
 import { join } from "node:path";
 import { test } from "node:test";
 import { freePort, natsServerBin, startGitServer, tempDir, track, trackGroup, untrack, waitFor } from "@stackbus/testkit";
-import { CLI, REPO_ROOT, type Proc } from "./harness.js";
+import { CLI, procOf, REPO_ROOT, type Proc } from "./harness.js";
 
 const README = readFileSync(join(REPO_ROOT, "deploy/README.md"), "utf8");
 const UNITS = join(REPO_ROOT, "deploy/systemd");
@@ -153,26 +153,7 @@ function startUnit(d: Deployment, unit: string, instance: string, cli: string): 
     env,
     cwd: "/",
   });
-  track(child);
-  let out = "";
-  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
-  child.stderr.on("data", (c: Buffer) => (out += c.toString()));
-  const exit = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  return {
-    name: unit,
-    child,
-    output: () => out,
-    exited: () => exit,
-    async kill(signal = "SIGTERM") {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill(signal);
-        const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-        await exit;
-        clearTimeout(timer);
-      }
-      untrack(child);
-    },
-  };
+  return procOf(unit, child);
 }
 
 /** True when `user` may read `path`. */

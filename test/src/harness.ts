@@ -53,6 +53,11 @@ export function spawnCli(name: string, args: string[], env: Record<string, strin
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, STACKBUS_LOG_LEVEL: process.env["STACKBUS_LOG_LEVEL"] ?? "warn", ...env },
   });
+  return procOf(name, child);
+}
+
+/** A started process as a test holds it: tracked (killed if the test run ends), its output gathered. */
+export function procOf(name: string, child: ChildProcess): Proc {
   track(child);
   let out = "";
   child.stdout?.on("data", (c: Buffer) => (out += c.toString()));

@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, lstatSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 
@@ -84,6 +84,10 @@ export function devstackEnvironment(): DevstackEnvironment {
     run("id", ["-u", user]);
   } catch {
     run("useradd", ["-m", "-s", "/bin/bash", user]);
+  }
+  // The agents a test runs as DevStack's user start the CLI from this checkout.
+  if (spawnSync("sudo", ["-n", "-u", user, "test", "-r", join(CHECKOUT, "package.json")]).status !== 0) {
+    throw new DevstackUnavailable(`DevStack's test user ${user} cannot read ${CHECKOUT} (a directory above it is closed to other users, as mktemp -d makes it): put the checkout where other users may enter`);
   }
   const [uid, gid, home] = [Number(run("id", ["-u", user]).trim()), Number(run("id", ["-g", user]).trim()), run("bash", ["-c", `getent passwd ${user} | cut -d: -f6`]).trim()];
   const standIns = join(home, ".stackbus-test");

@@ -106,7 +106,10 @@ function grid(view: RunView, now: number, width: number | undefined): { lines: s
     for (const host of hosts) {
       const cells = steps.map((s) => {
         const cell = view.cell(host, s);
-        return colour(cell.status, fit(cellText(cell, now), col));
+        // The padding stays outside the colour, so the line's end can be trimmed.
+        const text = fit(cellText(cell, now), col);
+        const shown = text.trimEnd();
+        return colour(cell.status, shown) + text.slice(shown.length);
       });
       lines.push(`${fit(host, hostWidth)}${pc.dim(String(view.waveOf(host) ?? "").padStart(2))} ${cells.join("")}`.trimEnd());
     }

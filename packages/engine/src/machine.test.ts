@@ -217,6 +217,23 @@ describe("engine - hosts that do not answer", () => {
     assert.ok(fin?.type === "run.finished" && fin.status === "failed");
   });
 
+  it("sends an unacknowledged command again after 1 s, then at doubling gaps up to 8 s; after 1 s again while nobody listens for it", () => {
+    const w = new World(new RunMachine(spec([["a", 0], ["b", 0]], { ackTimeoutMs: 60_000 })));
+    w.outcome = (host) => (host === "b" ? "no-ack" : "ok");
+    const sendsToB = () => w.sent.filter((s) => s.host === "b").map((s) => s.at);
+    for (let t = 0; t <= 40_000; t += 250) {
+      w.now = t;
+      w.settle();
+    }
+    assert.deepEqual(sendsToB(), [0, 1_000, 3_000, 7_000, 15_000, 23_000, 31_000, 39_000]);
+    w.m.noteUnheard("b");
+    for (let t = 40_000; t <= 44_000; t += 250) {
+      w.now = t;
+      w.settle();
+    }
+    assert.deepEqual(sendsToB().slice(8), [40_000, 42_000], "1 s after a copy nobody heard, then doubling again");
+  });
+
   it("a host whose heartbeats stop mid-step fails as lost", () => {
     const w = new World(new RunMachine(spec([["a", 0], ["b", 0]])));
     w.outcome = (host, step) => (host === "b" && step === "install" ? "silent" : "ok");

@@ -35,8 +35,14 @@ export type Decision =
 
 /** How long after the phase timeout the coordinator decides `timeout` itself when the agent said nothing. */
 export const TIMEOUT_GRACE_MS = 15_000;
-/** How often an unacknowledged command is sent again. */
+/**
+ * How soon an unacknowledged command is sent again: after RESEND_MS while nobody listens
+ * on the host's subject (its agent is not connected yet), else after twice the last gap,
+ * up to RESEND_MAX_MS (the agent has it and is slow to answer; each copy it is sent costs
+ * it an answer).
+ */
 export const RESEND_MS = 1_000;
+export const RESEND_MAX_MS = 8_000;
 /** How long a canceled step may take to report before it is marked canceled by the coordinator. */
 export const CANCEL_GRACE_MS = 10_000;
 
@@ -45,6 +51,8 @@ type Cell = HostStepState;
 interface Volatile {
   firstSentAt: number;
   lastSentAt: number;
+  /** The wait before the next copy of the command. */
+  resendMs: number;
   ackedAt: number | null;
   lastHeartbeat: number;
 }
@@ -243,8 +251,17 @@ export class RunMachine {
 
   noteSent(host: string, now: number): void {
     const v = this.#volatile.get(host);
-    if (v) v.lastSentAt = now;
-    else this.#volatile.set(host, { firstSentAt: now, lastSentAt: now, ackedAt: null, lastHeartbeat: now });
+    if (!v) this.#volatile.set(host, { firstSentAt: now, lastSentAt: now, resendMs: RESEND_MS, ackedAt: null, lastHeartbeat: now });
+    else {
+      v.resendMs = Math.min(RESEND_MAX_MS, v.resendMs * 2);
+      v.lastSentAt = now;
+    }
+  }
+
+  /** Nobody listened on the host's subject when its command was sent: the next copy goes after RESEND_MS. */
+  noteUnheard(host: string): void {
+    const v = this.#volatile.get(host);
+    if (v) v.resendMs = RESEND_MS;
   }
 
   /** Records an agent's reply. Returns the result when the agent answered with one. */
@@ -351,8 +368,8 @@ export class RunMachine {
           decisions.push(this.#decideHost(host, step, "lost", now, v.firstSentAt, `${host} did not acknowledge ${step} within ${ms(ackTimeoutMs)} (is its agent running?)`));
           continue;
         }
-        if (now - v.lastSentAt >= RESEND_MS) decisions.push({ kind: "send", host, command: this.command(step) });
-        wake = Math.min(wake, v.firstSentAt + ackTimeoutMs, Math.max(now, v.lastSentAt) + RESEND_MS);
+        if (now - v.lastSentAt >= v.resendMs) decisions.push({ kind: "send", host, command: this.command(step) });
+        wake = Math.min(wake, v.firstSentAt + ackTimeoutMs, Math.max(now, v.lastSentAt) + v.resendMs);
         continue;
       }
       if (now - v.lastHeartbeat >= heartbeatTimeoutMs) {

@@ -513,8 +513,9 @@ class RunDriver {
     // A late answer to an earlier step's command says nothing of the step running now.
     if (step !== this.machine.position()?.step) return;
     if (!outcome.ok) {
-      // Nobody listening (no agent yet): sent again until the ack timeout.
-      if (outcome.error.code !== ErrorCode.Unavailable) this.#refused(host, step as StepId, outcome.error);
+      // Nobody listening (no agent yet): sent again every second until the ack timeout.
+      if (outcome.error.code === ErrorCode.Unavailable) this.machine.noteUnheard(host);
+      else this.#refused(host, step as StepId, outcome.error);
       return;
     }
     const ack = outcome.value;

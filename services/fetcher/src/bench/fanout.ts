@@ -33,6 +33,8 @@ export interface FanoutBenchOptions {
   sizeMB: number;
   /** Measurements of each side; the medians are reported. @default 3 */
   repetitions: number;
+  /** Measure the clones too (off: the stackbus side alone, for profiling it). @default true */
+  clones?: boolean;
 }
 
 export interface FanoutBenchResult {
@@ -42,6 +44,8 @@ export interface FanoutBenchResult {
   archiveBytes: number;
   /** Wall time for all hosts to have the plugin through stackbus, per repetition. */
   stackbusMs: number[];
+  /** Of stackbusMs, the time until the fetcher answered the first host (clone, archive, upload), per repetition. */
+  fetcherMs: number[];
   /** Wall time for all hosts to have cloned the plugin themselves, per repetition. */
   clonesMs: number[];
   medianStackbusMs: number;
@@ -100,6 +104,7 @@ export async function runFanoutBench(options: FanoutBenchOptions): Promise<Fanou
     const stores = await Promise.all(hostBuses.map((b) => b.objectStore(OBJECT_STORES.plugins)));
 
     const stackbusMs: number[] = [];
+    const fetcherMs: number[] = [];
     const clonesMs: number[] = [];
     // Node's global agent drops sockets idle for 5 s; 50 clones on a small machine wait longer than that for their packs.
     const http = { request: (req: Parameters<typeof nodeHttp.request>[0]) => nodeHttp.request({ ...req, fetchOptions: { timeout: 600_000 } }) };
@@ -109,6 +114,7 @@ export async function runFanoutBench(options: FanoutBenchOptions): Promise<Fanou
       const fetcher = await startFetcherService({ bus: fetcherBus, logger, cacheDir: join(work.path, `cache-${rep}`) });
       const name = `bench-${rep}`;
       const started = performance.now();
+      let answered = 0;
       await Promise.all(
         hostBuses.map(async (bus, i) => {
           const plugin = await bus.request(
@@ -119,16 +125,18 @@ export async function runFanoutBench(options: FanoutBenchOptions): Promise<Fanou
             { timeoutMs: 600_000 },
           );
           archiveBytes = plugin.size;
+          answered ||= performance.now() - started;
           await installPlugin({ store: stores[i] as (typeof stores)[number], plugin, dest: join(work.path, `sb-${rep}`, `host-${i}`), reclone: false });
         }),
       );
       stackbusMs.push(performance.now() - started);
+      fetcherMs.push(answered);
       await fetcher.stop();
       rmSync(join(work.path, `sb-${rep}`), { recursive: true, force: true });
     }
     const stackbusUploadPacks = gitServer.uploadPacks("bench") - packsBefore;
 
-    for (let rep = 0; rep < repetitions; rep++) {
+    for (let rep = 0; rep < (options.clones === false ? 0 : repetitions); rep++) {
       const root = join(work.path, `clone-${rep}`);
       mkdirSync(root, { recursive: true });
       const started = performance.now();
@@ -157,6 +165,7 @@ export async function runFanoutBench(options: FanoutBenchOptions): Promise<Fanou
       sizeMB,
       archiveBytes,
       stackbusMs,
+      fetcherMs,
       clonesMs,
       medianStackbusMs,
       medianClonesMs,
@@ -186,6 +195,7 @@ async function main(): Promise<void> {
       "size-mb": { type: "string", default: "5" },
       repetitions: { type: "string", default: "3" },
       json: { type: "boolean", default: false },
+      "no-clones": { type: "boolean", default: false },
     },
     strict: true,
   });
@@ -193,6 +203,7 @@ async function main(): Promise<void> {
     hosts: positiveInt("--hosts", values.hosts),
     sizeMB: positiveInt("--size-mb", values["size-mb"]),
     repetitions: positiveInt("--repetitions", values.repetitions),
+    clones: !values["no-clones"],
   };
   const result = await runFanoutBench(options);
   if (values.json) {
@@ -204,6 +215,7 @@ async function main(): Promise<void> {
     [
       `fan-out: ${result.hosts} hosts, ${result.sizeMB} MB plugin (archive ${(result.archiveBytes / 1024 / 1024).toFixed(1)} MB), ${options.repetitions} repetitions`,
       `  stackbus (1 clone + object store): median ${ms(result.medianStackbusMs)}  [${result.stackbusMs.map(ms).join(", ")}]  upload-packs: ${result.stackbusUploadPacks}`,
+      `    of which the fetcher's clone, archive and upload, until it answered the first host: [${result.fetcherMs.map(ms).join(", ")}]`,
       `  ${result.hosts} isomorphic-git clones:         median ${ms(result.medianClonesMs)}  [${result.clonesMs.map(ms).join(", ")}]`,
       `  ratio clones / stackbus: ${result.speedup.toFixed(2)}x`,
       `  the disk's limit (${result.hosts} copies of the archive's bytes written): median ${ms(result.medianDiskMs)}  [${result.diskMs.map(ms).join(", ")}]`,

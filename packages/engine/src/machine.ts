@@ -36,12 +36,14 @@ export type Decision =
 /** How long after the phase timeout the coordinator decides `timeout` itself when the agent said nothing. */
 export const TIMEOUT_GRACE_MS = 15_000;
 /**
- * How soon an unacknowledged command is sent again: after RESEND_MS while nobody listens
- * on the host's subject (its agent is not connected yet), else after twice the last gap,
- * up to RESEND_MAX_MS (the agent has it and is slow to answer; each copy it is sent costs
- * it an answer).
+ * How soon an unacknowledged command is sent again. A copy nobody listens for (the host's
+ * agent is not connected yet) is answered by nats-server at once, and sent again after
+ * RESEND_MS. One an agent listens for is lost only with its connection, and its agent may
+ * just be slow to answer (each copy it is sent costs it an answer): the first copy again
+ * after RESEND_FIRST_MS, then at twice the last gap, up to RESEND_MAX_MS.
  */
 export const RESEND_MS = 1_000;
+export const RESEND_FIRST_MS = 4_000;
 export const RESEND_MAX_MS = 8_000;
 /** How long a canceled step may take to report before it is marked canceled by the coordinator. */
 export const CANCEL_GRACE_MS = 10_000;
@@ -251,9 +253,9 @@ export class RunMachine {
 
   noteSent(host: string, now: number): void {
     const v = this.#volatile.get(host);
-    if (!v) this.#volatile.set(host, { firstSentAt: now, lastSentAt: now, resendMs: RESEND_MS, ackedAt: null, lastHeartbeat: now });
+    if (!v) this.#volatile.set(host, { firstSentAt: now, lastSentAt: now, resendMs: RESEND_FIRST_MS, ackedAt: null, lastHeartbeat: now });
     else {
-      v.resendMs = Math.min(RESEND_MAX_MS, v.resendMs * 2);
+      v.resendMs = Math.min(RESEND_MAX_MS, Math.max(RESEND_FIRST_MS, v.resendMs * 2));
       v.lastSentAt = now;
     }
   }
@@ -360,7 +362,7 @@ export class RunMachine {
       const v = this.#volatile.get(host);
       if (!v) {
         decisions.push({ kind: "send", host, command: this.command(step) });
-        wake = Math.min(wake, now + RESEND_MS);
+        wake = Math.min(wake, now + RESEND_FIRST_MS);
         continue;
       }
       if (v.ackedAt === null) {

@@ -7,7 +7,7 @@
  * ./stack.sh; memory. One invocation on one machine. Writes the figures to
  * test/bench-results/<timestamp>.json and the table into docs/benchmarks.md.
  *
- * Options: --n 1,10,50,100,200,500,1000  --reps 5  --large-reps 3  --k 10  --idle-ms 1500
+ * Options: --n 1,10,50,100,200,500,1000  --reps 5  --large-reps 3  --fanout-reps 3  --k 10  --idle-ms 1500
  *          --no-fanout  --no-devstack-mode  --no-waves  --no-signing  --no-docs
  *
  * Between two timed runs the hosts sit idle for --idle-ms, as they do between real runs
@@ -42,7 +42,8 @@ const { values } = parseArgs({
     "large-reps": { type: "string", default: "3" },
     k: { type: "string", default: "10" },
     "idle-ms": { type: "string", default: "1500" },
-    "fanout-hosts": { type: "string", default: "10,50" },
+    "fanout-hosts": { type: "string", default: "50" },
+    "fanout-reps": { type: "string", default: "3" },
     "signing-hosts": { type: "string", default: "100" },
     "no-fanout": { type: "boolean", default: false },
     "no-devstack-mode": { type: "boolean", default: false },
@@ -55,7 +56,12 @@ const { values } = parseArgs({
 });
 const sizes = values.n.split(",").map(Number);
 const reps = Number(values.reps);
-/** From this many hosts on, runs are repeated --large-reps times and warmed up once. */
+/**
+ * From MID hosts on, runs are repeated --large-reps times (medians of 3 by default) and
+ * warmed up once; from LARGE on not warmed up (a median of three leaves a cold first run
+ * out). Below MID, --reps times after two warm-up runs.
+ */
+const MID = 100;
 const LARGE = 500;
 const k = Number(values.k);
 const fanoutHosts = values["no-fanout"] ? [] : values["fanout-hosts"].split(",").map(Number);
@@ -126,7 +132,7 @@ async function main(): Promise<void> {
     const library = bashlibEntry();
     const hooksDir = join(work.path, "floor-top");
     const hooks = writeNoopHooks(hooksDir, k);
-    say(`stackbus benchmark: ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; K=${k} no-op extras.d hooks per host; ${reps} repetitions (${values["large-reps"]} from N=${LARGE}), medians`);
+    say(`stackbus benchmark: ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; K=${k} no-op extras.d hooks per host; ${reps} repetitions (${values["large-reps"]} from N=${MID}), medians`);
 
     const devstackMs: number[] = [];
     await devstackOnce(hooksDir, hooks, library);
@@ -142,7 +148,7 @@ async function main(): Promise<void> {
 
     const fanout: FanoutRow[] = [];
     for (const h of fanoutHosts) {
-      const result = await runFanout(h, reps);
+      const result = await runFanout(h, Number(values["fanout-reps"]));
       fanout.push(result);
       say(
         `fan-out to ${h} hosts (5 MB plugin, archive ${(result.archiveBytes / 2 ** 20).toFixed(1)} MiB): stackbus ${result.medianStackbusMs.toFixed(0)} ms, ${h} clones ${result.medianClonesMs.toFixed(0)} ms, ` +
@@ -184,8 +190,7 @@ async function stackRows(ctx: StackContext, devstack: number): Promise<{ rows: S
   const rows: StackRow[] = [];
   const memory: BenchResults["memory"] = { agentIdleMiB: Number.NaN, agentRunMiB: Number.NaN, coordinatorMiB: Number.NaN, coordinatorHosts: 0 };
   for (const hosts of sizes) {
-    const large = hosts >= LARGE;
-    const { row, memory: m } = await measureStack(ctx, hosts, large ? Number(values["large-reps"]) : reps, large ? 1 : 2);
+    const { row, memory: m } = await measureStack(ctx, hosts, hosts >= MID ? Number(values["large-reps"]) : reps, hosts >= LARGE ? 0 : hosts >= MID ? 1 : 2);
     if (m.agentIdleMiB !== undefined) memory.agentIdleMiB = m.agentIdleMiB;
     if (m.agentRunMiB !== undefined) memory.agentRunMiB = m.agentRunMiB;
     if (hosts >= memory.coordinatorHosts) Object.assign(memory, { coordinatorHosts: hosts, coordinatorMiB: m.coordinatorPeakMiB });
@@ -211,7 +216,7 @@ async function signingRow(ctx: StackContext, services: Services, rows: StackRow[
     return await measureSigning({
       ctx,
       hosts,
-      reps,
+      reps: hosts >= MID ? Number(values["large-reps"]) : reps,
       dir,
       unsigned,
       startCoordinator: async (keyFile) => {

@@ -3,6 +3,7 @@ import type { DevstackModeRow } from "./devstack-mode.js";
 import type { SigningRow } from "./signing-row.js";
 import type { StackRow } from "./stack-row.js";
 import type { WavesRow } from "./waves.js";
+import { median } from "./hooks.js";
 
 export type { StackRow } from "./stack-row.js";
 
@@ -59,7 +60,7 @@ export function renderMarkdown(r: BenchResults): string {
   const dev = r.devstack.medianMs;
   lines.push(
     `Run of ${r.at} on ${r.machine.cpus} × ${r.machine.model}, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}; ` +
-      `K = ${r.k} no-op extras.d hooks per host; medians of ${r.repetitions} repetitions (${r.largeRepetitions} from N = 500; DevStack's own cost: ${r.devstack.runsMs.length}); the whole benchmark took ${r.durationS.toFixed(0)} s. ` +
+      `K = ${r.k} no-op extras.d hooks per host; medians of ${r.repetitions} repetitions (${r.largeRepetitions} from N = 100, warmed up once below N = 500 and not from there; fan-out: ${r.fanout[0]?.stackbusMs.length ?? 0}; DevStack's own cost: ${r.devstack.runsMs.length}); the whole benchmark took ${r.durationS.toFixed(0)} s. ` +
       "Up to 10 hosts each agent is its own `stackbus agent` process; above 10 the agents share 10 processes (column *processes*), as the floor's shells do.",
     "",
     `DevStack's own cost (one bash sourcing the helper library, then the 7 steps' hooks): **${ms(dev)} ms**.`,
@@ -162,12 +163,12 @@ function wavesTable(w: WavesRow): string[] {
 
 function fanoutTable(rows: FanoutRow[]): string[] {
   const lines = [
-    "| plugin fan-out | archive | stackbus (ms) | N clones (ms) | clones / stackbus | the disk's limit: N archives' bytes written (ms) | stackbus / disk limit | target |",
-    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    "| plugin fan-out | archive | stackbus (ms) | of which the fetcher: clone, archive, upload (ms) | N clones (ms) | clones / stackbus | the disk's limit: N archives' bytes written (ms) | stackbus / disk limit | target |",
+    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
   ];
   for (const f of rows) {
     const target = f.hosts === TARGETS.fanoutHosts ? `≥ ${TARGETS.fanoutSpeedup}×: ${verdict(f.speedup >= TARGETS.fanoutSpeedup)}` : "";
-    lines.push(`| ${f.hosts} hosts, ${f.sizeMB} MB | ${(f.archiveBytes / 2 ** 20).toFixed(1)} MiB | ${ms(f.medianStackbusMs)} | ${ms(f.medianClonesMs)} | ${x(f.speedup)} | ${ms(f.medianDiskMs)} | ${x(f.medianStackbusMs / f.medianDiskMs)} | ${target} |`);
+    lines.push(`| ${f.hosts} hosts, ${f.sizeMB} MB | ${(f.archiveBytes / 2 ** 20).toFixed(1)} MiB | ${ms(f.medianStackbusMs)} | ${ms(median(f.fetcherMs))} | ${ms(f.medianClonesMs)} | ${x(f.speedup)} | ${ms(f.medianDiskMs)} | ${x(f.medianStackbusMs / f.medianDiskMs)} | ${target} |`);
   }
   return lines;
 }

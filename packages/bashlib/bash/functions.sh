@@ -14,7 +14,10 @@
 #   lib/process.sh     run_process, stop_process, restart_service, wait_for_service, ...
 #   stackbus.sh        stackbus_export, stackbus_fact, __stackbus_die_exit
 
-__STACKBUS_BASHLIB_DIR=$(CDPATH='' cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+# This file's directory, without a subshell or dirname (every session sources this file).
+__STACKBUS_BASHLIB_DIR=${BASH_SOURCE[0]%/*}
+[[ $__STACKBUS_BASHLIB_DIR == "${BASH_SOURCE[0]}" ]] && __STACKBUS_BASHLIB_DIR=.
+[[ $__STACKBUS_BASHLIB_DIR == /* ]] || __STACKBUS_BASHLIB_DIR=$PWD/$__STACKBUS_BASHLIB_DIR
 
 source "$__STACKBUS_BASHLIB_DIR/stackbus.sh"
 source "$__STACKBUS_BASHLIB_DIR/lib/common.sh"

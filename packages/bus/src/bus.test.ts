@@ -5,6 +5,7 @@ import { ErrorCode, StackbusError } from "@stackbus/protocol";
 import { startNats, waitFor } from "@stackbus/testkit";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Bus } from "./bus.js";
+import { NO_REPLY } from "./rpc.js";
 import { casUpdate } from "./cas.js";
 import { pino } from "pino";
 
@@ -65,6 +66,16 @@ describe("bus - typed NATS against a real nats-server", () => {
       return true;
     });
     await a.drain();
+  });
+
+  it("sends no reply when the handler answered another way (NO_REPLY), and keeps serving", async () => {
+    await using server = await startNats();
+    const { logger } = capturingLogger();
+    await using a = await Bus.connect({ servers: server.url, name: "a", logger });
+    a.serve("t.maybe", Ping, Pong, (req) => (req.n < 0 ? NO_REPLY : { doubled: req.n * 2 }));
+    await a.flush();
+    await assert.rejects(a.request("t.maybe", Ping, { n: -1 }, Pong, { timeoutMs: 300 }), (err: unknown) => err instanceof StackbusError && err.code === ErrorCode.Timeout);
+    assert.deepEqual(await a.request("t.maybe", Ping, { n: 3 }, Pong), { doubled: 6 });
   });
 
   it("refuses to send a value that does not match its schema", async () => {

@@ -1,6 +1,6 @@
 export { Bus, type KV, type KvEntry, type ObjectStore, type Msg, type Subscription } from "./bus.js";
 export { defaultNatsUrl, type BusOptions, type TlsSettings, type NatsConnect } from "./connection.js";
-export type { RequestOptions, ServeOptions, Handler, ReplyInbox, ReplyOutcome } from "./rpc.js";
+export { NO_REPLY, type RequestOptions, type ServeOptions, type Handler, type ReplyInbox, type ReplyOutcome } from "./rpc.js";
 export type { DurableOptions } from "./durable.js";
 export type { StoredMessage } from "./streams.js";
 export type { FollowOptions, FollowedMessage } from "./follow.js";

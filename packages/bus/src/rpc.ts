@@ -18,8 +18,14 @@ export interface ServeOptions {
   queue?: string;
 }
 
+/**
+ * What a handler returns when the request was answered another way (a result stored on a
+ * stream the requester reads): no reply is sent.
+ */
+export const NO_REPLY: unique symbol = Symbol("no reply");
+
 /** A handled request: the parsed value and the concrete subject it came on. */
-export type Handler<Req, Res> = (req: Req, subject: string, msg: Msg) => Promise<Res> | Res;
+export type Handler<Req, Res> = (req: Req, subject: string, msg: Msg) => Promise<Res | typeof NO_REPLY> | Res | typeof NO_REPLY;
 
 /** Encodes `value` for `subject`, refusing (`TOO_LARGE`) what the server would not accept (its max_payload). */
 function encodeFor<S extends z.ZodType>(core: BusCore, subject: string, schema: S, value: z.input<S>): Uint8Array {
@@ -119,7 +125,9 @@ async function answer<Q extends z.ZodType, R>(core: BusCore, msg: Msg, requestSc
   let reply: unknown;
   try {
     const req = decode(msg.subject, requestSchema, msg.data);
-    reply = { ok: true, value: await handler(req, msg.subject, msg) };
+    const value = await handler(req, msg.subject, msg);
+    if (value === NO_REPLY) return;
+    reply = { ok: true, value };
   } catch (err) {
     const e = toStackbusError(err);
     const level = e.code === ErrorCode.Internal ? "error" : "warn";

@@ -218,7 +218,7 @@ describe("engine - hosts that do not answer", () => {
   });
 
   it("sends an unacknowledged command again after 4 s, then at doubling gaps up to 8 s; after 1 s while nobody listens for it", () => {
-    const w = new World(new RunMachine(spec([["a", 0], ["b", 0]], { ackTimeoutMs: 60_000 })));
+    const w = new World(new RunMachine(spec([["a", 0], ["b", 0]], { ackTimeoutMs: 60_000, heartbeatTimeoutMs: 60_000 })));
     w.outcome = (host) => (host === "b" ? "no-ack" : "ok");
     const sendsToB = () => w.sent.filter((s) => s.host === "b").map((s) => s.at);
     const until = (end: number) => {
@@ -232,6 +232,28 @@ describe("engine - hosts that do not answer", () => {
     w.m.noteUnheard("b"); // nats-server answered the copy of 36 s: nobody listens on b's subject
     until(42_000);
     assert.deepEqual(sendsToB().slice(6), [37_000, 41_000], "1 s after the copy nobody heard, then the first gap again");
+  });
+
+  it("a host whose agent has the step but sends nothing (no answer, heartbeat or result) is lost after the heartbeat timeout; one nobody listens for, after the ack timeout", () => {
+    const w = new World(new RunMachine(spec([["a", 0], ["b", 0], ["c", 0]], { ackTimeoutMs: 10_000, heartbeatTimeoutMs: 3_000 })));
+    w.outcome = (host) => (host === "a" ? "ok" : "no-ack");
+    w.settle();
+    w.m.noteUnheard("c"); // nats-server: nobody listens on c's subject
+    const lostAt = (host: string) => w.events.find((e) => e.type === "host.finished" && e.host === host);
+    for (const t of [1_000, 2_000, 2_999]) {
+      w.now = t;
+      w.settle();
+    }
+    assert.equal(lostAt("b"), undefined, "within the heartbeat timeout");
+    w.now = 3_000;
+    w.settle();
+    const b = lostAt("b");
+    assert.ok(b?.type === "host.finished" && b.status === "lost");
+    assert.match(b.failures[0]?.message ?? "", /^b stopped sending heartbeats during prepare \(nothing from its agent for 3s since the step was sent\)$/);
+    assert.equal(lostAt("c"), undefined, "no agent listens for c: it may still be starting");
+    w.now = 10_000;
+    w.settle();
+    assert.match((lostAt("c") as { failures: Array<{ message: string }> }).failures[0]?.message ?? "", /did not acknowledge prepare within 10s/);
   });
 
   it("a host whose heartbeats stop mid-step fails as lost", () => {

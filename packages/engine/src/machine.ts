@@ -55,7 +55,10 @@ interface Volatile {
   lastSentAt: number;
   /** The wait before the next copy of the command. */
   resendMs: number;
+  /** nats-server answered a copy: nobody listens on the host's subject (until the agent is heard from). */
+  unheard: boolean;
   ackedAt: number | null;
+  /** The last sign of the agent's life for this step: its heartbeat or its answer; the first copy's time before either. */
   lastHeartbeat: number;
 }
 
@@ -253,7 +256,7 @@ export class RunMachine {
 
   noteSent(host: string, now: number): void {
     const v = this.#volatile.get(host);
-    if (!v) this.#volatile.set(host, { firstSentAt: now, lastSentAt: now, resendMs: RESEND_FIRST_MS, ackedAt: null, lastHeartbeat: now });
+    if (!v) this.#volatile.set(host, { firstSentAt: now, lastSentAt: now, resendMs: RESEND_FIRST_MS, unheard: false, ackedAt: null, lastHeartbeat: now });
     else {
       v.resendMs = Math.min(RESEND_MAX_MS, Math.max(RESEND_FIRST_MS, v.resendMs * 2));
       v.lastSentAt = now;
@@ -263,7 +266,9 @@ export class RunMachine {
   /** Nobody listened on the host's subject when its command was sent: the next copy goes after RESEND_MS. */
   noteUnheard(host: string): void {
     const v = this.#volatile.get(host);
-    if (v) v.resendMs = RESEND_MS;
+    if (!v) return;
+    v.resendMs = RESEND_MS;
+    v.unheard = true;
   }
 
   /** Records an agent's reply. Returns the result when the agent answered with one. */
@@ -272,13 +277,16 @@ export class RunMachine {
     if (v && v.ackedAt === null) {
       v.ackedAt = now;
       v.lastHeartbeat = now;
+      v.unheard = false;
     }
     return ack.state === "done" ? ack.result : undefined;
   }
 
   noteHeartbeat(hb: Heartbeat, now: number): void {
     const v = this.#volatile.get(hb.host);
-    if (v) v.lastHeartbeat = now;
+    if (!v) return;
+    v.lastHeartbeat = now;
+    v.unheard = false;
   }
 
   // ---------------------------------------------------------------- deciding
@@ -370,8 +378,15 @@ export class RunMachine {
           decisions.push(this.#decideHost(host, step, "lost", now, v.firstSentAt, `${host} did not acknowledge ${step} within ${ms(ackTimeoutMs)} (is its agent running?)`));
           continue;
         }
+        // An agent that has the step (nats-server did not say nobody listens for it) answers it
+        // within 100 ms (the agent's ACK_AFTER_MS) or with its result: one that sends nothing,
+        // no answer, heartbeat or result, for the heartbeat timeout is lost.
+        if (!v.unheard && now - v.lastHeartbeat >= heartbeatTimeoutMs) {
+          decisions.push(this.#decideHost(host, step, "lost", now, v.firstSentAt, `${host} stopped sending heartbeats during ${step} (nothing from its agent for ${ms(now - v.lastHeartbeat)} since the step was sent)`));
+          continue;
+        }
         if (now - v.lastSentAt >= v.resendMs) decisions.push({ kind: "send", host, command: this.command(step) });
-        wake = Math.min(wake, v.firstSentAt + ackTimeoutMs, Math.max(now, v.lastSentAt) + v.resendMs);
+        wake = Math.min(wake, v.firstSentAt + ackTimeoutMs, Math.max(now, v.lastSentAt) + v.resendMs, v.unheard ? Number.POSITIVE_INFINITY : v.lastHeartbeat + heartbeatTimeoutMs);
         continue;
       }
       if (now - v.lastHeartbeat >= heartbeatTimeoutMs) {
@@ -473,6 +488,7 @@ export class RunMachine {
       step,
       configRevision: this.configRevision,
       timeoutMs: this.spec.policy.phaseTimeoutMs,
+      heartbeatTimeoutMs: this.spec.policy.heartbeatTimeoutMs,
       facts: this.facts,
     };
   }

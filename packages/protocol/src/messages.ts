@@ -415,6 +415,8 @@ export const PhaseCommandSchema = z.object({
   /** The lab revision the run was created from; the prepare step fetches this config. */
   configRevision: z.number().int().positive(),
   timeoutMs: Millis,
+  /** The run's heartbeat timeout: while the step is in hand the agent beats often enough for it (a quarter of it). */
+  heartbeatTimeoutMs: Millis.optional(),
   facts: FactsSchema,
   /** The coordinator's signature over the subject and the rest of the command (see the bus package's signing). */
   sig: z.string().optional(),

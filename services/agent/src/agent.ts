@@ -85,7 +85,7 @@ export async function startAgent(options: AgentOptions): Promise<AgentHandle> {
     onIdle: () => {
       currentHook = null;
     },
-    onActive: (active) => registration.inHand(active),
+    onActive: (active, cmd) => registration.inHand(active, cmd?.heartbeatTimeoutMs),
   });
   const hooks = new HooksRunner({ bus, dirs, lab, host, logger: log });
   const devstack = new DevstackRunner({ bus, dirs, lab, host, logger: log });

@@ -1,7 +1,13 @@
 import { ErrorCode, StackbusError, StepResultSchema, subjects, type CommandAck, type PhaseCommand, type StepRef, type StepResult } from "@stackbus/protocol";
-import type { Bus, Logger } from "@stackbus/bus";
+import { NO_REPLY, type Bus, type Logger } from "@stackbus/bus";
 import { StateStore } from "./state.js";
 import { agentFailure, failedResult, originOf, resultMsgId, type StepOrigin } from "./results.js";
+
+/**
+ * A step still running this long after its command came is acknowledged; one that ended
+ * sooner is acknowledged by its result in the run stream, which the coordinator reads.
+ */
+export const ACK_AFTER_MS = 100;
 
 /** The key of a step in the ledger and among the active steps. */
 function stepKey(ref: { runId: string; attempt: number; step: string }): string {
@@ -22,7 +28,7 @@ export class CommandLedger {
   readonly #instance: string;
   readonly #log: Logger;
   readonly #onIdle: () => void;
-  readonly #onActive: (active: boolean) => void;
+  readonly #onActive: (active: boolean, cmd?: PhaseCommand) => void;
   readonly #active = new Map<string, Promise<void>>();
   /** The step running now on this host, if any. */
   busy: StepRef | null = null;
@@ -35,8 +41,8 @@ export class CommandLedger {
     logger: Logger;
     /** The step running now ended (its result is being recorded and stored). */
     onIdle: () => void;
-    /** True when the agent takes a step in hand, false when it has none left (run and stored). */
-    onActive?: (active: boolean) => void;
+    /** True, with its command, when the agent takes a step in hand; false when it has none left (run and stored). */
+    onActive?: (active: boolean, cmd?: PhaseCommand) => void;
   }) {
     this.#onIdle = options.onIdle;
     this.#onActive = options.onActive ?? (() => undefined);
@@ -55,9 +61,12 @@ export class CommandLedger {
 
   /**
    * Answers a command: the stored result of a step already done, `running` for one
-   * running now, or `started` after recording it and handing it to `run`.
+   * running now. A new one is recorded and handed to `run`, and answered `started` if it
+   * still runs ACK_AFTER_MS later, else not at all: its result, stored in the run stream,
+   * answers it (or, if that could not be stored, the answer to the coordinator's next copy
+   * of the command, from the state dir).
    */
-  accept(cmd: PhaseCommand, run: (cmd: PhaseCommand) => Promise<StepResult>): CommandAck {
+  accept(cmd: PhaseCommand, run: (cmd: PhaseCommand) => Promise<StepResult>): CommandAck | Promise<CommandAck | typeof NO_REPLY> {
     const ack = (state: CommandAck["state"], result?: StepResult): CommandAck => ({ host: this.#host, instance: this.#instance, state, ...(result ? { result } : {}) });
     const recorded = this.#state.get(cmd.runId, cmd.attempt, cmd.step);
     if (recorded?.state === "done") {
@@ -81,6 +90,9 @@ export class CommandLedger {
     }
     this.#state.put(cmd.runId, cmd.attempt, cmd.step, { state: "running", startedAt: Date.now(), instance: this.#instance });
     const key = stepKey(cmd);
+    let answer: (a: CommandAck | typeof NO_REPLY) => void = () => undefined;
+    const answered = new Promise<CommandAck | typeof NO_REPLY>((resolve) => (answer = resolve));
+    const ackTimer = setTimeout(() => answer(ack("started")), ACK_AFTER_MS);
     const done = (async () => {
       this.busy = { runId: cmd.runId, attempt: cmd.attempt, step: cmd.step };
       let result: StepResult;
@@ -98,12 +110,14 @@ export class CommandLedger {
     })()
       .catch((err: unknown) => this.#log.error({ err, runId: cmd.runId, step: cmd.step }, "a step ended with an error inside the agent"))
       .finally(() => {
+        clearTimeout(ackTimer);
+        answer(NO_REPLY);
         this.#active.delete(key);
         if (this.#active.size === 0) this.#onActive(false);
       });
     this.#active.set(key, done);
-    this.#onActive(true);
-    return ack("started");
+    this.#onActive(true, cmd);
+    return answered;
   }
 
   /** Records a step's result, then stores it in the run stream. */

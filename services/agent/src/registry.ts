@@ -37,6 +37,9 @@ export class DuplicateAgentError extends StackbusError {
  */
 export const IDLE_HEARTBEAT_FACTOR = 15;
 
+/** While a step is in hand, the agent beats at least this many times in the run's heartbeat timeout. */
+export const BEATS_PER_TIMEOUT = 4;
+
 /** What the heartbeat says the host is doing. */
 export interface BusyState {
   busy: StepRef | null;
@@ -105,13 +108,16 @@ export class Registration {
   }
 
   /**
-   * Heartbeats every heartbeat interval (the first one interval from now) while the agent
-   * has a step in hand, every IDLE_HEARTBEAT_FACTOR intervals while it has none.
+   * Heartbeats while the agent has a step in hand (the first one interval from now): every
+   * heartbeat interval, or every quarter of the run's heartbeat timeout when that is
+   * longer (4 beats in a timeout are enough, and each is a message every host sends);
+   * every IDLE_HEARTBEAT_FACTOR intervals while it has none.
    */
-  inHand(active: boolean): void {
+  inHand(active: boolean, heartbeatTimeoutMs?: number): void {
     if (active === this.#inHand) return;
     this.#inHand = active;
-    this.#every(active ? this.#heartbeatMs : this.#heartbeatMs * IDLE_HEARTBEAT_FACTOR);
+    const busyMs = Math.max(this.#heartbeatMs, Math.floor((heartbeatTimeoutMs ?? 0) / BEATS_PER_TIMEOUT));
+    this.#every(active ? busyMs : this.#heartbeatMs * IDLE_HEARTBEAT_FACTOR);
   }
 
   #every(ms: number): void {

@@ -7,7 +7,7 @@ export interface CoordinatorTimeouts {
   config: Duration;
   /**
    * @deprecated Nothing waits on it: a step command is answered on its run's reply inbox,
-   * and sent again every second until the agent acknowledges it or the run's ack timeout.
+   * and sent again (engine's RESEND_*) until the agent acknowledges it or the run's ack timeout.
    */
   command: Duration;
   /** A cancel sent to an agent waits this long for its answer. */

@@ -38,7 +38,7 @@ export function registerServeCommands(program: Command): void {
     .addOption(new Option("--dest <dir>", "DevStack's DEST: where plugins are installed").env("STACKBUS_DEST").default("/opt/stack"))
     .addOption(new Option("--devstack-dir <dir>", "hooks runner: source this DevStack checkout's stackrc (with the run's localrc), functions and lib/* where its scripts do, instead of stackbus's helper library").env("STACKBUS_DEVSTACK_DIR"))
     .addOption(new Option("--state-dir <dir>", "where the agent keeps step records and run logs").env("STACKBUS_STATE_DIR").default("/var/lib/stackbus/agent"))
-    .addOption(new Option("--heartbeat <ms>", "heartbeat interval in milliseconds").env("STACKBUS_HEARTBEAT_MS").default("2000"))
+    .addOption(new Option("--heartbeat <ms>", "heartbeat interval in milliseconds while a step runs (a quarter of the run's heartbeat timeout when that is longer); idle, 15 times it").env("STACKBUS_HEARTBEAT_MS").default("2000"))
     .addOption(new Option("--coordinator-key <key>", "accept only phase commands and cancels signed with this key (the coordinator's public nkey, U...)").env("STACKBUS_COORDINATOR_KEY"))
     .addHelpText("after", "\nExamples:\n  stackbus agent --host compute1 --lab lab1 --nats nats://controller:4222\n  stackbus agent --host controller --top-dir ~/devstack --dest /opt/stack --state-dir ~/.stackbus-agent");
   withLabOption(withBusOptions(agent)).action(

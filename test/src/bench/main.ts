@@ -8,6 +8,7 @@
  * test/bench-results/<timestamp>.json and the table into docs/benchmarks.md.
  *
  * Options: --n 1,10,50,100,200,500,1000  --reps 5  --large-reps 3  --fanout-reps 3  --k 10  --idle-ms 1500
+ *          --agent-node-flags="--max-semi-space-size=1 --lite-mode" (the agents' Node flags; default: the agent's own)
  *          --no-fanout  --no-devstack-mode  --no-waves  --no-signing  --no-docs
  *
  * Between two timed runs the hosts sit idle for --idle-ms, as they do between real runs
@@ -51,6 +52,7 @@ const { values } = parseArgs({
     "no-waves": { type: "boolean", default: false },
     "no-signing": { type: "boolean", default: false },
     "no-docs": { type: "boolean", default: false },
+    "agent-node-flags": { type: "string" },
   },
   strict: true,
 });
@@ -67,6 +69,7 @@ const k = Number(values.k);
 const fanoutHosts = values["no-fanout"] ? [] : values["fanout-hosts"].split(",").map(Number);
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
+const agentNodeFlags: readonly string[] = values["agent-node-flags"]?.split(/\s+/).filter(Boolean) ?? AGENT_NODE_FLAGS;
 
 /** The bench's services: config, fetcher and coordinator, each a `stackbus serve` process. */
 class Services {
@@ -140,11 +143,11 @@ async function main(): Promise<void> {
     const devstack = median(devstackMs);
     say(`DevStack's own cost (one bash: library + 7 steps x ${k} hooks): median ${devstack.toFixed(1)} ms`);
 
-    const ctx: StackContext = { bus, url: nats.url, monitor, natsPid: nats.pid as number, coordinatorPid: services.pid("coordinator"), root: work.path, hooks, library, k, idleMs: Number(values["idle-ms"]), nodeFlags: AGENT_NODE_FLAGS, say };
+    const ctx: StackContext = { bus, url: nats.url, monitor, natsPid: nats.pid as number, coordinatorPid: services.pid("coordinator"), root: work.path, hooks, library, k, idleMs: Number(values["idle-ms"]), nodeFlags: agentNodeFlags, say };
     const { rows, memory } = await stackRows(ctx, devstack);
 
     const signing = values["no-signing"] ? undefined : await signingRow(ctx, services, rows, work.path);
-    const waves = values["no-waves"] ? undefined : await measureWaves({ bus, url: nats.url, root: join(work.path, "waves"), reps: 3, nodeFlags: AGENT_NODE_FLAGS, say });
+    const waves = values["no-waves"] ? undefined : await measureWaves({ bus, url: nats.url, root: join(work.path, "waves"), reps: 3, nodeFlags: agentNodeFlags, say });
 
     const fanout: FanoutRow[] = [];
     for (const h of fanoutHosts) {
@@ -152,13 +155,14 @@ async function main(): Promise<void> {
       fanout.push(result);
       say(
         `fan-out to ${h} hosts (5 MB plugin, archive ${(result.archiveBytes / 2 ** 20).toFixed(1)} MiB): stackbus ${result.medianStackbusMs.toFixed(0)} ms, ${h} clones ${result.medianClonesMs.toFixed(0)} ms, ` +
-          `x${result.speedup.toFixed(2)} faster; the disk's limit (${h} copies of the archive's bytes written) ${result.medianDiskMs.toFixed(0)} ms`,
+          `x${result.speedup.toFixed(2)} faster; of stackbus's, the fetcher ${median(result.fetcherMs).toFixed(0)} ms; the transport's limit (${h} reads of the archive at once) ${median(result.transferMs).toFixed(0)} ms; ` +
+          `the disk's limit (${h} copies of the archive's bytes written) ${result.medianDiskMs.toFixed(0)} ms`,
       );
     }
 
     const devstackMode = values["no-devstack-mode"]
       ? undefined
-      : await benchDevstackMode({ bus, url: nats.url, root: join(work.path, "devstack-mode"), reps: Number(values["devstack-reps"]), nodeFlags: AGENT_NODE_FLAGS, say });
+      : await benchDevstackMode({ bus, url: nats.url, root: join(work.path, "devstack-mode"), reps: Number(values["devstack-reps"]), nodeFlags: agentNodeFlags, say });
 
     const results: BenchResults = {
       at: new Date(began).toISOString(),

@@ -1,7 +1,7 @@
 import type { FanoutBenchResult } from "@stackbus/fetcher-service/bench/fanout";
 import type { DevstackModeRow } from "./devstack-mode.js";
 import type { SigningRow } from "./signing-row.js";
-import type { StackRow } from "./stack-row.js";
+import { describeLatency, type StackRow } from "./stack-row.js";
 import type { WavesRow } from "./waves.js";
 import { median } from "./hooks.js";
 
@@ -54,6 +54,12 @@ const n2 = (v: number) => v.toFixed(2);
 const bytes = (v: number) => (v >= 10 ? v.toFixed(0) : v.toFixed(1));
 const verdict = (ok: boolean) => (ok ? "met" : "**not met**");
 
+/** Where one step's time goes at N = 1 (from the run stream), when measured. */
+function latencyLine(r: BenchResults): string[] {
+  const l = r.stack.find((s) => s.hosts === 1)?.latency;
+  return l ? ["", `Where one step's time goes at N = 1 (median of the last run's seven steps, in ms, from the run stream's store times and the agent's clock): ${describeLatency(l)}.`] : [];
+}
+
 /** The results as the Markdown tables docs/benchmarks.md carries. */
 export function renderMarkdown(r: BenchResults): string {
   const lines: string[] = [];
@@ -64,6 +70,7 @@ export function renderMarkdown(r: BenchResults): string {
       "Up to 10 hosts each agent is its own `stackbus agent` process; above 10 the agents share 10 processes (column *processes*), as the floor's shells do.",
     "",
     `DevStack's own cost (one bash sourcing the helper library, then the 7 steps' hooks): **${ms(dev)} ms**.`,
+    ...latencyLine(r),
     "",
     ...stackTable(r),
     "",
@@ -163,12 +170,12 @@ function wavesTable(w: WavesRow): string[] {
 
 function fanoutTable(rows: FanoutRow[]): string[] {
   const lines = [
-    "| plugin fan-out | archive | stackbus (ms) | of which the fetcher: clone, archive, upload (ms) | N clones (ms) | clones / stackbus | the disk's limit: N archives' bytes written (ms) | stackbus / disk limit | target |",
-    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    "| plugin fan-out | archive | stackbus (ms) | of which the fetcher: clone, archive, upload (ms) | N clones (ms) | clones / stackbus | the transport's limit: N reads of the archive at once (ms) | the disk's limit: N archives' bytes written (ms) | stackbus / disk limit | target |",
+    "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
   ];
   for (const f of rows) {
     const target = f.hosts === TARGETS.fanoutHosts ? `≥ ${TARGETS.fanoutSpeedup}×: ${verdict(f.speedup >= TARGETS.fanoutSpeedup)}` : "";
-    lines.push(`| ${f.hosts} hosts, ${f.sizeMB} MB | ${(f.archiveBytes / 2 ** 20).toFixed(1)} MiB | ${ms(f.medianStackbusMs)} | ${ms(median(f.fetcherMs))} | ${ms(f.medianClonesMs)} | ${x(f.speedup)} | ${ms(f.medianDiskMs)} | ${x(f.medianStackbusMs / f.medianDiskMs)} | ${target} |`);
+    lines.push(`| ${f.hosts} hosts, ${f.sizeMB} MB | ${(f.archiveBytes / 2 ** 20).toFixed(1)} MiB | ${ms(f.medianStackbusMs)} | ${ms(median(f.fetcherMs))} | ${ms(f.medianClonesMs)} | ${x(f.speedup)} | ${ms(median(f.transferMs))} | ${ms(f.medianDiskMs)} | ${x(f.medianStackbusMs / f.medianDiskMs)} | ${target} |`);
   }
   return lines;
 }

@@ -2,7 +2,8 @@ import { join } from "node:path";
 import type { Bus } from "@stackbus/bus";
 import { BUCKETS, keys, STREAMS } from "@stackbus/protocol";
 import { startFloor } from "./floor.js";
-import { median, STACK_PHASES } from "./hooks.js";
+import { hostName, median, STACK_PHASES } from "./hooks.js";
+import { stepLatency, type StepLatency } from "./latency.js";
 import { addCpu, cpuDelta, cpuSnapshot, NO_TRAFFIC, addTraffic, scaleTraffic, serverTraffic, subTraffic, trafficByRole, type CpuSnapshot, type Role, type Traffic } from "./meter.js";
 import { rssMiB, sampleRss } from "./rss.js";
 import { startStackbusSide, type StackTiming } from "./stackbus.js";
@@ -57,6 +58,8 @@ export interface StackRow {
   idle: Traffic;
   /** What a run keeps: the run stream's and the log stream's bytes per host and step, and the run record's bytes per host. */
   storage: { runStreamBytes: number; runStreamMsgs: number; logStreamBytes: number; recordBytes: number };
+  /** N = 1: where a step's time goes (the last run's steps, from the run stream). */
+  latency?: StepLatency | undefined;
 }
 
 export interface StackContext {
@@ -95,8 +98,11 @@ export function processesFor(hosts: number): number {
 export async function measureStack(ctx: StackContext, hosts: number, reps: number, warmups: number): Promise<{ row: StackRow; memory: MemoryFigures }> {
   const idle = () => new Promise((resolve) => setTimeout(resolve, ctx.idleMs));
   const processes = processesFor(hosts);
+  const t0 = performance.now();
   const floor = await startFloor(ctx.url, hosts, processes, ctx.hooks, ctx.library);
+  const t1 = performance.now();
   const side = await startStackbusSide({ bus: ctx.bus, url: ctx.url, lab: `bench${hosts}`, root: join(ctx.root, `n${hosts}`), hosts, processes, k: ctx.k, nodeFlags: ctx.nodeFlags });
+  ctx.say(`      N=${hosts}: the floor's shells started in ${((t1 - t0) / 1000).toFixed(1)} s, the agents in ${((performance.now() - t1) / 1000).toFixed(1)} s`);
   const memory: MemoryFigures = { coordinatorPeakMiB: Number.NaN };
   try {
     await floor.run();
@@ -155,6 +161,7 @@ export async function measureStack(ctx: StackContext, hosts: number, reps: numbe
     const last = timings[timings.length - 1];
     const record = last ? await (await ctx.bus.kv(BUCKETS.runs)).get(keys.run(`bench${hosts}`, last.runId)) : null;
     if (agent) memory.agentRunMiB = agent.stop();
+    const latency = hosts === 1 && last ? await stepLatency(ctx.bus, `bench${hosts}`, last.runId, hostName(0)) : undefined;
 
     await new Promise((r) => setTimeout(r, 2_000));
     const idleSeconds = 5;
@@ -190,6 +197,7 @@ export async function measureStack(ctx: StackContext, hosts: number, reps: numbe
       },
       idle: idleTraffic,
       storage: { runStreamBytes: stored.runBytes / hostSteps, runStreamMsgs: stored.runMsgs / hostSteps, logStreamBytes: stored.logBytes / hostSteps, recordBytes: (record?.length ?? Number.NaN) / hosts },
+      latency,
     };
     return { row, memory };
   } finally {
@@ -230,6 +238,16 @@ export function describeRow(row: StackRow): string {
     `      by role (in/out msgs per host and step): ${Object.entries(t.byRole)
       .filter(([, v]) => v.inMsgs + v.outMsgs > 0)
       .map(([role, v]) => `${role} ${n(v.inMsgs)}/${n(v.outMsgs)}`)
-      .join(", ")}`
+      .join(", ")}` +
+    (row.latency ? `\n      one step, median (ms): ${describeLatency(row.latency)}` : "")
+  );
+}
+
+/** A step's time, in the order it is spent. */
+export function describeLatency(l: StepLatency): string {
+  const n = (v: number) => v.toFixed(1);
+  return (
+    `step.started stored to the agent's start ${n(l.toAgentMs)}; on the agent ${n(l.onAgentMs)} (its hooks ${n(l.hooksMs)}); ` +
+    `result stored ${n(l.resultStoredMs)}; step.finished stored ${n(l.toStepFinishedMs)}; the next step.started stored ${n(l.toNextStepMs)}`
   );
 }

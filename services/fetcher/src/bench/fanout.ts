@@ -12,7 +12,7 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import git from "isomorphic-git";
 import nodeHttp from "isomorphic-git/http/node";
-import { Bus, silentLogger } from "@stackbus/bus";
+import { Bus, silentLogger, type ObjectStore } from "@stackbus/bus";
 import { installPlugin } from "@stackbus/plugin-install";
 import {
   LabPluginAccessRequestSchema,
@@ -46,6 +46,12 @@ export interface FanoutBenchResult {
   stackbusMs: number[];
   /** Of stackbusMs, the time until the fetcher answered the first host (clone, archive, upload), per repetition. */
   fetcherMs: number[];
+  /**
+   * The transport's own limit, per repetition: the time for the N hosts' connections to
+   * read the archive from the object store at once, each byte only counted (the object
+   * store's own digest check included), nothing hashed again, written or unpacked.
+   */
+  transferMs: number[];
   /** Wall time for all hosts to have cloned the plugin themselves, per repetition. */
   clonesMs: number[];
   medianStackbusMs: number;
@@ -109,6 +115,7 @@ export async function runFanoutBench(options: FanoutBenchOptions): Promise<Fanou
     // Node's global agent drops sockets idle for 5 s; 50 clones on a small machine wait longer than that for their packs.
     const http = { request: (req: Parameters<typeof nodeHttp.request>[0]) => nodeHttp.request({ ...req, fetchOptions: { timeout: 600_000 } }) };
     let archiveBytes = 0;
+    let archiveObject = "";
     const packsBefore = gitServer.uploadPacks("bench");
     for (let rep = 0; rep < repetitions; rep++) {
       const fetcher = await startFetcherService({ bus: fetcherBus, logger, cacheDir: join(work.path, `cache-${rep}`) });
@@ -125,6 +132,7 @@ export async function runFanoutBench(options: FanoutBenchOptions): Promise<Fanou
             { timeoutMs: 600_000 },
           );
           archiveBytes = plugin.size;
+          archiveObject = plugin.object;
           answered ||= performance.now() - started;
           await installPlugin({ store: stores[i] as (typeof stores)[number], plugin, dest: join(work.path, `sb-${rep}`, `host-${i}`), reclone: false });
         }),
@@ -136,6 +144,7 @@ export async function runFanoutBench(options: FanoutBenchOptions): Promise<Fanou
     }
     const stackbusUploadPacks = gitServer.uploadPacks("bench") - packsBefore;
 
+    const transferMs = await timed(repetitions, () => Promise.all(stores.map((store) => readArchive(store, archiveObject, archiveBytes))));
     for (let rep = 0; rep < (options.clones === false ? 0 : repetitions); rep++) {
       const root = join(work.path, `clone-${rep}`);
       mkdirSync(root, { recursive: true });
@@ -146,17 +155,7 @@ export async function runFanoutBench(options: FanoutBenchOptions): Promise<Fanou
       clonesMs.push(performance.now() - started);
       rmSync(root, { recursive: true, force: true });
     }
-
-    const diskMs: number[] = [];
-    const bytes = randomBytes(archiveBytes);
-    for (let rep = 0; rep < repetitions; rep++) {
-      const root = join(work.path, `disk-${rep}`);
-      mkdirSync(root, { recursive: true });
-      const started = performance.now();
-      await Promise.all(Array.from({ length: hosts }, (_, i) => fs.promises.writeFile(join(root, `host-${i}.bin`), bytes)));
-      diskMs.push(performance.now() - started);
-      rmSync(root, { recursive: true, force: true });
-    }
+    const diskMs = await diskLimit(join(work.path, "disk"), hosts, archiveBytes, repetitions);
 
     const medianStackbusMs = median(stackbusMs);
     const medianClonesMs = median(clonesMs);
@@ -166,6 +165,7 @@ export async function runFanoutBench(options: FanoutBenchOptions): Promise<Fanou
       archiveBytes,
       stackbusMs,
       fetcherMs,
+      transferMs,
       clonesMs,
       medianStackbusMs,
       medianClonesMs,
@@ -180,6 +180,42 @@ export async function runFanoutBench(options: FanoutBenchOptions): Promise<Fanou
     await nats.stop();
     work.remove();
   }
+}
+
+/** Runs `work` `repetitions` times, one after another; the wall time of each. */
+async function timed(repetitions: number, work: () => Promise<unknown>): Promise<number[]> {
+  const times: number[] = [];
+  for (let rep = 0; rep < repetitions; rep++) {
+    const started = performance.now();
+    await work();
+    times.push(performance.now() - started);
+  }
+  return times;
+}
+
+/** Reads an object of the store to its end, counting its bytes only (the store checks its digest). */
+async function readArchive(store: ObjectStore, object: string, size: number): Promise<void> {
+  const got = await store.get(object);
+  if (!got) throw new Error(`the archive ${object} is not in the object store`);
+  let bytes = 0;
+  for await (const chunk of got.data) bytes += chunk.byteLength;
+  const err = await got.error;
+  if (err || bytes !== size) throw new Error(`reading ${object}: ${err?.message ?? `${bytes} bytes, not ${size}`}`);
+}
+
+/** The disk's limit: `hosts` copies of `size` bytes written at once (no fsync), per repetition. */
+async function diskLimit(dir: string, hosts: number, size: number, repetitions: number): Promise<number[]> {
+  const bytes = randomBytes(size);
+  const times: number[] = [];
+  for (let rep = 0; rep < repetitions; rep++) {
+    const root = join(dir, String(rep));
+    mkdirSync(root, { recursive: true });
+    const started = performance.now();
+    await Promise.all(Array.from({ length: hosts }, (_, i) => fs.promises.writeFile(join(root, `host-${i}.bin`), bytes)));
+    times.push(performance.now() - started);
+    rmSync(root, { recursive: true, force: true });
+  }
+  return times;
 }
 
 function median(values: readonly number[]): number {
@@ -216,6 +252,7 @@ async function main(): Promise<void> {
       `fan-out: ${result.hosts} hosts, ${result.sizeMB} MB plugin (archive ${(result.archiveBytes / 1024 / 1024).toFixed(1)} MB), ${options.repetitions} repetitions`,
       `  stackbus (1 clone + object store): median ${ms(result.medianStackbusMs)}  [${result.stackbusMs.map(ms).join(", ")}]  upload-packs: ${result.stackbusUploadPacks}`,
       `    of which the fetcher's clone, archive and upload, until it answered the first host: [${result.fetcherMs.map(ms).join(", ")}]`,
+      `  the transport's limit (${result.hosts} reads of the archive from the object store at once): [${result.transferMs.map(ms).join(", ")}]`,
       `  ${result.hosts} isomorphic-git clones:         median ${ms(result.medianClonesMs)}  [${result.clonesMs.map(ms).join(", ")}]`,
       `  ratio clones / stackbus: ${result.speedup.toFixed(2)}x`,
       `  the disk's limit (${result.hosts} copies of the archive's bytes written): median ${ms(result.medianDiskMs)}  [${result.diskMs.map(ms).join(", ")}]`,

@@ -7,7 +7,7 @@
  * ./stack.sh; memory. One invocation on one machine. Writes the figures to
  * test/bench-results/<timestamp>.json and the table into docs/benchmarks.md.
  *
- * Options: --n 1,10,50,100,200,500,1000  --reps 5  --large-reps 3  --fanout-reps 3  --k 10  --idle-ms 1500
+ * Options: --n 1,10,50,100,200,500,1000  --reps 5  --large-reps 3  --huge-reps 2  --fanout-reps 3  --k 10  --idle-ms 1500
  *          --agent-node-flags="--max-semi-space-size=1 --lite-mode" (the agents' Node flags; default: the agent's own)
  *          --no-fanout  --no-devstack-mode  --no-waves  --no-signing  --no-docs
  *
@@ -41,11 +41,12 @@ const { values } = parseArgs({
     n: { type: "string", default: "1,10,50,100,200,500,1000" },
     reps: { type: "string", default: "5" },
     "large-reps": { type: "string", default: "3" },
+    "huge-reps": { type: "string", default: "2" },
     k: { type: "string", default: "10" },
     "idle-ms": { type: "string", default: "1500" },
     "fanout-hosts": { type: "string", default: "50" },
     "fanout-reps": { type: "string", default: "3" },
-    "signing-hosts": { type: "string", default: "100" },
+    "signing-hosts": { type: "string", default: "50" },
     "no-fanout": { type: "boolean", default: false },
     "no-devstack-mode": { type: "boolean", default: false },
     "devstack-reps": { type: "string", default: "3" },
@@ -61,14 +62,24 @@ const reps = Number(values.reps);
 /**
  * From MID hosts on, runs are repeated --large-reps times (medians of 3 by default) and
  * warmed up once; from LARGE on not warmed up (a median of three leaves a cold first run
- * out). Below MID, --reps times after two warm-up runs.
+ * out); from HUGE on --huge-reps times (2: their mean), each run taking most of a minute
+ * on a small machine. Below MID, --reps times after two warm-up runs.
  */
 const MID = 100;
 const LARGE = 500;
+const HUGE = 1000;
+const repsFor = (hosts: number) => (hosts >= HUGE ? Number(values["huge-reps"]) : hosts >= MID ? Number(values["large-reps"]) : reps);
 const k = Number(values.k);
 const fanoutHosts = values["no-fanout"] ? [] : values["fanout-hosts"].split(",").map(Number);
 
-const say = (line: string) => process.stdout.write(`${line}\n`);
+const began = Date.now();
+/** Progress lines carry the time since the benchmark started ([m:ss]); the closing tables do not. */
+let stamped = true;
+const stamp = () => {
+  const s = Math.round((Date.now() - began) / 1000);
+  return `[${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}] `;
+};
+const say = (line: string) => process.stdout.write(`${stamped && line !== "" && !line.startsWith(" ") ? stamp() : ""}${line}\n`);
 const agentNodeFlags: readonly string[] = values["agent-node-flags"]?.split(/\s+/).filter(Boolean) ?? AGENT_NODE_FLAGS;
 
 /** The bench's services: config, fetcher and coordinator, each a `stackbus serve` process. */
@@ -121,7 +132,6 @@ class Services {
 }
 
 async function main(): Promise<void> {
-  const began = Date.now();
   const work = tempDir("sb-bench-");
   const monitorPort = await freePort();
   const nats = await startNats({ args: ["-m", String(monitorPort)] });
@@ -170,6 +180,7 @@ async function main(): Promise<void> {
       k,
       repetitions: reps,
       largeRepetitions: Number(values["large-reps"]),
+      hugeRepetitions: Number(values["huge-reps"]),
       devstack: { runsMs: devstackMs, medianMs: devstack },
       stack: rows,
       ...(signing ? { signing } : {}),
@@ -194,7 +205,7 @@ async function stackRows(ctx: StackContext, devstack: number): Promise<{ rows: S
   const rows: StackRow[] = [];
   const memory: BenchResults["memory"] = { agentIdleMiB: Number.NaN, agentRunMiB: Number.NaN, coordinatorMiB: Number.NaN, coordinatorHosts: 0 };
   for (const hosts of sizes) {
-    const { row, memory: m } = await measureStack(ctx, hosts, hosts >= MID ? Number(values["large-reps"]) : reps, hosts >= LARGE ? 0 : hosts >= MID ? 1 : 2);
+    const { row, memory: m } = await measureStack(ctx, hosts, repsFor(hosts), hosts >= LARGE ? 0 : hosts >= MID ? 1 : 2);
     if (m.agentIdleMiB !== undefined) memory.agentIdleMiB = m.agentIdleMiB;
     if (m.agentRunMiB !== undefined) memory.agentRunMiB = m.agentRunMiB;
     if (hosts >= memory.coordinatorHosts) Object.assign(memory, { coordinatorHosts: hosts, coordinatorMiB: m.coordinatorPeakMiB });
@@ -220,7 +231,7 @@ async function signingRow(ctx: StackContext, services: Services, rows: StackRow[
     return await measureSigning({
       ctx,
       hosts,
-      reps: hosts >= MID ? Number(values["large-reps"]) : reps,
+      reps: repsFor(hosts),
       dir,
       unsigned,
       startCoordinator: async (keyFile) => {
@@ -236,6 +247,7 @@ async function signingRow(ctx: StackContext, services: Services, rows: StackRow[
 }
 
 function writeResults(results: BenchResults): void {
+  stamped = false;
   const outDir = join(REPO_ROOT, "test/bench-results");
   mkdirSync(outDir, { recursive: true });
   const file = join(outDir, `${results.at.replace(/[:.]/g, "-")}.json`);

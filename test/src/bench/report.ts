@@ -36,6 +36,8 @@ export interface BenchResults {
   repetitions: number;
   /** Repetitions from N = 500 on. */
   largeRepetitions: number;
+  /** From N = 1000. */
+  hugeRepetitions?: number;
   devstack: { runsMs: number[]; medianMs: number };
   stack: StackRow[];
   signing?: SigningRow;
@@ -66,7 +68,7 @@ export function renderMarkdown(r: BenchResults): string {
   const dev = r.devstack.medianMs;
   lines.push(
     `Run of ${r.at} on ${r.machine.cpus} × ${r.machine.model}, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}; ` +
-      `K = ${r.k} no-op extras.d hooks per host; medians of ${r.repetitions} repetitions (${r.largeRepetitions} from N = 100, warmed up once below N = 500 and not from there; fan-out: ${r.fanout[0]?.stackbusMs.length ?? 0}; DevStack's own cost: ${r.devstack.runsMs.length}); the whole benchmark took ${r.durationS.toFixed(0)} s. ` +
+      `K = ${r.k} no-op extras.d hooks per host; medians of ${r.repetitions} repetitions (${r.largeRepetitions} from N = 100, warmed up once below N = 500 and not from there; ${r.hugeRepetitions ?? r.largeRepetitions} at N = 1000; fan-out: ${r.fanout[0]?.stackbusMs.length ?? 0}; DevStack's own cost: ${r.devstack.runsMs.length}); the whole benchmark took ${r.durationS.toFixed(0)} s. ` +
       "Up to 10 hosts each agent is its own `stackbus agent` process; above 10 the agents share 10 processes (column *processes*), as the floor's shells do.",
     "",
     `DevStack's own cost (one bash sourcing the helper library, then the 7 steps' hooks): **${ms(dev)} ms**.`,

@@ -163,8 +163,8 @@ export async function measureStack(ctx: StackContext, hosts: number, reps: numbe
     if (agent) memory.agentRunMiB = agent.stop();
     const latency = hosts === 1 && last ? await stepLatency(ctx.bus, `bench${hosts}`, last.runId, hostName(0)) : undefined;
 
-    await new Promise((r) => setTimeout(r, 2_000));
-    const idleSeconds = 5;
+    await new Promise((r) => setTimeout(r, 1_000));
+    const idleSeconds = 3;
     const i0 = await serverTraffic(ctx.monitor);
     await new Promise((r) => setTimeout(r, idleSeconds * 1_000));
     const idleTraffic = scaleTraffic(subTraffic(await serverTraffic(ctx.monitor), i0), hosts * idleSeconds);

@@ -7,7 +7,7 @@
  * ./stack.sh; memory. One invocation on one machine. Writes the figures to
  * test/bench-results/<timestamp>.json and the table into docs/benchmarks.md.
  *
- * Options: --n 1,10,50,100,200,500,1000  --reps 5  --large-reps 3  --huge-reps 2  --fanout-reps 3  --k 10  --idle-ms 1500
+ * Options: --n 1,10,50,100,200,500,1000  --reps 5  --large-reps 3  --huge-reps 2  --fanout-reps 3  --k 10  --idle-ms 1200
  *          --agent-node-flags="--max-semi-space-size=1 --lite-mode" (the agents' Node flags; default: the agent's own)
  *          --no-fanout  --no-devstack-mode  --no-waves  --no-signing  --no-docs
  *
@@ -43,7 +43,7 @@ const { values } = parseArgs({
     "large-reps": { type: "string", default: "3" },
     "huge-reps": { type: "string", default: "2" },
     k: { type: "string", default: "10" },
-    "idle-ms": { type: "string", default: "1500" },
+    "idle-ms": { type: "string", default: "1200" },
     "fanout-hosts": { type: "string", default: "50" },
     "fanout-reps": { type: "string", default: "3" },
     "signing-hosts": { type: "string", default: "50" },
@@ -62,8 +62,9 @@ const reps = Number(values.reps);
 /**
  * From MID hosts on, runs are repeated --large-reps times (medians of 3 by default) and
  * warmed up once; from LARGE on not warmed up (a median of three leaves a cold first run
- * out); from HUGE on --huge-reps times (2: their mean), each run taking most of a minute
- * on a small machine. Below MID, --reps times after two warm-up runs.
+ * out; the agents' spare sessions are let settle first); from HUGE on --huge-reps times
+ * (2: their mean), each run taking most of a minute on a small machine. Below MID, --reps
+ * times after a warm-up run.
  */
 const MID = 100;
 const LARGE = 500;
@@ -157,7 +158,7 @@ async function main(): Promise<void> {
     const { rows, memory } = await stackRows(ctx, devstack);
 
     const signing = values["no-signing"] ? undefined : await signingRow(ctx, services, rows, work.path);
-    const waves = values["no-waves"] ? undefined : await measureWaves({ bus, url: nats.url, root: join(work.path, "waves"), reps: 3, nodeFlags: agentNodeFlags, say });
+    const waves = values["no-waves"] ? undefined : await measureWaves({ bus, url: nats.url, root: join(work.path, "waves"), reps: 2, nodeFlags: agentNodeFlags, say });
 
     const fanout: FanoutRow[] = [];
     for (const h of fanoutHosts) {
@@ -205,7 +206,7 @@ async function stackRows(ctx: StackContext, devstack: number): Promise<{ rows: S
   const rows: StackRow[] = [];
   const memory: BenchResults["memory"] = { agentIdleMiB: Number.NaN, agentRunMiB: Number.NaN, coordinatorMiB: Number.NaN, coordinatorHosts: 0 };
   for (const hosts of sizes) {
-    const { row, memory: m } = await measureStack(ctx, hosts, repsFor(hosts), hosts >= LARGE ? 0 : hosts >= MID ? 1 : 2);
+    const { row, memory: m } = await measureStack(ctx, hosts, repsFor(hosts), hosts >= LARGE ? 0 : 1);
     if (m.agentIdleMiB !== undefined) memory.agentIdleMiB = m.agentIdleMiB;
     if (m.agentRunMiB !== undefined) memory.agentRunMiB = m.agentRunMiB;
     if (hosts >= memory.coordinatorHosts) Object.assign(memory, { coordinatorHosts: hosts, coordinatorMiB: m.coordinatorPeakMiB });
@@ -231,7 +232,7 @@ async function signingRow(ctx: StackContext, services: Services, rows: StackRow[
     return await measureSigning({
       ctx,
       hosts,
-      reps: repsFor(hosts),
+      reps: Number(values["large-reps"]),
       dir,
       unsigned,
       startCoordinator: async (keyFile) => {
@@ -271,7 +272,8 @@ function writeResults(results: BenchResults): void {
 }
 
 async function runFanout(hosts: number, repetitions: number): Promise<FanoutRow> {
-  const child = spawn(process.execPath, [FANOUT, "--hosts", String(hosts), "--size-mb", "5", "--repetitions", String(repetitions), "--json"], { stdio: ["ignore", "pipe", "inherit"] });
+  const clones = String(Math.min(repetitions, 2));
+  const child = spawn(process.execPath, [FANOUT, "--hosts", String(hosts), "--size-mb", "5", "--repetitions", String(repetitions), "--clone-repetitions", clones, "--json"], { stdio: ["ignore", "pipe", "inherit"] });
   track(child);
   let out = "";
   child.stdout.on("data", (c: Buffer) => (out += c.toString()));

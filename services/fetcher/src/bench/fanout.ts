@@ -35,6 +35,8 @@ export interface FanoutBenchOptions {
   repetitions: number;
   /** Measure the clones too (off: the stackbus side alone, for profiling it). @default true */
   clones?: boolean;
+  /** Measurements of the clones (they vary little and take the longest). @default repetitions */
+  cloneRepetitions?: number;
 }
 
 export interface FanoutBenchResult {
@@ -145,7 +147,7 @@ export async function runFanoutBench(options: FanoutBenchOptions): Promise<Fanou
     const stackbusUploadPacks = gitServer.uploadPacks("bench") - packsBefore;
 
     const transferMs = await timed(repetitions, () => Promise.all(stores.map((store) => readArchive(store, archiveObject, archiveBytes))));
-    for (let rep = 0; rep < (options.clones === false ? 0 : repetitions); rep++) {
+    for (let rep = 0; rep < (options.clones === false ? 0 : (options.cloneRepetitions ?? repetitions)); rep++) {
       const root = join(work.path, `clone-${rep}`);
       mkdirSync(root, { recursive: true });
       const started = performance.now();
@@ -232,6 +234,7 @@ async function main(): Promise<void> {
       repetitions: { type: "string", default: "3" },
       json: { type: "boolean", default: false },
       "no-clones": { type: "boolean", default: false },
+      "clone-repetitions": { type: "string" },
     },
     strict: true,
   });
@@ -240,6 +243,7 @@ async function main(): Promise<void> {
     sizeMB: positiveInt("--size-mb", values["size-mb"]),
     repetitions: positiveInt("--repetitions", values.repetitions),
     clones: !values["no-clones"],
+    ...(values["clone-repetitions"] !== undefined ? { cloneRepetitions: positiveInt("--clone-repetitions", values["clone-repetitions"]) } : {}),
   };
   const result = await runFanoutBench(options);
   if (values.json) {

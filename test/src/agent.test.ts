@@ -291,7 +291,7 @@ describe("agent - accepts only phase commands and cancels the coordinator signed
 
   it("runs the command the coordinator signed for this host", async () => {
     const signed = signer.sign(subjects.hostCommand("testlab", "solo"), command);
-    // A step that ends within ACK_AFTER_MS is answered by its stored result, not a reply.
+    // A step that ends within the agent's ackAfterMs is answered by its stored result, not a reply.
     const first = await send(signed).catch((err: unknown) => ((err as { code?: string }).code === "TIMEOUT" ? null : Promise.reject(err)));
     if (first) assert.equal(first.state, "started");
     const again = await send(signed);

@@ -379,8 +379,9 @@ export class RunMachine {
           continue;
         }
         // An agent that has the step (nats-server did not say nobody listens for it) answers it
-        // within 100 ms (the agent's ACK_AFTER_MS) or with its result: one that sends nothing,
-        // no answer, heartbeat or result, for the heartbeat timeout is lost.
+        // within a quarter of the ack and heartbeat timeouts (at most 1 s, the agent's
+        // ACK_AFTER_MS) or with its result: one that sends nothing, no answer, heartbeat or
+        // result, for the heartbeat timeout is lost.
         if (!v.unheard && now - v.lastHeartbeat >= heartbeatTimeoutMs) {
           decisions.push(this.#decideHost(host, step, "lost", now, v.firstSentAt, `${host} stopped sending heartbeats during ${step} (nothing from its agent for ${ms(now - v.lastHeartbeat)} since the step was sent)`));
           continue;
@@ -489,6 +490,7 @@ export class RunMachine {
       configRevision: this.configRevision,
       timeoutMs: this.spec.policy.phaseTimeoutMs,
       heartbeatTimeoutMs: this.spec.policy.heartbeatTimeoutMs,
+      ackTimeoutMs: this.spec.policy.ackTimeoutMs,
       facts: this.facts,
     };
   }

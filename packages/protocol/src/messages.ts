@@ -417,6 +417,8 @@ export const PhaseCommandSchema = z.object({
   timeoutMs: Millis,
   /** The run's heartbeat timeout: while the step is in hand the agent beats often enough for it (a quarter of it). */
   heartbeatTimeoutMs: Millis.optional(),
+  /** The run's ack timeout: the agent acknowledges a step still running well within it (and the heartbeat timeout). */
+  ackTimeoutMs: Millis.optional(),
   facts: FactsSchema,
   /** The coordinator's signature over the subject and the rest of the command (see the bus package's signing). */
   sig: z.string().optional(),

@@ -4,10 +4,17 @@ import { StateStore } from "./state.js";
 import { agentFailure, failedResult, originOf, resultMsgId, type StepOrigin } from "./results.js";
 
 /**
- * A step still running this long after its command came is acknowledged; one that ended
- * sooner is acknowledged by its result in the run stream, which the coordinator reads.
+ * A step still running this long after its command came is acknowledged (sooner when a
+ * quarter of the run's ack or heartbeat timeout is shorter); one that ended sooner is
+ * acknowledged by its result in the run stream, which the coordinator reads. The
+ * coordinator sends an unacknowledged command again only after 4 s.
  */
-export const ACK_AFTER_MS = 100;
+export const ACK_AFTER_MS = 1_000;
+
+/** When a new step's command is acknowledged if the step still runs. */
+export function ackAfterMs(cmd: Pick<PhaseCommand, "ackTimeoutMs" | "heartbeatTimeoutMs">): number {
+  return Math.min(ACK_AFTER_MS, Math.floor((cmd.ackTimeoutMs ?? Infinity) / 4), Math.floor((cmd.heartbeatTimeoutMs ?? Infinity) / 4));
+}
 
 /** The key of a step in the ledger and among the active steps. */
 function stepKey(ref: { runId: string; attempt: number; step: string }): string {
@@ -62,7 +69,7 @@ export class CommandLedger {
   /**
    * Answers a command: the stored result of a step already done, `running` for one
    * running now. A new one is recorded and handed to `run`, and answered `started` if it
-   * still runs ACK_AFTER_MS later, else not at all: its result, stored in the run stream,
+   * still runs `ackAfterMs` later, else not at all: its result, stored in the run stream,
    * answers it (or, if that could not be stored, the answer to the coordinator's next copy
    * of the command, from the state dir).
    */
@@ -92,7 +99,7 @@ export class CommandLedger {
     const key = stepKey(cmd);
     let answer: (a: CommandAck | typeof NO_REPLY) => void = () => undefined;
     const answered = new Promise<CommandAck | typeof NO_REPLY>((resolve) => (answer = resolve));
-    const ackTimer = setTimeout(() => answer(ack("started")), ACK_AFTER_MS);
+    const ackTimer = setTimeout(() => answer(ack("started")), ackAfterMs(cmd));
     const done = (async () => {
       this.busy = { runId: cmd.runId, attempt: cmd.attempt, step: cmd.step };
       let result: StepResult;

@@ -57,6 +57,8 @@ interface Volatile {
   resendMs: number;
   /** nats-server answered a copy: nobody listens on the host's subject (until the agent is heard from). */
   unheard: boolean;
+  /** A copy after the first was answered so while the first was not: the agent that had the step went away. */
+  gone: boolean;
   ackedAt: number | null;
   /** The last sign of the agent's life for this step: its heartbeat or its answer; the first copy's time before either. */
   lastHeartbeat: number;
@@ -256,7 +258,7 @@ export class RunMachine {
 
   noteSent(host: string, now: number): void {
     const v = this.#volatile.get(host);
-    if (!v) this.#volatile.set(host, { firstSentAt: now, lastSentAt: now, resendMs: RESEND_FIRST_MS, unheard: false, ackedAt: null, lastHeartbeat: now });
+    if (!v) this.#volatile.set(host, { firstSentAt: now, lastSentAt: now, resendMs: RESEND_FIRST_MS, unheard: false, gone: false, ackedAt: null, lastHeartbeat: now });
     else {
       v.resendMs = Math.min(RESEND_MAX_MS, Math.max(RESEND_FIRST_MS, v.resendMs * 2));
       v.lastSentAt = now;
@@ -267,6 +269,7 @@ export class RunMachine {
   noteUnheard(host: string): void {
     const v = this.#volatile.get(host);
     if (!v) return;
+    if (!v.unheard && v.lastSentAt > v.firstSentAt) v.gone = true;
     v.resendMs = RESEND_MS;
     v.unheard = true;
   }
@@ -278,6 +281,7 @@ export class RunMachine {
       v.ackedAt = now;
       v.lastHeartbeat = now;
       v.unheard = false;
+      v.gone = false;
     }
     return ack.state === "done" ? ack.result : undefined;
   }
@@ -287,6 +291,7 @@ export class RunMachine {
     if (!v) return;
     v.lastHeartbeat = now;
     v.unheard = false;
+    v.gone = false;
   }
 
   // ---------------------------------------------------------------- deciding
@@ -378,16 +383,16 @@ export class RunMachine {
           decisions.push(this.#decideHost(host, step, "lost", now, v.firstSentAt, `${host} did not acknowledge ${step} within ${ms(ackTimeoutMs)} (is its agent running?)`));
           continue;
         }
-        // An agent that has the step (nats-server did not say nobody listens for it) answers it
-        // within a quarter of the ack and heartbeat timeouts (at most 1 s, the agent's
-        // ACK_AFTER_MS) or with its result: one that sends nothing, no answer, heartbeat or
-        // result, for the heartbeat timeout is lost.
-        if (!v.unheard && now - v.lastHeartbeat >= heartbeatTimeoutMs) {
-          decisions.push(this.#decideHost(host, step, "lost", now, v.firstSentAt, `${host} stopped sending heartbeats during ${step} (nothing from its agent for ${ms(now - v.lastHeartbeat)} since the step was sent)`));
+        // An agent acknowledges a step within a second (the agent's ACK_AFTER_MS) or answers it
+        // with its result. One that had the step (nats-server delivered the first copy) and
+        // went away before either (nobody listens for a later copy) is lost like one whose
+        // heartbeats stopped, once nothing came from it for the heartbeat timeout.
+        if (v.gone && now - v.lastHeartbeat >= heartbeatTimeoutMs) {
+          decisions.push(this.#decideHost(host, step, "lost", now, v.firstSentAt, `${host} stopped sending heartbeats during ${step} (its agent went away before it acknowledged the step; nothing from it for ${ms(now - v.lastHeartbeat)})`));
           continue;
         }
         if (now - v.lastSentAt >= v.resendMs) decisions.push({ kind: "send", host, command: this.command(step) });
-        wake = Math.min(wake, v.firstSentAt + ackTimeoutMs, Math.max(now, v.lastSentAt) + v.resendMs, v.unheard ? Number.POSITIVE_INFINITY : v.lastHeartbeat + heartbeatTimeoutMs);
+        wake = Math.min(wake, v.firstSentAt + ackTimeoutMs, Math.max(now, v.lastSentAt) + v.resendMs, v.gone ? v.lastHeartbeat + heartbeatTimeoutMs : Number.POSITIVE_INFINITY);
         continue;
       }
       if (now - v.lastHeartbeat >= heartbeatTimeoutMs) {
